@@ -1,0 +1,113 @@
+#!/usr/bin/env -S uv run --script
+# /// script
+# dependencies = ["nox>=2025.2.9"]
+# ///
+"""Every check of the project: ``nox`` runs them all, ``nox -s NAME`` one of them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests", "doctests", "mypy", "lint", "docs"]
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+PACKAGE = ROOT / "attention_from_scratch"
+DOCS_BUILD = ROOT / "docs" / "_build"
+
+
+def _install(session: nox.Session, *groups: str, extras: str = "") -> None:
+    """Install the package (with ``extras``) and the named dependency groups."""
+    requirements: list[str] = []
+    for group in groups:
+        requirements += nox.project.dependency_groups(PYPROJECT, group)
+    session.install(f".{extras}", *requirements)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite and the module doctests with warnings as errors."""
+    _install(session, "test")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def doctests(session: nox.Session) -> None:
+    """Run ``python -m doctest`` on every module, from the repo root, as readers do."""
+    _install(session)
+    modules = sorted(p for p in PACKAGE.glob("*.py") if p.name != "__main__.py")
+    for module in modules:
+        session.run("python", "-m", "doctest", str(module.relative_to(ROOT)))
+
+
+@nox.session
+def mypy(session: nox.Session) -> None:
+    """Type-check the package, the tests and this file with ``mypy --strict``."""
+    _install(session, "typing")
+    session.run("mypy", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff lint and format check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the book (zero warnings) and run the doctests of its narrative pages."""
+    _install(session, "docs", extras="[plot]")
+    shutil.rmtree(DOCS_BUILD, ignore_errors=True)
+    common = ["-n", "-T", "-W", "docs"]
+    session.run("sphinx-build", "-b", "html", *common, str(DOCS_BUILD / "html"))
+    session.run("sphinx-build", "-b", "doctest", *common, str(DOCS_BUILD / "doctest"))
+    session.log(f"The book is at {DOCS_BUILD / 'html' / 'index.html'}")
+
+
+@nox.session(default=False)
+def demo(session: nox.Session) -> None:
+    """The main job: build the book, explain the running example, write the HTML view."""
+    _install(session, "docs", extras="[plot]")
+    session.run(
+        "sphinx-build", "-q", "-b", "html", "-n", "-T", "-W", "docs", str(DOCS_BUILD / "html")
+    )
+    view = DOCS_BUILD / "demo" / "attention.html"
+    args = session.posargs or ["explain", "--html", str(view)]
+    session.run("python", "-m", "attention_from_scratch", *args)
+    session.log(f"The book is at {DOCS_BUILD / 'html' / 'index.html'}")
+
+
+@nox.session(default=False)
+def crosscheck(session: nox.Session) -> None:
+    """Compare against scipy.special and, where it installs, torch (CPU)."""
+    _install(session, "test")
+    session.install("torch==2.13.0")
+    session.run("pytest", "-m", "crosscheck", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks (timings are reported, never asserted)."""
+    _install(session, "test")
+    session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session(default=False)
+def serve(session: nox.Session) -> None:
+    """Build the book and serve it on http://127.0.0.1:8000."""
+    _install(session, "docs", extras="[plot]")
+    session.run("sphinx-build", "-b", "html", "-n", "-T", "-W", "docs", str(DOCS_BUILD / "html"))
+    session.run(
+        "python", "-m", "http.server", "8000", "-b", "127.0.0.1", "-d", str(DOCS_BUILD / "html")
+    )
+
+
+if __name__ == "__main__":
+    nox.main()
