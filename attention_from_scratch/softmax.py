@@ -1,0 +1,634 @@
+r"""Softmax: from attention scores to attention weights.
+
+Scaled dot-product attention (:cite:t:`vaswani2017attention`, §3.2.1, Eq. 1) turns
+each query's row of scores into weights that are positive and sum to one:
+
+.. math::
+
+   \operatorname{Attention}(Q, K, V) =
+   \operatorname{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}}\right) V .
+
+This module is that softmax and everything attention needs around it:
+
+* :func:`softmax` -- the weights, with ``temperature`` and a boolean ``where`` mask;
+* :func:`log_softmax` and :func:`logsumexp` -- the same in log space;
+* :func:`entropy` -- how spread out a row of weights is, in nats;
+* :func:`softmax_jacobian` and :func:`softmax_vjp` -- its derivative, for the
+  backward pass of attention.
+
+Every routine is numerically stable (it never overflows for finite input), keeps
+the input's floating dtype (``float16`` is accumulated in ``float32``), and follows
+the input policy of the package: NaN and ``+inf`` are errors, ``-inf`` means
+"weight 0".
+
+The running example for this module is the Gram-matrix example of the book: three
+tokens ``x = [[1, 0, 1, 0], [0, 2, 0, 2], [1, 1, 1, 1]]`` attending to each other with
+``Q = K = V = x``, whose scaled scores ``x x^T / sqrt(4)`` are::
+
+    [[1, 0, 1],
+     [0, 4, 2],
+     [1, 2, 2]]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from attention_from_scratch._checks import (
+    BoolArray,
+    F,
+    FloatArray,
+    as_bool_mask,
+    as_float_array,
+    check_finite,
+    check_row_max,
+    check_same_dtype,
+    check_same_shape,
+    normalize_axis,
+    positive_finite,
+    working_dtype,
+)
+
+__all__ = [
+    "entropy",
+    "log_softmax",
+    "logsumexp",
+    "softmax",
+    "softmax_jacobian",
+    "softmax_vjp",
+]
+
+
+def _at_least_1d(arr: FloatArray, name: str) -> None:
+    if arr.ndim == 0:
+        msg = f"{name} needs at least one dimension (the axis to normalise over), got a 0-d array"
+        raise ValueError(msg)
+
+
+def _softmax_inplace(
+    z: NDArray[F],
+    *,
+    axis: int,
+    temperature: float = 1.0,
+    where: BoolArray | None = None,
+    allow_empty_rows: bool,
+    name: str,
+) -> NDArray[F]:
+    """Overwrite the array ``z`` with its softmax along ``axis`` and return it.
+
+    Shared by :func:`softmax` and attention, which owns its score buffer and so can
+    let the softmax work in place. ``where`` must already broadcast to ``z``.
+    """
+    # Entries excluded by `where` are never read: they become -inf, so exp gives 0.
+    if where is not None:
+        np.copyto(z, -np.inf, where=~where)
+    # m = max_j z_j: the stabilising shift, and the cheap validation of the row.
+    row_max = np.max(z, axis=axis, keepdims=True)
+    check_row_max(row_max, z, name, allow_empty_rows=allow_empty_rows)
+    if allow_empty_rows:
+        # Rows with nothing allowed: shift by 0 so they stay -inf (not -inf - -inf = NaN).
+        np.copyto(row_max, 0.0, where=np.isneginf(row_max))
+    with np.errstate(over="ignore"):  # (-1e308) - 1e308 -> -inf, whose exp is exactly 0
+        np.subtract(z, row_max, out=z)  # z - m <= 0
+        if temperature != 1.0:
+            np.divide(z, temperature, out=z)  # (z - m) / T <= 0
+    np.exp(z, out=z)  # in (0, 1], the row maximum gives exactly 1
+    total = np.sum(z, axis=axis, keepdims=True)  # >= 1 for every row with an entry allowed
+    if allow_empty_rows:
+        np.copyto(total, 1.0, where=total == 0.0)  # empty rows: 0 / 1 = 0, not 0 / 0
+    np.divide(z, total, out=z)
+    return z
+
+
+def softmax(
+    x: ArrayLike,
+    /,
+    *,
+    axis: int = -1,
+    temperature: float = 1.0,
+    where: ArrayLike | None = None,
+) -> FloatArray:
+    r"""Normalised exponentials of ``x`` along ``axis``: positive weights that sum to 1.
+
+    Turns a row of attention scores into attention weights. A larger score gets a
+    larger weight, adding a constant to the row changes nothing, and
+    ``temperature`` sharpens (``< 1``) or flattens (``> 1``) the distribution.
+
+    Parameters
+    ----------
+    x : (..., n, ...) array_like
+        Scores (logits). Real numbers; ``-inf`` entries get weight exactly 0.
+        Integer input is converted to ``float64``.
+    axis : int, optional
+        The axis to normalise over. Default ``-1``, the keys of an attention row.
+    temperature : float, optional
+        Divides the scores before the exponential; finite and ``> 0``. Default 1.
+    where : (..., n, ...) array_like of bool, optional
+        Broadcastable to ``x``. Entries where it is False get weight exactly 0 and are
+        not read; a row with no True entry is all zeros (an attention query that may
+        attend to nothing).
+
+    Returns
+    -------
+    weights : (..., n, ...) ndarray
+        Same shape and floating dtype as ``x``; every row along ``axis`` sums to 1
+        (or is all zeros when ``where`` allows none of its entries).
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is 0-d, holds NaN or ``+inf`` (where allowed), has a row that is
+        entirely ``-inf`` while ``where`` is not given, if ``temperature`` is not
+        finite and positive, or if ``where`` does not broadcast to ``x``.
+    TypeError
+        If ``x`` is bool, complex or not numeric, or ``where`` is not bool.
+    numpy.exceptions.AxisError
+        If ``axis`` is out of range.
+
+    See Also
+    --------
+    log_softmax : The logarithm of the softmax, computed without cancellation.
+    logsumexp : The normaliser :math:`\log \sum_j e^{x_j}`.
+
+    Notes
+    -----
+    In code, ``e = np.exp((x - x.max()) / t); weights = e / e.sum()``. In maths, for a
+    row :math:`x \in \mathbb{R}^n` and temperature :math:`T`,
+
+    .. math::
+
+       \operatorname{softmax}(x)_i = \frac{e^{x_i / T}}{\sum_{j=1}^{n} e^{x_j / T}}
+                                   = \frac{e^{(x_i - m)/T}}{\sum_{j} e^{(x_j - m)/T}},
+       \qquad m = \max_j x_j .
+
+    The two forms are equal because the factor :math:`e^{-m/T}` cancels. The second is
+    the one computed: every exponent is :math:`\le 0`, so no exponential overflows,
+    and the largest term is exactly :math:`e^0 = 1`, so the denominator is at least 1
+    and never underflows to 0 :cite:p:`blanchard2021accurately`. The row maximum
+    :math:`m` also validates the input at no extra cost: it is NaN when the row holds
+    NaN, ``+inf`` when it holds ``+inf`` and ``-inf`` only when the whole row is
+    ``-inf``. ``float16`` input is computed in ``float32`` and rounded once at the end.
+
+    In attention the temperature is :math:`\sqrt{d_k}`: dividing the dot products by
+    it keeps their spread near 1, so the softmax stays soft instead of saturating to
+    a one-hot vector :cite:p:`vaswani2017attention`.
+
+    References
+    ----------
+    :cite:t:`vaswani2017attention`, §3.2.1; :cite:t:`bridle1990probabilistic`.
+
+    Examples
+    --------
+    Row 0 of the running example's scores: the two equal scores share the weight.
+
+    >>> import numpy as np
+    >>> from attention_from_scratch.softmax import softmax
+    >>> scores = np.array([[1.0, 0.0, 1.0], [0.0, 4.0, 2.0], [1.0, 2.0, 2.0]])
+    >>> print(np.round(softmax(scores), 4))
+    [[0.4223 0.1554 0.4223]
+     [0.0159 0.8668 0.1173]
+     [0.1554 0.4223 0.4223]]
+    >>> print(softmax(scores).sum(axis=-1))
+    [1. 1. 1.]
+
+    A higher temperature flattens the row, a lower one sharpens it:
+
+    >>> print(np.round(softmax([0.0, 4.0, 2.0], temperature=10.0), 4))
+    [0.2693 0.4018 0.3289]
+    >>> print(np.round(softmax([0.0, 4.0, 2.0], temperature=0.1), 4) + 0.0)
+    [0. 1. 0.]
+
+    ``where`` removes entries; a row with nothing allowed is all zeros:
+
+    >>> allowed = np.array([[True, False, False], [True, True, False], [False] * 3])
+    >>> print(np.round(softmax(scores, where=allowed), 4))
+    [[1.    0.    0.   ]
+     [0.018 0.982 0.   ]
+     [0.    0.    0.   ]]
+    """
+    arr = as_float_array(x, "x")
+    _at_least_1d(arr, "x")
+    ax = normalize_axis(axis, arr.ndim)
+    t = positive_finite(temperature, "temperature")
+    mask: BoolArray | None = None
+    if where is not None:
+        mask = _broadcast_where(where, arr.shape)
+    work = arr.astype(working_dtype(arr.dtype), copy=True)  # never modify the input
+    if work.size:
+        _softmax_inplace(
+            work, axis=ax, temperature=t, where=mask, allow_empty_rows=mask is not None, name="x"
+        )
+    return work.astype(arr.dtype, copy=False)
+
+
+def _broadcast_where(where: object, shape: tuple[int, ...]) -> BoolArray:
+    mask = as_bool_mask(where, "where")
+    try:
+        return np.broadcast_to(mask, shape)
+    except ValueError:
+        msg = f"where of shape {mask.shape} does not broadcast to x of shape {shape}"
+        raise ValueError(msg) from None
+
+
+def _shifted(
+    arr: FloatArray, axis: int, name: str, *, allow_empty_rows: bool
+) -> tuple[FloatArray, FloatArray]:
+    """Return ``(z - m, m)`` in the working dtype, with ``m`` the row max (-inf rows: 0).
+
+    Validates ``arr`` through ``m``: NaN or ``+inf`` raise, and so do rows that are all
+    ``-inf`` unless ``allow_empty_rows``; those then have ``m == 0`` and ``z - m == -inf``.
+    """
+    work = arr.astype(working_dtype(arr.dtype), copy=False)
+    row_max = np.max(work, axis=axis, keepdims=True)
+    check_row_max(
+        row_max, work, name, allow_empty_rows=allow_empty_rows, hint="log_softmax is -inf - -inf"
+    )
+    np.copyto(row_max, 0.0, where=np.isneginf(row_max))
+    with np.errstate(over="ignore"):
+        shifted = work - row_max
+    return shifted, row_max
+
+
+def log_softmax(
+    x: ArrayLike,
+    /,
+    *,
+    axis: int = -1,
+    temperature: float = 1.0,
+) -> FloatArray:
+    r"""Logarithm of :func:`softmax`, computed without taking the log of a rounded 0.
+
+    Parameters
+    ----------
+    x : (..., n, ...) array_like
+        Scores (logits); ``-inf`` entries give ``-inf``.
+    axis : int, optional
+        The axis to normalise over. Default ``-1``.
+    temperature : float, optional
+        Divides the scores first; finite and ``> 0``. Default 1.
+
+    Returns
+    -------
+    log_weights : (..., n, ...) ndarray
+        Same shape and dtype as ``x``; ``exp(log_weights)`` sums to 1 along ``axis``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is 0-d, holds NaN or ``+inf``, has a row that is entirely ``-inf``,
+        or ``temperature`` is not finite and positive.
+    TypeError
+        If ``x`` is bool, complex or not numeric.
+
+    See Also
+    --------
+    softmax, logsumexp
+
+    Notes
+    -----
+    In code, ``z = (x - x.max()) / t; z - np.log(np.exp(z).sum())``. In maths,
+
+    .. math::
+
+       \log \operatorname{softmax}(x)_i = \frac{x_i - m}{T}
+           - \log \sum_j e^{(x_j - m)/T}, \qquad m = \max_j x_j .
+
+    ``np.log(softmax(x))`` would give ``-inf`` as soon as a weight underflows to 0
+    (a score more than about 745 below the maximum in float64); this form stays
+    finite and exact there, and the sum inside the log is at least 1
+    :cite:p:`blanchard2021accurately`.
+
+    References
+    ----------
+    :cite:t:`blanchard2021accurately`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attention_from_scratch.softmax import log_softmax
+    >>> print(np.round(log_softmax([1.0, 0.0, 1.0]), 4))
+    [-0.862 -1.862 -0.862]
+
+    Far below the maximum the weight underflows, its logarithm does not:
+
+    >>> print(log_softmax([0.0, -1000.0]))
+    [    0. -1000.]
+    """
+    arr = as_float_array(x, "x")
+    _at_least_1d(arr, "x")
+    ax = normalize_axis(axis, arr.ndim)
+    t = positive_finite(temperature, "temperature")
+    if arr.size == 0:
+        return arr.copy()
+    shifted, _ = _shifted(arr, ax, "x", allow_empty_rows=False)
+    with np.errstate(over="ignore"):
+        if t != 1.0:
+            shifted /= t
+    normaliser = np.log(np.sum(np.exp(shifted), axis=ax, keepdims=True))  # log(>= 1) >= 0
+    out: FloatArray = (shifted - normaliser).astype(arr.dtype, copy=False)
+    return out
+
+
+def logsumexp(x: ArrayLike, /, *, axis: int = -1, keepdims: bool = False) -> FloatArray:
+    r"""The log of the sum of exponentials along ``axis``, without overflow.
+
+    It is the normaliser of softmax: ``softmax(x) = exp(x - logsumexp(x, keepdims=True))``,
+    and the "soft maximum" of a row of scores, between ``max(x)`` and
+    ``max(x) + log(n)``.
+
+    Parameters
+    ----------
+    x : (..., n, ...) array_like
+        Real numbers; ``-inf`` entries contribute 0 to the sum.
+    axis : int, optional
+        The axis to reduce. Default ``-1``.
+    keepdims : bool, optional
+        Keep the reduced axis with length 1. Default False.
+
+    Returns
+    -------
+    lse : ndarray
+        ``x``'s shape without ``axis`` (or with it of length 1), ``x``'s dtype. A row
+        that is entirely ``-inf`` gives ``-inf`` (the log of an empty sum), as does a
+        row of length 0.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is 0-d or holds NaN or ``+inf``.
+    TypeError
+        If ``x`` is bool, complex or not numeric.
+
+    See Also
+    --------
+    softmax, log_softmax, scipy.special.logsumexp
+
+    Notes
+    -----
+    In code, ``m = x.max(); m + np.log(np.exp(x - m).sum())``. In maths,
+
+    .. math::
+
+       \operatorname{LSE}(x) = \log \sum_{j=1}^{n} e^{x_j}
+                             = m + \log \sum_{j=1}^{n} e^{x_j - m},
+       \qquad m = \max_j x_j .
+
+    Every exponent is :math:`\le 0` (no overflow) and the sum is between 1 and
+    :math:`n` (no underflow, no log of 0), so the result is accurate to a few ulps of
+    :math:`m` :cite:p:`blanchard2021accurately`.
+
+    References
+    ----------
+    :cite:t:`blanchard2021accurately`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attention_from_scratch.softmax import logsumexp
+    >>> scores = np.array([[1.0, 0.0, 1.0], [0.0, 4.0, 2.0], [1.0, 2.0, 2.0]])
+    >>> print(np.round(logsumexp(scores), 4))
+    [1.862  4.1429 2.862 ]
+
+    No overflow where ``np.log(np.sum(np.exp(x)))`` gives ``inf``:
+
+    >>> print(round(float(logsumexp([1000.0, 1000.0])), 4))
+    1000.6931
+    """
+    arr = as_float_array(x, "x")
+    _at_least_1d(arr, "x")
+    ax = normalize_axis(axis, arr.ndim)
+    if arr.shape[ax] == 0:
+        shape = np.sum(arr, axis=ax, keepdims=keepdims).shape
+        return np.full(shape, -np.inf, dtype=arr.dtype)
+    shifted, row_max = _shifted(arr, ax, "x", allow_empty_rows=True)
+    with np.errstate(divide="ignore"):  # log(0) = -inf for rows that are all -inf
+        out = row_max + np.log(np.sum(np.exp(shifted), axis=ax, keepdims=True))
+    if not keepdims:
+        out = np.squeeze(out, axis=ax)
+    lse: FloatArray = out.astype(arr.dtype, copy=False)
+    return lse
+
+
+def entropy(p: ArrayLike, /, *, axis: int = -1) -> FloatArray:
+    r"""Shannon entropy :math:`-\sum_i p_i \log p_i` of weights along ``axis``, in nats.
+
+    Measures how spread out a query's attention is: 0 when it attends to a single
+    key, :math:`\log n` when it attends uniformly to :math:`n` keys. ``exp(entropy)``
+    is the "effective number of keys" attended to.
+
+    Parameters
+    ----------
+    p : (..., n, ...) array_like
+        Non-negative weights, usually a softmax output. They are not renormalised.
+    axis : int, optional
+        The axis to reduce. Default ``-1``.
+
+    Returns
+    -------
+    h : ndarray
+        ``p``'s shape without ``axis``, ``p``'s dtype.
+
+    Raises
+    ------
+    ValueError
+        If ``p`` is 0-d, not finite, or has a negative entry.
+    TypeError
+        If ``p`` is bool, complex or not numeric.
+
+    See Also
+    --------
+    softmax
+
+    Notes
+    -----
+    In code, ``-(p * np.log(p)).sum()`` with the convention :math:`0 \log 0 = 0`
+    (the limit of :math:`p \log p` as :math:`p \to 0^+`):
+
+    .. math::
+
+       H(p) = -\sum_{i : p_i > 0} p_i \log p_i .
+
+    The logarithm is only evaluated where :math:`p_i > 0`, so no ``-inf * 0 = NaN``
+    and no divide-by-zero warning can occur :cite:p:`cover2006elements`.
+
+    References
+    ----------
+    :cite:t:`cover2006elements`, §2.1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attention_from_scratch.softmax import entropy, softmax
+    >>> scores = np.array([[1.0, 0.0, 1.0], [0.0, 4.0, 2.0], [1.0, 2.0, 2.0]])
+    >>> print(np.round(entropy(softmax(scores)), 4))
+    [1.0174 0.4411 1.0174]
+    >>> print(float(entropy([1.0, 0.0, 0.0])), bool(np.isclose(entropy([1/3] * 3), np.log(3))))
+    0.0 True
+    """
+    arr = as_float_array(p, "p")
+    _at_least_1d(arr, "p")
+    ax = normalize_axis(axis, arr.ndim)
+    check_finite(arr, "p")
+    if (arr < 0).any():
+        index = tuple(int(i) for i in np.argwhere(arr < 0)[0])
+        msg = f"p must be non-negative: found {float(arr[index])} at index {index}"
+        raise ValueError(msg)
+    work = arr.astype(working_dtype(arr.dtype), copy=False)
+    positive = work > 0
+    log_p = np.zeros_like(work)
+    np.log(work, out=log_p, where=positive)  # 0 log 0 = 0: log only where p > 0
+    h = -np.sum(work * log_p, axis=ax)
+    out: FloatArray = np.asarray(h + 0.0, dtype=arr.dtype)  # + 0.0: no -0.0 for one-hot rows
+    return out
+
+
+def softmax_jacobian(p: ArrayLike, /) -> FloatArray:
+    r"""Jacobian of softmax at the weights ``p``: ``diag(p) - p p^T`` along the last axis.
+
+    Parameters
+    ----------
+    p : (..., n) array_like
+        Softmax output (the Jacobian is expressed through it, not through the scores).
+
+    Returns
+    -------
+    jacobian : (..., n, n) ndarray
+        ``jacobian[..., i, j]`` is :math:`\partial p_i / \partial x_j`; ``p``'s dtype.
+
+    Raises
+    ------
+    ValueError
+        If ``p`` is 0-d or not finite.
+    TypeError
+        If ``p`` is bool, complex or not numeric.
+
+    See Also
+    --------
+    softmax_vjp : The product with a vector, without forming the matrix.
+
+    Notes
+    -----
+    In code, ``np.diag(p) - np.outer(p, p)``. Differentiating
+    :math:`p_i = e^{x_i} / \sum_k e^{x_k}`:
+
+    .. math::
+
+       \frac{\partial p_i}{\partial x_j} = p_i (\delta_{ij} - p_j),
+       \qquad J = \operatorname{diag}(p) - p p^\top .
+
+    :math:`J` is symmetric, its rows sum to 0 (adding a constant to every score
+    changes nothing) and it vanishes as :math:`p` becomes one-hot: a saturated
+    softmax passes back no gradient, the reason attention divides scores by
+    :math:`\sqrt{d_k}` :cite:p:`vaswani2017attention`. Only products of numbers in
+    :math:`[0, 1]` are formed, so nothing can overflow.
+
+    References
+    ----------
+    :cite:t:`vaswani2017attention`, §3.2.1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attention_from_scratch.softmax import softmax, softmax_jacobian
+    >>> p = softmax([1.0, 0.0, 1.0])
+    >>> print(np.round(softmax_jacobian(p), 4))
+    [[ 0.244  -0.0656 -0.1784]
+     [-0.0656  0.1312 -0.0656]
+     [-0.1784 -0.0656  0.244 ]]
+    >>> print(np.round(softmax_jacobian([0.0, 1.0, 0.0]), 4) + 0.0)
+    [[0. 0. 0.]
+     [0. 0. 0.]
+     [0. 0. 0.]]
+    """
+    arr = as_float_array(p, "p")
+    _at_least_1d(arr, "p")
+    check_finite(arr, "p")
+    work = arr.astype(working_dtype(arr.dtype), copy=False)
+    n = work.shape[-1]
+    jac = (
+        -work[..., :, None] * work[..., None, :]
+    )  # -p p^T: (..., n, 1) * (..., 1, n) -> (..., n, n)
+    diagonal = np.arange(n)
+    jac[..., diagonal, diagonal] += work  # + diag(p)
+    out: FloatArray = jac.astype(arr.dtype, copy=False)
+    return out
+
+
+def softmax_vjp(p: ArrayLike, grad: ArrayLike, /, *, axis: int = -1) -> FloatArray:
+    r"""Vector-Jacobian product of softmax: the gradient of a loss with respect to the scores.
+
+    Given the weights ``p = softmax(x)`` and the gradient ``grad`` of a loss with
+    respect to ``p``, returns the gradient with respect to ``x``, without forming the
+    :math:`n \times n` Jacobian.
+
+    Parameters
+    ----------
+    p : (..., n, ...) array_like
+        Softmax output along ``axis``.
+    grad : (..., n, ...) array_like
+        Gradient of the loss with respect to ``p``; same shape and dtype as ``p``.
+    axis : int, optional
+        The axis the softmax was taken over. Default ``-1``.
+
+    Returns
+    -------
+    grad_x : (..., n, ...) ndarray
+        Gradient of the loss with respect to the scores; ``p``'s dtype.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, an input is 0-d or not finite.
+    TypeError
+        If the dtypes differ or an input is bool, complex or not numeric.
+
+    See Also
+    --------
+    softmax_jacobian
+
+    Notes
+    -----
+    In code, ``p * (grad - (grad * p).sum())``. With :math:`g = \partial L / \partial p`
+    and the Jacobian of :func:`softmax_jacobian`,
+
+    .. math::
+
+       \frac{\partial L}{\partial x_j} = \sum_i g_i \, p_i (\delta_{ij} - p_j)
+           = p_j \Bigl(g_j - \sum_i g_i p_i\Bigr),
+
+    which costs :math:`O(n)` per row instead of :math:`O(n^2)`. This is the
+    :math:`dS = P \circ (dP - \operatorname{rowsum}(dP \circ P))` step of attention's
+    backward pass :cite:p:`dao2022flashattention`.
+
+    References
+    ----------
+    :cite:t:`dao2022flashattention`, Appendix B.2.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attention_from_scratch.softmax import softmax, softmax_jacobian, softmax_vjp
+    >>> p = softmax([1.0, 0.0, 1.0])
+    >>> g = np.array([1.0, 0.0, 0.0])
+    >>> print(np.round(softmax_vjp(p, g), 4))
+    [ 0.244  -0.0656 -0.1784]
+    >>> print(bool(np.allclose(softmax_vjp(p, g), g @ softmax_jacobian(p))))
+    True
+    """
+    p_arr = as_float_array(p, "p")
+    g_arr = as_float_array(grad, "grad")
+    _at_least_1d(p_arr, "p")
+    check_same_shape(p=p_arr, grad=g_arr)
+    check_same_dtype(p=p_arr, grad=g_arr)
+    ax = normalize_axis(axis, p_arr.ndim)
+    check_finite(p_arr, "p")
+    check_finite(g_arr, "grad")
+    dtype: np.dtype[Any] = working_dtype(p_arr.dtype)
+    pw = p_arr.astype(dtype, copy=False)
+    gw = g_arr.astype(dtype, copy=False)
+    inner = np.sum(gw * pw, axis=ax, keepdims=True)  # sum_i g_i p_i
+    out: FloatArray = (pw * (gw - inner)).astype(p_arr.dtype, copy=False)  # p_j (g_j - <g, p>)
+    return out

@@ -1,0 +1,1 @@
+"""Tests of attention_from_scratch, one file per module."""
