@@ -189,7 +189,20 @@ def normalize_axis(axis: object, ndim: int, name: str = "axis") -> int:
     if not isinstance(axis, SupportsIndex):
         msg = f"{name} must be an int, got {_describe(axis)}"
         raise TypeError(msg)
-    return int(normalize_axis_index(operator.index(axis), ndim))
+    try:
+        index = operator.index(axis)  # ndarrays have __index__ but raise for non-integers
+    except TypeError:
+        msg = f"{name} must be an int, got {_describe(axis)}"
+        raise TypeError(msg) from None
+    return int(normalize_axis_index(index, ndim))
+
+
+def _to_float(value: float | np.integer[Any] | np.floating[Any]) -> float:
+    """``float(value)``, with ints beyond the float range mapped to +-inf (not OverflowError)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
 
 
 def positive_finite(value: object, name: str) -> float:
@@ -197,7 +210,7 @@ def positive_finite(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         msg = f"{name} must be a real number > 0, got {_describe(value)}"
         raise TypeError(msg)
-    result = float(value)
+    result = _to_float(value)
     if not np.isfinite(result) or result <= 0.0:
         msg = f"{name} must be finite and > 0, got {result}"
         raise ValueError(msg)
@@ -234,7 +247,7 @@ def finite_real(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         msg = f"{name} must be a real number, got {_describe(value)}"
         raise TypeError(msg)
-    result = float(value)
+    result = _to_float(value)
     if not np.isfinite(result):
         msg = f"{name} must be finite, got {result}"
         raise ValueError(msg)

@@ -94,7 +94,7 @@ def _softmax_inplace(
     with np.errstate(over="ignore"):  # (-1e308) - 1e308 -> -inf, whose exp is exactly 0
         np.subtract(z, row_max, out=z)  # z - m <= 0
         if temperature != 1.0:
-            np.divide(z, temperature, out=z)  # (z - m) / T <= 0
+            np.divide(z, temperature, out=z, dtype=np.float64, casting="same_kind")
     np.exp(z, out=z)  # in (0, 1], the row maximum gives exactly 1
     total = np.sum(z, axis=axis, keepdims=True)  # >= 1 for every row with an entry allowed
     if allow_empty_rows:
@@ -216,7 +216,7 @@ def softmax(
     mask: BoolArray | None = None
     if where is not None:
         mask = _broadcast_where(where, arr.shape)
-    work = arr.astype(working_dtype(arr.dtype), copy=True)  # never modify the input
+    work = np.array(arr, dtype=working_dtype(arr.dtype), order="C", copy=True)
     if work.size:
         _softmax_inplace(
             work, axis=ax, temperature=t, where=mask, allow_empty_rows=mask is not None, name="x"
@@ -241,7 +241,7 @@ def _shifted(
     Validates ``arr`` through ``m``: NaN or ``+inf`` raise, and so do rows that are all
     ``-inf`` unless ``allow_empty_rows``; those then have ``m == 0`` and ``z - m == -inf``.
     """
-    work = arr.astype(working_dtype(arr.dtype), copy=False)
+    work = np.ascontiguousarray(arr, dtype=working_dtype(arr.dtype))
     row_max = np.max(work, axis=axis, keepdims=True)
     check_row_max(
         row_max, work, name, allow_empty_rows=allow_empty_rows, hint="log_softmax is -inf - -inf"
@@ -326,9 +326,10 @@ def log_softmax(
     shifted, _ = _shifted(arr, ax, "x", allow_empty_rows=False)
     with np.errstate(over="ignore"):
         if t != 1.0:
-            shifted /= t
+            np.divide(shifted, t, out=shifted, dtype=np.float64, casting="same_kind")
     normaliser = np.log(np.sum(np.exp(shifted), axis=ax, keepdims=True))  # log(>= 1) >= 0
-    out: FloatArray = (shifted - normaliser).astype(arr.dtype, copy=False)
+    with np.errstate(over="ignore"):  # below the dtype's range: -inf, correctly rounded
+        out: FloatArray = (shifted - normaliser).astype(arr.dtype, copy=False)
     return out
 
 
@@ -476,7 +477,7 @@ def entropy(p: ArrayLike, /, *, axis: int = -1) -> FloatArray:
         index = tuple(int(i) for i in np.argwhere(arr < 0)[0])
         msg = f"p must be non-negative: found {float(arr[index])} at index {index}"
         raise ValueError(msg)
-    work = arr.astype(working_dtype(arr.dtype), copy=False)
+    work = np.ascontiguousarray(arr, dtype=working_dtype(arr.dtype))
     positive = work > 0
     log_p = np.zeros_like(work)
     np.log(work, out=log_p, where=positive)  # 0 log 0 = 0: log only where p > 0
@@ -552,7 +553,7 @@ def softmax_jacobian(p: ArrayLike, /) -> FloatArray:
         -work[..., :, None] * work[..., None, :]
     )  # -p p^T: (..., n, 1) * (..., 1, n) -> (..., n, n)
     diagonal = np.arange(n)
-    jac[..., diagonal, diagonal] += work  # + diag(p)
+    jac[..., diagonal, diagonal] = work * (1.0 - work)  # p_i (1 - p_i): no p - p^2 cancellation
     out: FloatArray = jac.astype(arr.dtype, copy=False)
     return out
 
@@ -627,8 +628,8 @@ def softmax_vjp(p: ArrayLike, grad: ArrayLike, /, *, axis: int = -1) -> FloatArr
     check_finite(p_arr, "p")
     check_finite(g_arr, "grad")
     dtype: np.dtype[Any] = working_dtype(p_arr.dtype)
-    pw = p_arr.astype(dtype, copy=False)
-    gw = g_arr.astype(dtype, copy=False)
+    pw = np.ascontiguousarray(p_arr, dtype=dtype)
+    gw = np.ascontiguousarray(g_arr, dtype=dtype)
     inner = np.sum(gw * pw, axis=ax, keepdims=True)  # sum_i g_i p_i
     out: FloatArray = (pw * (gw - inner)).astype(p_arr.dtype, copy=False)  # p_j (g_j - <g, p>)
     return out
