@@ -1,0 +1,101 @@
+"""Sphinx configuration for the attention_from_scratch book."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import attention_from_scratch
+
+project = "attention_from_scratch"
+author = "attention_from_scratch developers"
+copyright = "2026, attention_from_scratch developers"
+release = attention_from_scratch.__version__
+version = release
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx_autodoc_typehints",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.doctest",
+    "sphinxcontrib.bibtex",
+    "matplotlib.sphinxext.plot_directive",
+]
+
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+root_doc = "index"
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+
+# MyST: $...$ and $$...$$ maths, labelled equations, ::: fences.
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
+myst_heading_anchors = 3
+myst_dmath_double_inline = True
+
+# autodoc + napoleon (numpydoc docstrings) + typehints in the description.
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": True, "show-inheritance": False}
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_rtype = False
+napoleon_preprocess_types = False
+typehints_use_signature = False
+typehints_use_signature_return = False
+typehints_document_rtype = False
+always_use_bars_union = True
+
+# One bibliography, cited from the chapters and the docstrings.
+bibtex_bibfiles = ["refs.bib"]
+bibtex_default_style = "unsrt"
+bibtex_reference_style = "author_year"
+
+# The matplotlib plot directive: PNG only, code shown, no links to sources.
+plot_include_source = True
+plot_html_show_source_link = False
+plot_html_show_formats = False
+plot_formats = [("png", 110)]
+plot_rcparams = {"figure.figsize": (6.4, 3.6), "figure.dpi": 110}
+
+# Doctest builder over the narrative pages' {doctest} blocks.
+doctest_global_setup = "import numpy as np"
+doctest_default_flags = 0
+import doctest as _doctest
+
+doctest_default_flags = _doctest.NORMALIZE_WHITESPACE | _doctest.ELLIPSIS
+
+# Intersphinx needs the network; only enable it when asked (AFS_INTERSPHINX=1).
+intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
+if os.environ.get("AFS_INTERSPHINX"):
+    intersphinx_mapping = {
+        "python": ("https://docs.python.org/3", None),
+        "numpy": ("https://numpy.org/doc/stable", None),
+        "scipy": ("https://docs.scipy.org/doc/scipy", None),
+    }
+
+# nitpicky (-n): names from numpy/typing that have no target without intersphinx,
+# and the free-text type slots of numpydoc ("(..., n) array_like").
+nitpicky = True
+nitpick_ignore_regex = [
+    (r"py:.*", r"(numpy|np|numpy\.typing|typing|collections\.abc)(\..*)?"),
+    (r"py:.*", r"(NDArray|ArrayLike|DTypeLike|F|FloatArray|BoolArray|Any|TypeVar)"),
+    (r"py:.*", r"(array_like|ndarray|optional|bool|int|float|str|tuple|list|dict|None)"),
+    (r"py:.*", r"[\(\)\.,\s\w]*"),
+    (r"py:.*", r"scipy(\..*)?"),
+]
+
+# MathJax loads from its CDN in the reader's browser. To look at the pages offline,
+# point AFS_MATHJAX_PATH at a local copy (e.g. npm's mathjax/tex-mml-chtml.js).
+if os.environ.get("AFS_MATHJAX_PATH"):
+    mathjax_path = os.environ["AFS_MATHJAX_PATH"]
+
+html_theme = "furo"
+html_title = "attention from scratch"
+html_static_path = ["_static"]
+html_show_sourcelink = False
+pygments_style = "sphinx"
