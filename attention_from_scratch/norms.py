@@ -1,0 +1,700 @@
+r"""Norms and dot products: the geometry under every attention score.
+
+An attention score is a dot product of a query and a key (:cite:t:`vaswani2017attention`,
+§3.2.1, Eq. 1), and a dot product is lengths times an angle:
+
+.. math::
+
+   q \cdot k = \lVert q \rVert \, \lVert k \rVert \cos\theta .
+
+So a score is large when the query and the key point the same way (:math:`\cos\theta`
+near 1) *or* when they are long. For random :math:`q, k \in \mathbb{R}^{d_k}` whose
+components are independent with mean 0 and variance 1, each product :math:`q_i k_i`
+has mean 0 and variance 1, so their sum :math:`q \cdot k` has mean 0 and variance
+:math:`d_k`: the typical score grows like :math:`\sqrt{d_k}`. This is exactly what the
+:math:`1/\sqrt{d_k}` of Eq. 1 divides away (footnote 4 of §3.2.1), so the softmax sees
+scores of spread 1 whatever the head size.
+
+This module measures those lengths and angles, and normalises them:
+
+* :func:`l2_norm` -- the Euclidean length, without overflow or underflow for huge or
+  tiny entries (where ``np.linalg.norm`` gives ``inf`` or 0);
+* :func:`l2_normalize` -- the unit vector of the same direction;
+* :func:`cosine_similarity` -- :math:`\cos\theta`, the score with the lengths divided out;
+* :func:`layer_norm` and :func:`rms_norm` -- the normalisations that transformers apply
+  to each token's vector before (or after) attention :cite:p:`ba2016layer,zhang2019root`.
+
+Every routine keeps the input's floating dtype (``float16`` is computed in ``float32``)
+and follows the package's input policy: NaN and infinities are errors naming the
+argument and the index, bool and complex input are :class:`TypeError`.
+
+The running example has three tokens with four features ``noun, adjective, colour,
+texture``::
+
+    x = [[0, 1, 0, 1],    # fluffy:   an adjective about texture
+         [0, 1, 1, 0],    # blue:     an adjective about colour
+         [1, 0, 0, 0]]    # creature: a noun
+
+The noun's query is ``q = [3, 1, 0, 0]`` ("seeks an adjective, and a texture") and
+fluffy's key is ``k = [1, 1, 0, 0]`` ("is an adjective, is a texture"): their score
+``q . k = 4`` is ``|q| |k| cos(theta) = sqrt(10) * sqrt(2) * 0.8944``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from attention_from_scratch._checks import (
+    FloatArray,
+    as_float_array,
+    check_finite,
+    check_same_dtype,
+    first_index,
+    normalize_axis,
+    positive_finite,
+    working_dtype,
+)
+
+__all__ = ["cosine_similarity", "l2_norm", "l2_normalize", "layer_norm", "rms_norm"]
+
+IntArray = NDArray[np.integer[Any]]
+
+
+# --- private validation (specific to this module; _checks.py is shared and left as is) ---
+
+
+def _at_least_1d(arr: FloatArray, name: str) -> None:
+    if arr.ndim == 0:
+        msg = f"{name} needs at least one dimension (the vector axis), got a 0-d array"
+        raise ValueError(msg)
+
+
+def _non_empty_last_axis(arr: FloatArray, name: str) -> None:
+    if arr.shape[-1] == 0:
+        msg = f"{name} has a last axis of length 0, nothing to normalise over: shape {arr.shape}"
+        raise ValueError(msg)
+
+
+def _non_negative(value: object, name: str) -> float:
+    """Return ``value`` as a float if it is a finite number >= 0 (an ``eps``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        msg = f"{name} must be a real number >= 0, got {type(value).__name__}"
+        raise TypeError(msg)
+    result = float(value)
+    if not np.isfinite(result) or result < 0.0:
+        msg = f"{name} must be finite and >= 0, got {result}"
+        raise ValueError(msg)
+    return result
+
+
+def _affine(param: object, name: str, x: FloatArray) -> FloatArray | None:
+    """Validate an elementwise weight or bias of shape ``(d,)`` against ``x (..., d)``."""
+    if param is None:
+        return None
+    arr = as_float_array(param, name)
+    d = x.shape[-1]
+    if arr.shape != (d,):
+        msg = (
+            f"{name} must have shape (d,) = ({d},), the last axis of x {x.shape}, "
+            f"got {name} {arr.shape}"
+        )
+        raise ValueError(msg)
+    check_same_dtype(x=x, **{name: arr})
+    check_finite(arr, name)
+    return arr
+
+
+def _zero_rows(
+    flags: NDArray[np.bool_],
+    axis: int,
+    name: str,
+    shape: tuple[int, ...],
+    why: str,
+    *,
+    what: str = "zero vector",
+) -> None:
+    """Raise :class:`ValueError` at the first True of ``flags`` (a keepdims reduction).
+
+    The index reported is the vector's: an index into ``shape`` without ``axis``.
+    """
+    if not flags.any():
+        return
+    index = first_index(np.squeeze(flags, axis=axis))
+    if index == ():
+        msg = f"{name} is a {what} (shape {shape}): {why}"
+    else:
+        where = f"vectors along axis {axis} of {name} {shape}"
+        msg = f"{name} has a {what} at index {index} ({where}): {why}"
+    raise ValueError(msg)
+
+
+# --- private numerics ---
+
+
+def _scaled(
+    work: FloatArray, axis: int, original: FloatArray, name: str
+) -> tuple[FloatArray, IntArray]:
+    """Return ``(y, e)`` with ``y = work / 2**e`` and ``e`` the exponent of each row's max |x|.
+
+    ``2**(e-1) <= max|x| < 2**e``, so every ``|y| < 1`` and each row of ``y`` has an entry
+    of size at least 1/2 (or is all zeros, with ``e = 0``). Dividing by a power of two is
+    exact, so ``y`` carries no rounding error. The row maximum also validates the input:
+    it is NaN or ``inf`` exactly when the row holds one.
+    """
+    # m = max_i |x_i| per row, 0 for empty rows
+    row_max = np.max(np.abs(work), axis=axis, keepdims=True, initial=0.0)  # (..., 1, ...)
+    if not np.isfinite(row_max).all():
+        check_finite(original, name)  # raises, naming the first bad index
+    _, e = np.frexp(row_max)  # m = f * 2^e with 1/2 <= f < 1 (f = e = 0 for m = 0)
+    y = np.ldexp(work, -e)  # y = x / 2^e, exact
+    return y, e
+
+
+def _divide_by_root(num_y: FloatArray, ms_y: FloatArray, e: IntArray, eps: float) -> FloatArray:
+    """Return ``num / sqrt(ms + eps)`` from ``num = num_y * 2**e`` and ``ms = ms_y * 4**e``.
+
+    In the units of ``y`` it is ``num_y / sqrt(ms_y + eps / 4**e)``: the same numbers
+    scaled by powers of two, so where nothing over- or underflows the result is bit for
+    bit the textbook formula. Rows so small that ``eps / 4**e`` overflows have
+    ``ms << eps``, and get ``num / sqrt(eps)``.
+    """
+    eps_w = np.asarray(eps, dtype=num_y.dtype)
+    with np.errstate(over="ignore"):
+        eps_y = np.ldexp(eps_w, -2 * e)  # eps / 4^e, exact (or 0, or inf for tiny rows)
+    out: FloatArray = num_y / np.sqrt(ms_y + eps_y)  # num / sqrt(ms + eps)
+    tiny = np.isinf(eps_y)
+    if tiny.any():
+        rows = np.broadcast_to(tiny, out.shape)
+        np.divide(np.ldexp(num_y, e), np.sqrt(eps_w), out=out, where=rows)  # num / sqrt(eps)
+    return out
+
+
+def _finish(out: FloatArray, dtype: np.dtype[Any], what: str) -> FloatArray:
+    """Cast ``out`` to ``dtype``; a result that overflows is a :class:`FloatingPointError`."""
+    with np.errstate(over="ignore"):
+        result = out.astype(dtype, copy=False)
+    finite = np.isfinite(result)
+    if not finite.all():
+        index = first_index(~finite)
+        msg = (
+            f"{what} overflows {dtype} at index {index}: the exact result is larger than "
+            f"{np.finfo(dtype).max:.4g}; pass a wider dtype (float32, float64) or rescale"
+        )
+        raise FloatingPointError(msg)
+    return result
+
+
+def _unit(
+    work: FloatArray,
+    axis: int,
+    original: FloatArray,
+    name: str,
+    *,
+    eps: float | None,
+    why: str,
+) -> FloatArray:
+    """Unit vectors ``x / max(||x||, eps)`` along ``axis``; zero rows raise when ``eps`` is None."""
+    y, e = _scaled(work, axis, original, name)  # y = x / 2^e, |y| < 1
+    norm_y = np.sqrt(np.sum(y * y, axis=axis, keepdims=True))  # ||y|| in [1/2, sqrt(d)] or 0
+    if eps is None:
+        _zero_rows(norm_y == 0.0, axis, name, work.shape, why)
+        out: FloatArray = y / norm_y  # x / ||x|| = y / ||y||
+        return out
+    eps_w = np.asarray(eps, dtype=work.dtype)
+    with np.errstate(over="ignore"):
+        eps_y = np.ldexp(eps_w, -e)  # eps / 2^e, exact (inf for rows far below eps)
+    out = y / np.maximum(norm_y, eps_y)  # x / max(||x||, eps), in the units of y
+    tiny = np.isinf(eps_y)
+    if tiny.any():
+        rows = np.broadcast_to(tiny, out.shape)
+        np.divide(work, eps_w, out=out, where=rows)  # ||x|| << eps: x / eps
+    return out
+
+
+# --- public API ---
+
+
+def l2_norm(x: ArrayLike, /, *, axis: int = -1, keepdims: bool = False) -> FloatArray:
+    r"""Euclidean length of ``x`` along ``axis``, without overflow or underflow.
+
+    The length :math:`\lVert x \rVert` of a query or key vector: one of the three
+    factors of an attention score :math:`q \cdot k = \lVert q \rVert \lVert k \rVert
+    \cos\theta`. Correct for every finite input whose norm is representable,
+    including entries near the largest or smallest floating-point numbers, where the
+    textbook ``sqrt(sum(x**2))`` (and ``np.linalg.norm``) return ``inf`` or 0.
+
+    Parameters
+    ----------
+    x : (..., d, ...) array_like
+        Real numbers; integer input is converted to ``float64``.
+    axis : int, optional
+        The axis holding the vectors' components. Default ``-1``.
+    keepdims : bool, optional
+        Keep the reduced axis with length 1 (so the result divides ``x``). Default False.
+
+    Returns
+    -------
+    norm : ndarray
+        ``x``'s shape without ``axis`` (or with it of length 1), ``x``'s floating dtype;
+        non-negative, exactly 0 for zero vectors (and for vectors of length 0).
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is 0-d or holds NaN or an infinity.
+    TypeError
+        If ``x`` is bool, complex or not numeric, or ``axis`` is not an int.
+    numpy.exceptions.AxisError
+        If ``axis`` is out of range.
+    FloatingPointError
+        If a norm is too large for the dtype (e.g. ``[65504, 65504]`` in ``float16``).
+
+    See Also
+    --------
+    l2_normalize : The unit vector :math:`x / \lVert x \rVert`.
+    numpy.linalg.norm : The unscaled textbook formula.
+
+    Notes
+    -----
+    In code, ``e = exponent(max(abs(x))); y = x / 2**e; 2**e * sqrt(sum(y**2))``. In
+    maths, with :math:`s = 2^e` the power of two just above :math:`\max_i |x_i|`,
+
+    .. math::
+
+       \lVert x \rVert = \sqrt{\sum_{i=1}^{d} x_i^2}
+                       = s \sqrt{\sum_{i=1}^{d} (x_i / s)^2} .
+
+    Squaring :math:`3 \times 10^{200}` overflows and squaring
+    :math:`3 \times 10^{-200}` underflows to 0, although their norms are ordinary
+    numbers. Scaling every row by its largest entry first keeps every square in
+    :math:`[0, 1)` and the sum in :math:`[1/4, d]`: nothing can overflow, and the
+    terms that underflow are too small to change the sum. This is the idea of Blue's
+    algorithm and of LAPACK's ``dnrm2`` :cite:p:`blue1978portable,higham2002accuracy`;
+    here it is one vectorised pass to find the maxima and one to sum. The scale is a
+    power of two, so dividing and multiplying by it are exact: wherever the textbook
+    formula does not over- or underflow, the result is identical to it, bit for bit.
+    A zero row has maximum 0 and scale :math:`2^0 = 1`, so its norm is exactly 0 with
+    no division by zero.
+
+    References
+    ----------
+    :cite:t:`blue1978portable`; :cite:t:`higham2002accuracy`, §27.8.
+
+    Examples
+    --------
+    The lengths of the running example's token vectors:
+
+    >>> import numpy as np
+    >>> from attention_from_scratch.norms import l2_norm
+    >>> x = np.array([[0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    >>> print(np.round(l2_norm(x), 4))
+    [1.4142 1.4142 1.    ]
+    >>> print(round(float(l2_norm([3.0, 1.0, 0.0, 0.0])), 4))  # creature's query, sqrt(10)
+    3.1623
+
+    Huge and tiny entries, where ``np.linalg.norm`` gives ``inf`` and ``0``:
+
+    >>> print(f"{float(l2_norm([3e200, 4e200])):.6g} {float(l2_norm([3e-200, 4e-200])):.6g}")
+    5e+200 5e-200
+    """
+    arr = as_float_array(x, "x")
+    _at_least_1d(arr, "x")
+    ax = normalize_axis(axis, arr.ndim)
+    work = arr.astype(working_dtype(arr.dtype), copy=False)
+    y, e = _scaled(work, ax, arr, "x")  # y = x / 2^e, |y| < 1
+    norm_y = np.sqrt(np.sum(y * y, axis=ax, keepdims=True))  # ||y|| = sqrt(sum y_i^2)
+    with np.errstate(over="ignore"):
+        norm = np.ldexp(norm_y, e)  # ||x|| = 2^e ||y||, exact unless it overflows
+    if not keepdims:
+        norm = np.squeeze(norm, axis=ax)  # (..., 1, ...) -> (..., ...)
+    return _finish(norm, arr.dtype, "l2_norm(x)")
+
+
+def l2_normalize(x: ArrayLike, /, *, axis: int = -1, eps: float | None = None) -> FloatArray:
+    r"""Unit vectors: ``x`` divided by its Euclidean length along ``axis``.
+
+    Keeps each vector's direction and sets its length to 1, so that dot products of
+    normalised vectors are cosines. A zero vector has no direction: it is an error,
+    unless ``eps`` is given, in which case the result is ``x / max(||x||, eps)`` as in
+    ``torch.nn.functional.normalize`` (zeros for a zero vector).
+
+    Parameters
+    ----------
+    x : (..., d, ...) array_like
+        Real numbers; integer input is converted to ``float64``.
+    axis : int, optional
+        The axis holding the vectors' components. Default ``-1``.
+    eps : float, optional
+        If given (finite and ``> 0``), the smallest length divided by: vectors shorter
+        than ``eps`` are divided by ``eps`` instead and come out shorter than 1.
+        Default None: a zero vector raises.
+
+    Returns
+    -------
+    unit : (..., d, ...) ndarray
+        Same shape and floating dtype as ``x``; every vector along ``axis`` has length 1
+        (up to rounding), or less than 1 where ``||x|| < eps``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is 0-d, holds NaN or an infinity, if ``eps`` is not finite and
+        positive, or if ``eps`` is None and ``x`` has a zero vector (the message gives
+        its index).
+    TypeError
+        If ``x`` is bool, complex or not numeric, or ``axis`` is not an int.
+    numpy.exceptions.AxisError
+        If ``axis`` is out of range.
+
+    See Also
+    --------
+    l2_norm, cosine_similarity
+
+    Notes
+    -----
+    In code, ``x / max(l2_norm(x, keepdims=True), eps)``. In maths,
+
+    .. math::
+
+       \hat{x} = \frac{x}{\max(\lVert x \rVert, \varepsilon)}
+               = \frac{y}{\max(\lVert y \rVert, \varepsilon / s)},
+       \qquad y = x / s ,
+
+    with :math:`s` the power of two of :func:`l2_norm`. The second form is computed:
+    :math:`\lVert y \rVert \ge 1/2` for every non-zero vector, so neither the norm nor
+    the division can overflow or underflow, for huge or tiny entries alike.
+
+    References
+    ----------
+    :cite:t:`higham2002accuracy`, §27.8.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attention_from_scratch.norms import l2_norm, l2_normalize
+    >>> x = np.array([[0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    >>> print(np.round(l2_normalize(x), 4))
+    [[0.     0.7071 0.     0.7071]
+     [0.     0.7071 0.7071 0.    ]
+     [1.     0.     0.     0.    ]]
+    >>> print(l2_norm(l2_normalize(x)))
+    [1. 1. 1.]
+
+    The zero query of an adjective has no direction; ``eps`` maps it to zeros:
+
+    >>> print(l2_normalize([0.0, 0.0, 0.0, 0.0], eps=1e-12) + 0.0)
+    [0. 0. 0. 0.]
+    """
+    arr = as_float_array(x, "x")
+    _at_least_1d(arr, "x")
+    ax = normalize_axis(axis, arr.ndim)
+    eps_f = None if eps is None else positive_finite(eps, "eps")
+    work = arr.astype(working_dtype(arr.dtype), copy=False)
+    why = "it has no direction; pass eps= (as torch.nn.functional.normalize) to get zeros"
+    out = _unit(work, ax, arr, "x", eps=eps_f, why=why)  # x / max(||x||, eps)
+    return out.astype(arr.dtype, copy=False)
+
+
+def cosine_similarity(a: ArrayLike, b: ArrayLike, /, *, axis: int = -1) -> FloatArray:
+    r"""Cosine of the angle between ``a`` and ``b`` along ``axis``: a dot product without lengths.
+
+    :math:`\cos\theta = a \cdot b / (\lVert a \rVert \lVert b \rVert)` is 1 for vectors
+    pointing the same way, 0 for orthogonal ones and -1 for opposite ones. It is the
+    part of an attention score that measures *alignment*; the rest is the lengths.
+    ``a`` and ``b`` broadcast against each other.
+
+    Parameters
+    ----------
+    a : (..., d, ...) array_like
+        Real numbers, no zero vector along ``axis``.
+    b : (..., d, ...) array_like
+        Same floating dtype as ``a`` (after integers become ``float64``), broadcastable
+        to ``a``, no zero vector.
+    axis : int, optional
+        The axis of the broadcast shape holding the components. Default ``-1``.
+
+    Returns
+    -------
+    cosine : ndarray
+        The broadcast shape without ``axis``, ``a``'s dtype; every value in ``[-1, 1]``.
+
+    Raises
+    ------
+    ValueError
+        If ``a`` or ``b`` has a zero vector (the message says which, and where), holds
+        NaN or an infinity, if they do not broadcast, or if both are 0-d.
+    TypeError
+        If ``a`` and ``b`` have different dtypes, or one is bool, complex or not
+        numeric, or ``axis`` is not an int.
+    numpy.exceptions.AxisError
+        If ``axis`` is out of range.
+
+    See Also
+    --------
+    l2_normalize : The unit vectors whose dot product this is.
+
+    Notes
+    -----
+    In code, ``sum(l2_normalize(a) * l2_normalize(b))``, clipped to ``[-1, 1]``. In maths,
+
+    .. math::
+
+       \cos\theta = \frac{a \cdot b}{\lVert a \rVert \, \lVert b \rVert}
+                  = \frac{a}{\lVert a \rVert} \cdot \frac{b}{\lVert b \rVert} .
+
+    The second form is computed. The first overflows as soon as :math:`a \cdot b` or
+    the product of the norms does (entries near :math:`10^{155}` in ``float64``) and
+    underflows for tiny entries; unit vectors have components in :math:`[-1, 1]`, so
+    their dot product cannot. Rounding can push it a few ulps past 1 for parallel
+    vectors, hence the clip, which keeps ``arccos`` of the result defined.
+
+    References
+    ----------
+    :cite:t:`vaswani2017attention`, §3.2.1; :cite:t:`higham2002accuracy`, §27.8.
+
+    Examples
+    --------
+    Fluffy and blue share "adjective" but not texture or colour:
+
+    >>> import numpy as np
+    >>> from attention_from_scratch.norms import cosine_similarity, l2_norm
+    >>> x = np.array([[0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    >>> print(round(float(cosine_similarity(x[0], x[1])), 4))
+    0.5
+
+    Creature's query against fluffy's key: the score is lengths times cosine.
+
+    >>> q, k = np.array([3.0, 1.0, 0.0, 0.0]), np.array([1.0, 1.0, 0.0, 0.0])
+    >>> cos = float(cosine_similarity(q, k))
+    >>> print(round(cos, 4), float(q @ k), round(float(l2_norm(q) * l2_norm(k)) * cos, 10))
+    0.8944 4.0 4.0
+    """
+    a_arr = as_float_array(a, "a")
+    b_arr = as_float_array(b, "b")
+    check_same_dtype(a=a_arr, b=b_arr)
+    try:
+        a_b, b_b = np.broadcast_arrays(a_arr, b_arr)  # a, b -> broadcast shape (..., d, ...)
+    except ValueError:
+        msg = f"a and b do not broadcast: a {a_arr.shape}, b {b_arr.shape}"
+        raise ValueError(msg) from None
+    if a_b.ndim == 0:
+        msg = "a and b need at least one dimension (the vector axis), got two 0-d arrays"
+        raise ValueError(msg)
+    ax = normalize_axis(axis, a_b.ndim)
+    dtype: np.dtype[Any] = working_dtype(a_arr.dtype)
+    why = "the cosine similarity with a zero vector is undefined"
+    unit_a = _unit(a_b.astype(dtype, copy=False), ax, a_b, "a", eps=None, why=why)  # a / ||a||
+    unit_b = _unit(b_b.astype(dtype, copy=False), ax, b_b, "b", eps=None, why=why)  # b / ||b||
+    cos = np.sum(unit_a * unit_b, axis=ax)  # (..., d, ...) -> (..., ...)
+    out = np.clip(cos, -1.0, 1.0)  # rounding may overshoot |cos| = 1 by an ulp
+    return np.asarray(out, dtype=a_arr.dtype)
+
+
+def layer_norm(
+    x: ArrayLike,
+    /,
+    gamma: ArrayLike | None = None,
+    beta: ArrayLike | None = None,
+    *,
+    eps: float = 1e-5,
+) -> FloatArray:
+    r"""Layer normalisation over the last axis: zero mean, unit variance, then scale and shift.
+
+    Each token's vector (each row along the last axis) is centred and divided by its
+    standard deviation, then multiplied elementwise by ``gamma`` and shifted by
+    ``beta`` :cite:p:`ba2016layer`. Equal to ``torch.nn.functional.layer_norm(x,
+    (d,), gamma, beta, eps)``: the variance is the biased one (divided by ``d``).
+
+    Parameters
+    ----------
+    x : (..., d) array_like
+        Real numbers, ``d >= 1``; integer input is converted to ``float64``.
+    gamma : (d,) array_like, optional
+        Elementwise gain, same dtype as ``x``. Default None (all ones).
+    beta : (d,) array_like, optional
+        Elementwise bias, same dtype as ``x``. Default None (all zeros).
+    eps : float, optional
+        Added to the variance before the square root; finite and ``>= 0``.
+        Default ``1e-5`` (torch's).
+
+    Returns
+    -------
+    y : (..., d) ndarray
+        Same shape and floating dtype as ``x``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is 0-d, has ``d = 0``, holds NaN or an infinity, if ``gamma`` or
+        ``beta`` is not of shape ``(d,)`` or not finite, if ``eps`` is negative or not
+        finite, or if ``eps = 0`` and a row of ``x`` is constant (variance 0).
+    TypeError
+        If an input is bool, complex or not numeric, or ``gamma``/``beta`` and ``x``
+        have different dtypes.
+    FloatingPointError
+        If ``gamma`` or ``beta`` make a result too large for the dtype.
+
+    See Also
+    --------
+    rms_norm : The same without centring.
+
+    Notes
+    -----
+    In code, ``mu = x.mean(-1); var = ((x - mu)**2).mean(-1);
+    (x - mu) / sqrt(var + eps) * gamma + beta``. In maths, for a row
+    :math:`x \in \mathbb{R}^d`,
+
+    .. math::
+
+       \mu = \frac{1}{d} \sum_{i=1}^{d} x_i, \qquad
+       \sigma^2 = \frac{1}{d} \sum_{i=1}^{d} (x_i - \mu)^2, \qquad
+       y_i = \frac{x_i - \mu}{\sqrt{\sigma^2 + \varepsilon}} \, \gamma_i + \beta_i .
+
+    The variance is computed from the centred values :math:`x_i - \mu` (two passes),
+    never as :math:`\overline{x^2} - \mu^2`: for :math:`x = 10^8 + \text{noise}` both
+    terms are near :math:`10^{16}`, where the spacing of ``float64`` is 2, and their
+    difference loses every digit of a variance of order 1. Even the rounded mean
+    :math:`\hat\mu` is off by up to half a spacing of :math:`10^8` (about
+    :math:`7 \times 10^{-9}`), an error every centred value would share; the mean of
+    the centred values :math:`x_i - \hat\mu` is exactly that error, so it is
+    subtracted once more (the corrected two-pass algorithm,
+    :cite:t:`higham2002accuracy`, §1.9), leaving each centred value accurate to its
+    own rounding. :math:`\hat\mu` is clipped into the row's ``[min, max]``, where the
+    true mean lies, so that a constant row has centred values and variance exactly 0.
+    Each row is first scaled by a power of two as in :func:`l2_norm`, so nothing
+    overflows for entries up to the largest float; the scaling is exact, and ``eps``
+    is scaled with it.
+
+    References
+    ----------
+    :cite:t:`ba2016layer`; :cite:t:`higham2002accuracy`, §1.9.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attention_from_scratch.norms import layer_norm
+    >>> x = np.array([[0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    >>> print(np.round(layer_norm(x), 4))
+    [[-1.      1.     -1.      1.    ]
+     [-1.      1.      1.     -1.    ]
+     [ 1.732  -0.5773 -0.5773 -0.5773]]
+
+    A large offset does not disturb it (``E[x^2] - E[x]^2`` gives a variance of 2, not 1.25):
+
+    >>> print(np.round(layer_norm(1e8 + np.array([1.0, 2.0, 3.0, 4.0])), 4))
+    [-1.3416 -0.4472  0.4472  1.3416]
+    """
+    arr = as_float_array(x, "x")
+    _at_least_1d(arr, "x")
+    _non_empty_last_axis(arr, "x")
+    eps_f = _non_negative(eps, "eps")
+    g = _affine(gamma, "gamma", arr)
+    b = _affine(beta, "beta", arr)
+    dtype: np.dtype[Any] = working_dtype(arr.dtype)
+    y, e = _scaled(arr.astype(dtype, copy=False), -1, arr, "x")  # y = x / 2^e, |y| < 1
+    mean = np.mean(y, axis=-1, keepdims=True)  # mu = sum(y) / d: (..., d) -> (..., 1)
+    np.clip(mean, y.min(axis=-1, keepdims=True), y.max(axis=-1, keepdims=True), out=mean)
+    centred = y - mean  # y - mu, with mu rounded
+    centred -= np.mean(centred, axis=-1, keepdims=True)  # - mean(y - mu): mu's rounding error
+    var = np.mean(centred * centred, axis=-1, keepdims=True)  # sigma^2 = mean((y - mu)^2)
+    if eps_f == 0.0:
+        why = "its variance is 0 and eps is 0 (use eps > 0)"
+        _zero_rows(var == 0.0, arr.ndim - 1, "x", arr.shape, why, what="constant row")
+    out = _divide_by_root(centred, var, e, eps_f)  # (x - mu) / sqrt(sigma^2 + eps)
+    with np.errstate(over="ignore"):
+        if g is not None:
+            out *= g.astype(dtype, copy=False)  # * gamma
+        if b is not None:
+            out += b.astype(dtype, copy=False)  # + beta
+    return _finish(out, arr.dtype, "layer_norm(x)")
+
+
+def rms_norm(x: ArrayLike, /, gamma: ArrayLike | None = None, *, eps: float = 1e-6) -> FloatArray:
+    r"""Root-mean-square normalisation over the last axis: unit mean square, then scale.
+
+    Each row is divided by the root of its mean square, without centring, then
+    multiplied elementwise by ``gamma`` :cite:p:`zhang2019root`. Equal to
+    ``torch.nn.functional.rms_norm(x, (d,), gamma, eps)``.
+
+    Parameters
+    ----------
+    x : (..., d) array_like
+        Real numbers, ``d >= 1``; integer input is converted to ``float64``.
+    gamma : (d,) array_like, optional
+        Elementwise gain, same dtype as ``x``. Default None (all ones).
+    eps : float, optional
+        Added to the mean square before the square root; finite and ``>= 0``.
+        Default ``1e-6``.
+
+    Returns
+    -------
+    y : (..., d) ndarray
+        Same shape and floating dtype as ``x``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is 0-d, has ``d = 0``, holds NaN or an infinity, if ``gamma`` is not
+        of shape ``(d,)`` or not finite, if ``eps`` is negative or not finite, or if
+        ``eps = 0`` and a row of ``x`` is all zeros.
+    TypeError
+        If an input is bool, complex or not numeric, or ``gamma`` and ``x`` have
+        different dtypes.
+    FloatingPointError
+        If ``gamma`` makes a result too large for the dtype.
+
+    See Also
+    --------
+    layer_norm : The same with centring and a bias.
+    l2_norm : ``rms(x) = l2_norm(x) / sqrt(d)``.
+
+    Notes
+    -----
+    In code, ``x / sqrt(mean(x**2, -1) + eps) * gamma``. In maths,
+
+    .. math::
+
+       y_i = \frac{x_i}{\sqrt{\frac{1}{d} \sum_{j=1}^{d} x_j^2 + \varepsilon}} \, \gamma_i .
+
+    The row is scaled by a power of two :math:`s` as in :func:`l2_norm`, and the
+    formula is evaluated as :math:`(x_i / s) / \sqrt{\overline{(x/s)^2} +
+    \varepsilon / s^2}`. Powers of two scale exactly, so this is the formula above bit
+    for bit wherever that formula does not overflow, and it stays correct where it
+    would (entries beyond :math:`10^{154}` in ``float64``, :math:`10^{19}` in
+    ``float32``).
+
+    References
+    ----------
+    :cite:t:`zhang2019root`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attention_from_scratch.norms import rms_norm
+    >>> x = np.array([[0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    >>> print(np.round(rms_norm(x), 4))
+    [[0.     1.4142 0.     1.4142]
+     [0.     1.4142 1.4142 0.    ]
+     [2.     0.     0.     0.    ]]
+    >>> print(np.round(rms_norm([3e200, 4e200]), 4))
+    [0.8485 1.1314]
+    """
+    arr = as_float_array(x, "x")
+    _at_least_1d(arr, "x")
+    _non_empty_last_axis(arr, "x")
+    eps_f = _non_negative(eps, "eps")
+    g = _affine(gamma, "gamma", arr)
+    dtype: np.dtype[Any] = working_dtype(arr.dtype)
+    y, e = _scaled(arr.astype(dtype, copy=False), -1, arr, "x")  # y = x / 2^e, |y| < 1
+    mean_square = np.mean(y * y, axis=-1, keepdims=True)  # mean(y^2): (..., d) -> (..., 1)
+    if eps_f == 0.0:
+        why = "its mean square and eps are both 0 (use eps > 0)"
+        _zero_rows(mean_square == 0.0, arr.ndim - 1, "x", arr.shape, why, what="zero row")
+    out = _divide_by_root(y, mean_square, e, eps_f)  # x / sqrt(mean(x^2) + eps)
+    if g is not None:
+        with np.errstate(over="ignore"):
+            out *= g.astype(dtype, copy=False)  # * gamma
+    return _finish(out, arr.dtype, "rms_norm(x)")
