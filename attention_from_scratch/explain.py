@@ -1,0 +1,1011 @@
+r"""Explaining an attention score: "this token attends to that one because ...".
+
+An attention weight is the end of a short chain of exact identities, and each link
+is a reason a learner can read (:cite:t:`vaswani2017attention`, §3.2.1):
+
+.. math::
+
+   w_{ij} = \exp\bigl(s_{ij} - \operatorname{LSE}_l\, s_{il}\bigr), \qquad
+   s_{ij} = \frac{q_i \cdot k_j}{\sqrt{d_k}} + b_{ij}, \qquad
+   q_i \cdot k_j = \lVert q_i \rVert \, \lVert k_j \rVert \cos\theta_{ij}
+                 = \sum_{d} q_{id} k_{jd}
+                 = x_i W_Q W_K^\top x_j^\top + (\text{bias terms}) .
+
+* the **softmax competition**: a weight is large when its score beats the other scores
+  of the row (their log-sum-exp);
+* the **dot product**: the score is large when the query is long, the key is long, or
+  they point the same way; it splits over the head's dimensions (the "neuron view" of
+  :cite:t:`vig2019multiscale`);
+* the **embedding features**: through the bilinear form :math:`W_Q W_K^\top`, the score
+  splits over pairs (query feature, key feature) -- "the *noun* feature of *creature*
+  meeting the *adjective* feature of *fluffy* contributes 3 of 4";
+* the **scale**: the weight the same key would get without :math:`1/\sqrt{d_k}`;
+* the **value**: what the chosen key actually passes on, ``weight * v_j``.
+
+The routines:
+
+* :func:`explain_score` -> :class:`ScoreExplanation`: every number of that chain for one
+  (query, key) pair, and ``str()`` of it, a narrative;
+* :func:`explain_query` -> :class:`QueryExplanation`: where one token looks, how sharply
+  (entropy, effective number of keys), and what the scale did;
+* :func:`heatmap`: the weight matrix as text for a terminal or a doctest.
+
+Every number is exact (computed in float64 from the result's own arrays), none
+approximated: the contributions sum to the raw score, ``|q| |k| cos`` equals it, and
+``exp(score - logsumexp)`` equals the weight, to rounding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from attention_from_scratch._checks import as_float_array, check_finite
+from attention_from_scratch.norms import l2_norm
+from attention_from_scratch.self_attention import Attention, ProjectedAttention
+from attention_from_scratch.softmax import entropy as _entropy
+from attention_from_scratch.softmax import logsumexp as _logsumexp
+from attention_from_scratch.softmax import softmax as _softmax
+
+__all__ = [
+    "QueryExplanation",
+    "ScoreExplanation",
+    "explain_query",
+    "explain_score",
+    "heatmap",
+]
+
+Result = Attention | ProjectedAttention
+Float64Array = NDArray[np.float64]
+
+
+def _fmt(value: float) -> str:
+    """A number for prose: 4 significant digits, no ``-0``."""
+    if value == 0.0:
+        return "0"
+    if math.isinf(value):
+        return "-inf" if value < 0 else "inf"
+    return f"{value:.4g}"
+
+
+def _signed(value: float) -> str:
+    text = _fmt(value)
+    return text if text.startswith("-") else f"+{text}"
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One query's row of a result, in float64, with everything an explanation needs."""
+
+    query: int
+    q: Float64Array  # (d_k,)
+    k: Float64Array  # (m, d_k)
+    v: Float64Array  # (m, d_v)
+    weights: Float64Array  # (m,) as the result computed them
+    bias: Float64Array  # (m,) additive bias, 0 where none
+    allowed: NDArray[np.bool_]  # (m,) mask AND bias > -inf
+    scale: float
+    query_tokens: tuple[str, ...]
+    key_tokens: tuple[str, ...]
+    x_i: Float64Array | None  # (d_model,)
+    x_keys: Float64Array | None  # (m, d_model)
+    w_q: Float64Array | None  # (d_model, d_k) of this head
+    w_k: Float64Array | None  # (d_model, d_k) of this head's key/value group
+    b_q: Float64Array | None  # (d_k,)
+    b_k: Float64Array | None  # (d_k,)
+
+    @property
+    def raw(self) -> Float64Array:
+        """(m,) raw dot products q_i . k_j."""
+        return self.k @ self.q
+
+    @property
+    def scores(self) -> Float64Array:
+        """(m,) logits softmax saw: raw * scale + bias."""
+        return self.raw * self.scale + self.bias
+
+
+def _batch_index(batch: int | tuple[int, ...] | None, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Turn ``batch`` into a full index of the leading dimensions ``shape``."""
+    if batch is None:
+        if math.prod(shape) > 1:
+            msg = f"the result has batch dimensions {shape}: pass batch= (an int or a tuple)"
+            raise ValueError(msg)
+        return (0,) * len(shape)
+    index = (batch,) if isinstance(batch, int | np.integer) else tuple(batch)
+    if len(index) != len(shape):
+        msg = f"batch must index all {len(shape)} batch dimensions {shape}, got {batch!r}"
+        raise ValueError(msg)
+    out: list[int] = []
+    for axis, (i, size) in enumerate(zip(index, shape, strict=True)):
+        if isinstance(i, bool) or not isinstance(i, int | np.integer):
+            msg = f"batch indices must be ints, got {type(i).__name__}"
+            raise TypeError(msg)
+        out.append(_check_index(int(i), size, f"batch axis {axis}"))
+    return tuple(out)
+
+
+def _check_index(i: int, size: int, what: str) -> int:
+    if not -size <= i < size:
+        msg = f"index {i} is out of bounds for {what} with size {size}"
+        raise IndexError(msg)
+    return i % size
+
+
+def _token_lists(
+    tokens: Sequence[str] | tuple[Sequence[str], Sequence[str]] | None, n: int, m: int
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Query and key labels: given tokens (one list, or a pair for cross-attention)."""
+    if tokens is None:
+        return tuple(f"token {i}" for i in range(n)), tuple(f"token {j}" for j in range(m))
+    if isinstance(tokens, str):
+        msg = "tokens must be a sequence of strings, got a single string"
+        raise TypeError(msg)
+    items = list(tokens)
+    if len(items) == 2 and not isinstance(items[0], str):  # (query tokens, key tokens)
+        query_tokens = tuple(str(t) for t in items[0])
+        key_tokens = tuple(str(t) for t in items[1])
+    else:
+        query_tokens = key_tokens = tuple(str(t) for t in items)
+    if len(query_tokens) != n or len(key_tokens) != m:
+        msg = (
+            f"tokens do not fit the result: {len(query_tokens)} query and {len(key_tokens)} "
+            f"key tokens for {n} queries and {m} keys"
+        )
+        raise ValueError(msg)
+    return query_tokens, key_tokens
+
+
+def _resolve(position: int | str, labels: tuple[str, ...], what: str) -> int:
+    """An index, or the index of a token that occurs exactly once."""
+    if isinstance(position, str):
+        found = [i for i, label in enumerate(labels) if label == position]
+        if not found:
+            msg = f"unknown {what} token {position!r}; the tokens are {list(labels)}"
+            raise ValueError(msg)
+        if len(found) > 1:
+            msg = (
+                f"{what} token {position!r} occurs {len(found)} times (positions {found}); "
+                "pass its index instead"
+            )
+            raise ValueError(msg)
+        return found[0]
+    if isinstance(position, bool) or not isinstance(position, int | np.integer):
+        msg = f"{what} must be an int index or a token string, got {type(position).__name__}"
+        raise TypeError(msg)
+    return _check_index(int(position), len(labels), what)
+
+
+def _row(
+    result: object,
+    query: int | str,
+    *,
+    batch: int | tuple[int, ...] | None,
+    head: int | None,
+    tokens: Sequence[str] | tuple[Sequence[str], Sequence[str]] | None,
+) -> _Row:
+    """Extract one query's row of ``result`` (and its head's weights) in float64."""
+    if isinstance(result, ProjectedAttention):
+        return _projected_row(result, query, batch=batch, head=head, tokens=tokens)
+    if isinstance(result, Attention):
+        return _attention_row(result, query, batch=batch, head=head, tokens=tokens)
+    msg = (
+        "result must come from scaled_dot_product_attention, self_attention or "
+        f"multi_head_attention, got {type(result).__name__}"
+    )
+    raise TypeError(msg)
+
+
+def _f64(arr: ArrayLike) -> Float64Array:
+    return np.asarray(arr, dtype=np.float64)
+
+
+def _attention_row(
+    result: Attention,
+    query: int | str,
+    *,
+    batch: int | tuple[int, ...] | None,
+    head: int | None,
+    tokens: Sequence[str] | tuple[Sequence[str], Sequence[str]] | None,
+) -> _Row:
+    *lead, n, m = result.weights.shape
+    lead_shape = tuple(lead)
+    if head is not None:  # the head is the last leading dimension
+        if not lead_shape:
+            msg = "head= needs a result with a head dimension (..., h, n, m)"
+            raise ValueError(msg)
+        idx = (*_batch_index(batch, lead_shape[:-1]), _check_index(head, lead_shape[-1], "head"))
+    else:
+        idx = _batch_index(batch, lead_shape)
+    query_tokens, key_tokens = _token_lists(tokens, n, m)
+    i = _resolve(query, query_tokens, "query")
+    q = np.broadcast_to(result.q, (*lead_shape, n, result.q.shape[-1]))[idx]
+    k = np.broadcast_to(result.k, (*lead_shape, m, result.k.shape[-1]))[idx]
+    v = np.broadcast_to(result.v, (*lead_shape, m, result.v.shape[-1]))[idx]
+    bias = np.zeros(m)
+    if result.bias is not None:
+        bias = _f64(np.broadcast_to(result.bias, result.weights.shape)[idx][i])
+    allowed = np.ones(m, dtype=bool)
+    if result.mask is not None:
+        allowed = np.array(result.mask[idx][i])
+    allowed &= ~np.isneginf(bias)
+    return _Row(
+        query=i,
+        q=_f64(q[i]),
+        k=_f64(k),
+        v=_f64(v),
+        weights=_f64(result.weights[idx][i]),
+        bias=np.where(allowed, bias, 0.0),
+        allowed=allowed,
+        scale=result.scale,
+        query_tokens=query_tokens,
+        key_tokens=key_tokens,
+        x_i=None,
+        x_keys=None,
+        w_q=None,
+        w_k=None,
+        b_q=None,
+        b_k=None,
+    )
+
+
+def _projected_row(
+    result: ProjectedAttention,
+    query: int | str,
+    *,
+    batch: int | tuple[int, ...] | None,
+    head: int | None,
+    tokens: Sequence[str] | tuple[Sequence[str], Sequence[str]] | None,
+) -> _Row:
+    h, h_kv = result.n_heads, result.n_kv_heads
+    weights = result.weights if result.has_head_axis else result.weights[..., None, :, :]
+    q_all = result.q if result.has_head_axis else result.q[..., None, :, :]
+    k_all = result.k if result.has_head_axis else result.k[..., None, :, :]
+    v_all = result.v if result.has_head_axis else result.v[..., None, :, :]
+    *lead, _, n, m = weights.shape
+    lead_shape = tuple(lead)
+    if head is None:
+        if h > 1:
+            msg = f"the result has {h} heads: pass head= (0 .. {h - 1})"
+            raise ValueError(msg)
+        head = 0
+    if isinstance(head, bool) or not isinstance(head, int | np.integer):
+        msg = f"head must be an int, got {type(head).__name__}"
+        raise TypeError(msg)
+    hq = _check_index(int(head), h, "head")
+    hk = hq // (h // h_kv)  # query head i uses key/value head i // g
+    b = _batch_index(batch, lead_shape)
+    query_tokens, key_tokens = _token_lists(tokens, n, m)
+    i = _resolve(query, query_tokens, "query")
+    d_k = q_all.shape[-1]
+    params = result.params
+    keys_from = result.x if result.context is None else result.context
+    x = np.broadcast_to(result.x, (*lead_shape, n, result.x.shape[-1]))
+    ctx = np.broadcast_to(keys_from, (*lead_shape, m, keys_from.shape[-1]))
+    allowed = np.ones(m, dtype=bool) if result.mask is None else np.array(result.mask[b][i])
+    cols_q = slice(hq * d_k, (hq + 1) * d_k)
+    cols_k = slice(hk * d_k, (hk + 1) * d_k)
+    return _Row(
+        query=i,
+        q=_f64(q_all[(*b, hq, i)]),
+        k=_f64(k_all[(*b, hk)]),
+        v=_f64(v_all[(*b, hk)]),
+        weights=_f64(weights[(*b, hq, i)]),
+        bias=np.zeros(m),
+        allowed=allowed,
+        scale=result.scale,
+        query_tokens=query_tokens,
+        key_tokens=key_tokens,
+        x_i=_f64(x[(*b, i)]),
+        x_keys=_f64(ctx[b]),
+        w_q=_f64(params.w_q[:, cols_q]),
+        w_k=_f64(params.w_k[:, cols_k]),
+        b_q=None if params.b_q is None else _f64(params.b_q[cols_q]),
+        b_k=None if params.b_k is None else _f64(params.b_k[cols_k]),
+    )
+
+
+def _row_logsumexp(scores: Float64Array, allowed: NDArray[np.bool_]) -> float:
+    if not allowed.any():
+        return -math.inf
+    return float(_logsumexp(np.where(allowed, scores, -np.inf)))
+
+
+def _row_weights(scores: Float64Array, allowed: NDArray[np.bool_]) -> Float64Array:
+    return np.asarray(_softmax(scores, where=allowed), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class ScoreExplanation:
+    r"""Why query ``query`` gives key ``key`` the weight it does: every number, exactly.
+
+    ``str()`` of it is a narrative in plain words that starts
+    ``"'creature' attends to 'fluffy' because ..."``.
+
+    Attributes
+    ----------
+    query, key : int
+        Positions of the query and key tokens.
+    query_token, key_token : str
+        Their labels (the tokens, or ``"token i"``).
+    head : int or None
+        The head explained (None for a result without heads).
+    masked : bool
+        True when the mask (or a ``-inf`` bias) forbids the pair: then the weight is 0,
+        the narrative says "masked", and nothing is decomposed.
+    weight : float
+        The attention weight :math:`w_{ij}`, as the result computed it.
+    rank : int
+        1 + the number of keys with a strictly larger weight (1 = most attended).
+    n_tied : int
+        How many other allowed keys have exactly the same weight.
+    n_allowed : int
+        How many keys this query may attend to.
+    raw_score : float
+        :math:`q_i \cdot k_j`.
+    scale : float
+        The factor applied to the dot products (:math:`1/\sqrt{d_k}` by default).
+    bias : float
+        The additive bias of this pair (0 without one).
+    score : float
+        The logit softmax saw, ``raw_score * scale + bias``.
+    dim_contributions : (d_k,) ndarray
+        :math:`q_{id} k_{jd}` per head dimension; they sum to ``raw_score``.
+    query_norm, key_norm, cosine : float
+        :math:`\lVert q_i \rVert`, :math:`\lVert k_j \rVert` and
+        :math:`\cos\theta_{ij}`; their product is ``raw_score`` (cosine 0 for a zero
+        vector).
+    feature_contributions : (d_model, d_model) ndarray or None
+        :math:`x_i[a] \, (W_Q W_K^\top)[a, b] \, x_j[b]`: rows are query features,
+        columns key features. None unless the result knows ``x`` and ``params``.
+    bias_contribution : float or None
+        The terms of ``raw_score`` that involve ``b_q`` or ``b_k``; with the feature
+        contributions it sums to ``raw_score``.
+    feature_names : tuple of str or None
+        Names of the embedding features.
+    logsumexp : float
+        :math:`\operatorname{LSE}` of the query's allowed scores: ``weight = exp(score -
+        logsumexp)``.
+    competitor : int or None
+        The strongest other allowed key (None if there is none).
+    competitor_weight : float
+        Its weight (0 if there is none).
+    unscaled_weight : float
+        The weight this key would get without the scale (``scale = 1``).
+    value_contribution : (d_v,) ndarray
+        ``weight * v_j``: what this key adds to the query's output.
+    """
+
+    query: int
+    key: int
+    query_token: str
+    key_token: str
+    head: int | None
+    masked: bool
+    weight: float
+    rank: int
+    n_tied: int
+    n_allowed: int
+    raw_score: float
+    scale: float
+    bias: float
+    score: float
+    dim_contributions: Float64Array
+    query_norm: float
+    key_norm: float
+    cosine: float
+    feature_contributions: Float64Array | None
+    bias_contribution: float | None
+    feature_names: tuple[str, ...] | None
+    logsumexp: float
+    competitor: int | None
+    competitor_token: str | None
+    competitor_weight: float
+    competitor_score: float
+    unscaled_weight: float
+    value_contribution: Float64Array
+
+    def __str__(self) -> str:
+        """The narrative: why this query gives this key its weight."""
+        q, k = f"'{self.query_token}'", f"'{self.key_token}'"
+        if self.masked:
+            return (
+                f"{q} does not attend to {k}: the pair is masked, so its weight is exactly 0 "
+                "and its score plays no part in the softmax."
+            )
+        lines = [self._opening(q, k)]
+        lines.extend(self._decomposition(q, k))
+        lines.append(self._competition(k))
+        lines.append(self._scale_sentence())
+        lines.append(
+            f"It passes on {_fmt(self.weight)} x v({k}) = "
+            f"{_vector(self.value_contribution)} into the output of {q}."
+        )
+        return "\n".join(lines)
+
+    def _opening(self, q: str, k: str) -> str:
+        weight = _fmt(self.weight)
+        rank = f"rank {self.rank} of {self.n_allowed} key{'' if self.n_allowed == 1 else 's'}"
+        if self.n_tied:
+            rank += f", tied with {self.n_tied} other{'' if self.n_tied == 1 else 's'}"
+        # "only a little": below the uniform share 1/n of the keys it may see.
+        little = self.n_allowed > 1 and self.weight * self.n_allowed < 1.0 - 1e-12
+        if self.n_allowed == 1:
+            reason = (
+                f"it is the only key {q} may attend to: the softmax gives all the weight to "
+                f"a single allowed key, whatever its score (weight {weight}, {rank})."
+            )
+        elif self.query_norm == 0.0:
+            if abs(self.weight * self.n_allowed - 1.0) < 1e-12:
+                reason = (
+                    f"its query is zero: it asks for nothing, so every key scores the same "
+                    f"and the softmax shares the attention evenly (weight {weight}, {rank})."
+                )
+            else:
+                reason = (
+                    f"its query is zero: it asks for nothing, so only the bias sets the "
+                    f"scores (here {_fmt(self.bias)}), which gives weight {weight} ({rank})."
+                )
+        elif self.raw_score > 0:
+            if self.cosine >= 0.7:
+                direction = "point the same way"
+            elif self.cosine >= 0.3:
+                direction = "point partly the same way"
+            else:
+                direction = "are nearly orthogonal, tilted slightly the same way"
+            reason = (
+                f"the query of {q} and the key of {k} {direction} (cos "
+                f"{_fmt(self.cosine)}): their dot product is {_fmt(self.raw_score)} "
+                f"= |q| {_fmt(self.query_norm)} x |k| {_fmt(self.key_norm)} x cos "
+                f"{_fmt(self.cosine)}, which gives weight {weight} ({rank})."
+            )
+            if little and self.competitor_token is not None:
+                reason = reason[:-1] + (
+                    f"; other keys score higher, '{self.competitor_token}' most of all."
+                )
+        elif self.raw_score < 0:
+            reason = (
+                f"the query of {q} and the key of {k} point apart (cos {_fmt(self.cosine)}): "
+                f"their dot product {_fmt(self.raw_score)} pushes the score down, which "
+                f"leaves weight {weight} ({rank})."
+            )
+        elif self.key_norm == 0.0:
+            reason = (
+                f"the key of {k} is zero: it offers nothing the query asks for, so their dot "
+                f"product is 0 (weight {weight}, {rank})."
+            )
+        else:
+            reason = (
+                f"its query and the key of {k} are orthogonal: {k} offers nothing the query "
+                f"asks for, so their dot product is 0 (weight {weight}, {rank})."
+            )
+        if little:
+            reason = reason.replace(f"weight {weight}", f"only a small share, weight {weight}", 1)
+        return f"{q} attends to {k} because {reason}"
+
+    def _decomposition(self, q: str, k: str) -> list[str]:
+        lines: list[str] = []
+        total = _fmt(self.raw_score)
+        if self.feature_contributions is not None and self.raw_score != 0.0:
+            names = self.feature_names
+            flat = self.feature_contributions.ravel()
+            order = np.argsort(-np.abs(flat), kind="stable")
+            parts = []
+            for index in order[:3]:
+                value = float(flat[index])
+                if value == 0.0:
+                    break
+                a, b = divmod(int(index), self.feature_contributions.shape[1])
+                if names is None:
+                    pair = f"feature {a} of {q} meeting feature {b} of {k}"
+                else:
+                    pair = (
+                        f"the '{names[a]}' feature of {q} meeting the '{names[b]}' feature of {k}"
+                    )
+                parts.append(f"{pair} contributes {_signed(value)}")
+            if self.bias_contribution:
+                parts.append(f"the projection biases contribute {_signed(self.bias_contribution)}")
+            if parts:
+                lines.append(
+                    "In the embedding features: " + "; ".join(parts) + f" (total {total})."
+                )
+        dims = np.argsort(-np.abs(self.dim_contributions), kind="stable")
+        dim_parts = [
+            f"dimension {int(d)} contributes {_signed(float(self.dim_contributions[d]))}"
+            for d in dims[:3]
+            if self.dim_contributions[d] != 0.0
+        ]
+        if dim_parts:
+            lines.append(
+                "In the head's dimensions: " + "; ".join(dim_parts) + f" (total {total})."
+            )
+        return lines
+
+    def _competition(self, k: str) -> str:
+        bias = f" plus the bias {_fmt(self.bias)}" if self.bias else ""
+        text = (
+            f"Scaled by {_fmt(self.scale)}{bias}, the score is {_fmt(self.score)}. The softmax "
+            "weighs it against the row's other scores: weight = exp(score - logsumexp) = "
+            f"exp({_fmt(self.score)} - {_fmt(self.logsumexp)}) = {_fmt(self.weight)}"
+        )
+        if self.competitor_token is None:
+            return text + f"; {k} is the only key allowed."
+        return (
+            text + f"; the strongest competitor is '{self.competitor_token}' (score "
+            f"{_fmt(self.competitor_score)}, weight {_fmt(self.competitor_weight)})."
+        )
+
+    def _scale_sentence(self) -> str:
+        unscaled = _fmt(self.unscaled_weight)
+        if self.scale == 1.0:
+            return "No scale was applied (scale = 1)."
+        if _fmt(self.unscaled_weight) == _fmt(self.weight):
+            return f"Without the scale the weight would be the same, {unscaled}."
+        if abs(self.scale) < 1.0:  # without it, the dot products lie further apart
+            spread = (
+                f"{_fmt(1.0 / abs(self.scale))} times further apart"
+                if self.scale
+                else "apart instead of all equal"
+            )
+            effect = "sharper"
+        else:  # a scale above 1 spreads them: without it they lie closer together
+            spread = f"{_fmt(abs(self.scale))} times closer together"
+            effect = "softer"
+        return (
+            f"Without the scale the weight would be {unscaled}: the unscaled scores "
+            f"lie {spread}, so the softmax is {effect}."
+        )
+
+
+def _vector(values: Float64Array) -> str:
+    return "[" + ", ".join(_fmt(float(v)) for v in values) + "]"
+
+
+def explain_score(
+    result: Result,
+    query: int | str,
+    key: int | str,
+    /,
+    *,
+    batch: int | tuple[int, ...] | None = None,
+    head: int | None = None,
+    tokens: Sequence[str] | tuple[Sequence[str], Sequence[str]] | None = None,
+    feature_names: Sequence[str] | None = None,
+) -> ScoreExplanation:
+    r"""Explain one attention weight: why ``query`` attends to ``key`` as much as it does.
+
+    Parameters
+    ----------
+    result : Attention or ProjectedAttention
+        From :func:`~attention_from_scratch.self_attention.scaled_dot_product_attention`,
+        :func:`~attention_from_scratch.self_attention.self_attention` or
+        :func:`~attention_from_scratch.self_attention.multi_head_attention`.
+    query, key : int or str
+        Positions, or tokens (from ``tokens``) that occur exactly once.
+    batch : int or tuple of int, optional
+        Index into the leading batch dimensions; needed when there are any.
+    head : int, optional
+        The head; needed when the result has more than one.
+    tokens : sequence of str, or a pair of them, optional
+        Labels of the tokens; for cross-attention a pair ``(query_tokens, key_tokens)``.
+    feature_names : sequence of str, optional
+        Names of the ``d_model`` embedding features, used in the narrative.
+
+    Returns
+    -------
+    ScoreExplanation
+        Every number of the explanation; ``str()`` gives the narrative.
+
+    Raises
+    ------
+    IndexError
+        If an index is out of range.
+    ValueError
+        If a token is unknown (the message lists the tokens) or occurs twice (use an
+        index), ``tokens`` or ``feature_names`` do not fit, or ``batch``/``head`` are
+        missing for a result that needs them.
+    TypeError
+        If ``result`` is not an attention result.
+
+    See Also
+    --------
+    explain_query, heatmap
+
+    Notes
+    -----
+    In code, ``raw = q[i] @ k[j]``, ``score = raw * scale + bias``,
+    ``weight = exp(score - logsumexp(scores[i]))``. The identities:
+
+    .. math::
+
+       w_{ij} = e^{s_{ij} - \operatorname{LSE}_l s_{il}}, \quad
+       q_i \cdot k_j = \sum_d q_{id} k_{jd} = \lVert q_i\rVert \lVert k_j\rVert
+       \cos\theta_{ij}, \quad
+       q_i \cdot k_j = \sum_{a, b} x_{ia} (W_Q W_K^\top)_{ab} x_{jb}
+         + x_i W_Q b_K^\top + b_Q W_K^\top x_j^\top + b_Q \cdot b_K .
+
+    All of them are computed in float64 from the result's own arrays, so they reconcile
+    to rounding; the norms are the overflow-safe ones of
+    :func:`~attention_from_scratch.norms.l2_norm` and the log-sum-exp the stable one of
+    :func:`~attention_from_scratch.softmax.logsumexp`
+    :cite:p:`vaswani2017attention,vig2019multiscale`.
+
+    References
+    ----------
+    :cite:t:`vaswani2017attention`, §3.2.1; :cite:t:`vig2019multiscale`.
+
+    Examples
+    --------
+    >>> from attention_from_scratch.examples import fluffy_blue_creature
+    >>> from attention_from_scratch.explain import explain_score
+    >>> from attention_from_scratch.self_attention import self_attention
+    >>> ex = fluffy_blue_creature()
+    >>> result = self_attention(ex.x, ex.params)
+    >>> why = explain_score(result, "creature", "fluffy", tokens=ex.tokens,
+    ...                     feature_names=ex.feature_names)
+    >>> print(round(why.weight, 4), why.rank, why.raw_score, why.score)
+    0.5741 1 4.0 2.0
+    >>> print(why.feature_contributions[0])
+    [0. 3. 0. 1.]
+    >>> print(str(why).splitlines()[0])
+    'creature' attends to 'fluffy' because the query of 'creature' and the key of 'fluffy' point the same way (cos 0.8944): their dot product is 4 = |q| 3.162 x |k| 1.414 x cos 0.8944, which gives weight 0.5741 (rank 1 of 3 keys).
+    """
+    row = _row(result, query, batch=batch, head=head, tokens=tokens)
+    j = _resolve(key, row.key_tokens, "key")
+    m = row.k.shape[0]
+    names = None
+    if feature_names is not None:
+        names = tuple(str(name) for name in feature_names)
+        if row.x_i is not None and len(names) != row.x_i.shape[0]:
+            msg = f"feature_names has {len(names)} names for d_model = {row.x_i.shape[0]}"
+            raise ValueError(msg)
+    raw_row, scores = row.raw, row.scores
+    weight = float(row.weights[j])
+    allowed = row.allowed
+    rank = 1 + int(np.sum(row.weights > weight))
+    n_tied = int(np.sum((row.weights == weight) & allowed)) - int(bool(allowed[j]))
+    dims = row.q * row.k[j]  # q_i * k_j per head dimension, sums to raw
+    q_norm, k_norm = float(l2_norm(row.q)), float(l2_norm(row.k[j]))
+    raw = float(raw_row[j])
+    cosine = 0.0
+    if q_norm != 0.0 and k_norm != 0.0:
+        # cos = (q / |q|) . (k / |k|): |q| |k| may underflow (or overflow) where neither does
+        unit = float((row.q / q_norm) @ (row.k[j] / k_norm))
+        cosine = min(1.0, max(-1.0, unit))
+    features: Float64Array | None = None
+    bias_part: float | None = None
+    if row.x_i is not None and row.x_keys is not None and row.w_q is not None:
+        if row.w_k is None:  # pragma: no cover - set together with w_q
+            msg = "w_k missing"
+            raise RuntimeError(msg)
+        bilinear = row.w_q @ row.w_k.T  # W_Q W_K^T: (d_model, d_k) @ (d_k, d_model)
+        features = row.x_i[:, None] * bilinear * row.x_keys[j][None, :]  # (d_model, d_model)
+        b_q = np.zeros_like(row.q) if row.b_q is None else row.b_q
+        b_k = np.zeros_like(row.q) if row.b_k is None else row.b_k
+        # x_i W_Q b_K^T + b_Q W_K^T x_j^T + b_Q . b_K
+        bias_part = float(
+            (row.x_i @ row.w_q) @ b_k + b_q @ (row.w_k.T @ row.x_keys[j]) + b_q @ b_k
+        )
+    competitor: int | None = None
+    others = allowed.copy()
+    others[j] = False
+    if others.any():
+        candidates = np.where(others, row.weights, -np.inf)
+        competitor = int(np.argmax(candidates))
+    unscaled = _row_weights(raw_row + row.bias, allowed) if allowed.any() else np.zeros(m)
+    return ScoreExplanation(
+        query=row.query,
+        key=j,
+        query_token=row.query_tokens[row.query],
+        key_token=row.key_tokens[j],
+        head=head,
+        masked=not bool(allowed[j]),
+        weight=weight,
+        rank=rank,
+        n_tied=n_tied,
+        n_allowed=int(allowed.sum()),
+        raw_score=raw,
+        scale=row.scale,
+        bias=float(row.bias[j]),
+        score=float(scores[j]),
+        dim_contributions=dims,
+        query_norm=q_norm,
+        key_norm=k_norm,
+        cosine=cosine,
+        feature_contributions=features,
+        bias_contribution=bias_part,
+        feature_names=names,
+        logsumexp=_row_logsumexp(scores, allowed),
+        competitor=competitor,
+        competitor_token=None if competitor is None else row.key_tokens[competitor],
+        competitor_weight=0.0 if competitor is None else float(row.weights[competitor]),
+        competitor_score=0.0 if competitor is None else float(scores[competitor]),
+        unscaled_weight=float(unscaled[j]),
+        value_contribution=weight * row.v[j],
+    )
+
+
+@dataclass(frozen=True)
+class QueryExplanation:
+    r"""Where one query looks: its weights in order, how sharp they are, what the scale did.
+
+    Attributes
+    ----------
+    query : int
+        Position of the query token.
+    query_token : str
+        Its label.
+    query_tokens : tuple of str
+        Labels of all the queries.
+    key_tokens : tuple of str
+        Labels of the keys.
+    head : int or None
+        The head explained.
+    weights : (m,) ndarray
+        The query's attention weights.
+    scores : (m,) ndarray
+        The logits softmax saw (``-inf`` where masked).
+    allowed : (m,) ndarray of bool
+        Which keys the query may attend to.
+    order : tuple of int
+        Key indices by descending weight (stable: ties keep their order).
+    entropy : float
+        :math:`-\sum_j w_j \log w_j` in nats: 0 for one key, :math:`\log m` for uniform.
+    effective_keys : float
+        :math:`e^{H}`, the number of keys the attention is spread over.
+    unscaled_entropy : float
+        The entropy the row would have without the scale.
+    scale : float
+        The scale the result applied to the dot products.
+    """
+
+    query: int
+    query_token: str
+    query_tokens: tuple[str, ...]
+    key_tokens: tuple[str, ...]
+    head: int | None
+    weights: Float64Array
+    scores: Float64Array
+    allowed: NDArray[np.bool_]
+    order: tuple[int, ...]
+    entropy: float
+    effective_keys: float
+    unscaled_entropy: float
+    scale: float
+
+    @property
+    def attends_to_nothing(self) -> bool:
+        """True when every key is masked: the weights and the output are 0."""
+        return not bool(self.allowed.any())
+
+    def __str__(self) -> str:
+        """The narrative: where this token looks and how sharply."""
+        q = f"'{self.query_token}'"
+        if self.attends_to_nothing:
+            return (
+                f"{q} attends to nothing: every key is masked, so its weights and its "
+                "output are exactly 0."
+            )
+        ranked = [j for j in self.order if self.allowed[j]]
+        listing = ", ".join(
+            f"'{self.key_tokens[j]}' {_fmt(float(self.weights[j]))}" for j in ranked
+        )
+        n_allowed = len(ranked)
+        if n_allowed == 1:
+            sharpness = "entirely on the one key it may see"
+        elif abs(self.effective_keys - n_allowed) < 1e-9 * n_allowed:
+            sharpness = f"evenly over all {n_allowed} keys it may see"
+        elif self.effective_keys < 1.5:
+            sharpness = "almost entirely on one key"
+        else:
+            sharpness = f"over about {_fmt(self.effective_keys)} of its {n_allowed} keys"
+        lines = [
+            f"{q} looks at {listing}.",
+            (
+                f"Its attention is spread {sharpness} (entropy {_fmt(self.entropy)} nats, "
+                f"effective keys {_fmt(self.effective_keys)})."
+            ),
+        ]
+        allowed_scores = self.scores[self.allowed]
+        unscaled = _fmt(self.unscaled_entropy)
+        if allowed_scores.size == 1:
+            lines.append("The scale changes nothing here: with one key, the weight is 1.")
+        elif allowed_scores.max() == allowed_scores.min():
+            lines.append("The scale changes nothing here: every allowed score is equal.")
+        elif self.unscaled_entropy < self.entropy - 1e-12:
+            lines.append(
+                f"Without the scale ({_fmt(self.scale)}) the entropy would be {unscaled} nats: "
+                "the scale keeps the softmax from saturating."
+            )
+        elif self.unscaled_entropy > self.entropy + 1e-12:
+            lines.append(
+                f"Without the scale the entropy would be {unscaled} nats: here the scale "
+                "makes the softmax sharper, not softer."
+            )
+        else:
+            lines.append(f"Without the scale the entropy would be the same, {unscaled} nats.")
+        return "\n".join(lines)
+
+
+def explain_query(
+    result: Result,
+    query: int | str,
+    /,
+    *,
+    batch: int | tuple[int, ...] | None = None,
+    head: int | None = None,
+    tokens: Sequence[str] | tuple[Sequence[str], Sequence[str]] | None = None,
+) -> QueryExplanation:
+    r"""Explain one query's whole row: which keys it looks at, and how sharply.
+
+    Parameters
+    ----------
+    result : Attention or ProjectedAttention
+        An attention result.
+    query : int or str
+        Position, or a token that occurs once in ``tokens``.
+    batch, head, tokens
+        As in :func:`explain_score`.
+
+    Returns
+    -------
+    QueryExplanation
+        The weights, their order, entropy, effective number of keys and the entropy
+        without the scale; ``str()`` gives the narrative.
+
+    Raises
+    ------
+    IndexError, ValueError, TypeError
+        As :func:`explain_score`.
+
+    See Also
+    --------
+    explain_score, attention_from_scratch.softmax.entropy
+
+    Notes
+    -----
+    In code, ``order = np.argsort(-w, kind="stable")``, ``h = entropy(w)``. The entropy
+    :math:`H = -\sum_j w_j \log w_j` is computed with :math:`0 \log 0 = 0`
+    (:func:`~attention_from_scratch.softmax.entropy`); :math:`e^H` counts the keys the
+    attention is effectively spread over :cite:p:`cover2006elements`. The unscaled
+    entropy is that of ``softmax(q_i K^T + b)``: smaller, because without
+    :math:`1/\sqrt{d_k}` the softmax saturates :cite:p:`vaswani2017attention`.
+
+    References
+    ----------
+    :cite:t:`vaswani2017attention`, §3.2.1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attention_from_scratch.examples import fluffy_blue_creature
+    >>> from attention_from_scratch.explain import explain_query
+    >>> from attention_from_scratch.self_attention import self_attention
+    >>> ex = fluffy_blue_creature()
+    >>> row = explain_query(self_attention(ex.x, ex.params), "creature", tokens=ex.tokens)
+    >>> print(row.order, round(row.entropy, 4), round(row.unscaled_entropy, 4))
+    (0, 1, 2) 0.8845 0.6448
+    >>> print(row)
+    'creature' looks at 'fluffy' 0.5741, 'blue' 0.3482, 'creature' 0.0777.
+    Its attention is spread over about 2.422 of its 3 keys (entropy 0.8845 nats, effective keys 2.422).
+    Without the scale (0.5) the entropy would be 0.6448 nats: the scale keeps the softmax from saturating.
+    """
+    row = _row(result, query, batch=batch, head=head, tokens=tokens)
+    weights = row.weights
+    order = tuple(int(j) for j in np.argsort(-weights, kind="stable"))
+    h = float(_entropy(weights))
+    if row.allowed.any():
+        unscaled_h = float(_entropy(_row_weights(row.raw + row.bias, row.allowed)))
+    else:
+        unscaled_h = 0.0
+    return QueryExplanation(
+        query=row.query,
+        query_token=row.query_tokens[row.query],
+        query_tokens=row.query_tokens,
+        key_tokens=row.key_tokens,
+        head=head,
+        weights=weights,
+        scores=np.where(row.allowed, row.scores, -np.inf),
+        allowed=row.allowed,
+        order=order,
+        entropy=h,
+        effective_keys=math.exp(h),
+        unscaled_entropy=unscaled_h,
+        scale=row.scale,
+    )
+
+
+_SHADES = " ░▒▓█"
+
+
+def heatmap(
+    weights: ArrayLike,
+    /,
+    *,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+) -> str:
+    r"""The weight matrix as text: a shaded cell and the number, one row per query.
+
+    Parameters
+    ----------
+    weights : (n, m) array_like
+        Attention weights in :math:`[0, 1]`.
+    row_labels : sequence of str, optional
+        Query labels (default ``0 .. n-1``).
+    col_labels : sequence of str, optional
+        Key labels (default ``0 .. m-1``).
+
+    Returns
+    -------
+    str
+        ``n + 1`` lines: a header of key labels, then each query's label and cells.
+        A cell's shade is one of `` ░▒▓█`` by fifths of the weight.
+
+    Raises
+    ------
+    ValueError
+        If ``weights`` is not 2-D, not finite, outside :math:`[0, 1]`, or labels do not
+        fit.
+    TypeError
+        If ``weights`` is bool, complex or not numeric.
+
+    See Also
+    --------
+    explain_query
+
+    Notes
+    -----
+    In code, ``shade = " ░▒▓█"[min(int(5 * w), 4)]``. Numbers are printed with 3
+    decimals, so rows read as the probabilities they are; the shades make the pattern
+    visible at a glance, as a plotted heatmap does :cite:p:`vig2019multiscale`.
+
+    References
+    ----------
+    :cite:t:`vig2019multiscale`.
+
+    Examples
+    --------
+    >>> from attention_from_scratch.examples import fluffy_blue_creature
+    >>> from attention_from_scratch.explain import heatmap
+    >>> from attention_from_scratch.self_attention import self_attention
+    >>> ex = fluffy_blue_creature()
+    >>> result = self_attention(ex.x, ex.params)
+    >>> print(heatmap(result.weights, row_labels=ex.tokens, col_labels=ex.tokens))
+    query \ key   fluffy     blue  creature
+    fluffy       ░ 0.333  ░ 0.333   ░ 0.333
+    blue         ░ 0.333  ░ 0.333   ░ 0.333
+    creature     ▒ 0.574  ░ 0.348     0.078
+    """
+    arr = as_float_array(weights, "weights")
+    if arr.ndim != 2:
+        msg = f"weights must be 2-D (n, m) for a heatmap, got shape {arr.shape}"
+        raise ValueError(msg)
+    check_finite(arr, "weights")
+    if arr.size and (arr.min() < 0 or arr.max() > 1):
+        msg = f"weights must lie in [0, 1], got values in [{arr.min()}, {arr.max()}]"
+        raise ValueError(msg)
+    n, m = arr.shape
+    rows = [str(i) for i in range(n)] if row_labels is None else [str(r) for r in row_labels]
+    cols = [str(j) for j in range(m)] if col_labels is None else [str(c) for c in col_labels]
+    if len(rows) != n or len(cols) != m:
+        msg = f"labels do not fit weights of shape {arr.shape}: {len(rows)} rows, {len(cols)} columns"
+        raise ValueError(msg)
+    corner = "query \\ key"
+    first = max([len(corner), *(len(r) for r in rows)])
+    widths = [max(7, len(c)) for c in cols]
+    header = corner.ljust(first) + "".join(
+        "  " + c.rjust(w) for c, w in zip(cols, widths, strict=True)
+    )
+    lines = [header]
+    for label, values in zip(rows, arr.astype(np.float64), strict=True):
+        cells = []
+        for w, width in zip(values, widths, strict=True):
+            shade = _SHADES[min(int(5 * float(w)), 4)]
+            cells.append("  " + f"{shade} {float(w):.3f}".rjust(width))
+        lines.append(label.ljust(first) + "".join(cells))
+    return "\n".join(line.rstrip() for line in lines)
