@@ -38,6 +38,7 @@ approximated: the contributions sum to the raw score, ``|q| |k| cos`` equals it,
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -413,9 +414,13 @@ class ScoreExplanation:
         """The narrative: why this query gives this key its weight."""
         q, k = f"'{self.query_token}'", f"'{self.key_token}'"
         if self.masked:
-            return (
-                f"{q} does not attend to {k}: the pair is masked, so its weight is exactly 0 "
-                "and its score plays no part in the softmax."
+            return _paragraphs(
+                [
+                    (
+                        f"{q} does not attend to {k}: the pair is masked, so its weight is "
+                        "exactly 0 and its score plays no part in the softmax."
+                    )
+                ]
             )
         lines = [self._opening(q, k)]
         lines.extend(self._decomposition(q, k))
@@ -425,7 +430,7 @@ class ScoreExplanation:
             f"It passes on {_fmt(self.weight)} x v({k}) = "
             f"{_vector(self.value_contribution)} into the output of {q}."
         )
-        return "\n".join(lines)
+        return _paragraphs(lines)
 
     def _opening(self, q: str, k: str) -> str:
         weight = _fmt(self.weight)
@@ -528,7 +533,7 @@ class ScoreExplanation:
     def _competition(self, k: str) -> str:
         bias = f" plus the bias {_fmt(self.bias)}" if self.bias else ""
         text = (
-            f"Scaled by {_fmt(self.scale)}{bias}, the score is {_fmt(self.score)}. The softmax "
+            f"Scaled by {self._scale_name()}{bias}, the score is {_fmt(self.score)}. The softmax "
             "weighs it against the row's other scores: weight = exp(score - logsumexp) = "
             f"exp({_fmt(self.score)} - {_fmt(self.logsumexp)}) = {_fmt(self.weight)}"
         )
@@ -538,6 +543,12 @@ class ScoreExplanation:
             text + f"; the strongest competitor is '{self.competitor_token}' (score "
             f"{_fmt(self.competitor_score)}, weight {_fmt(self.competitor_weight)})."
         )
+
+    def _scale_name(self) -> str:
+        d_k = self.dim_contributions.shape[0]
+        if d_k and math.isclose(self.scale, 1.0 / math.sqrt(d_k), rel_tol=1e-12):
+            return f"1/sqrt(d_k) = 1/sqrt({d_k}) = {_fmt(self.scale)}"
+        return _fmt(self.scale)
 
     def _scale_sentence(self) -> str:
         unscaled = _fmt(self.unscaled_weight)
@@ -559,6 +570,23 @@ class ScoreExplanation:
             f"Without the scale the weight would be {unscaled}: the unscaled scores "
             f"lie {spread}, so the softmax is {effect}."
         )
+
+
+_WIDTH = 88
+
+
+def _paragraphs(lines: list[str]) -> str:
+    """One paragraph per line, wrapped at 88 columns, continuation lines indented."""
+    return "\n".join(
+        textwrap.fill(
+            line,
+            _WIDTH,
+            subsequent_indent="  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        for line in lines
+    )
 
 
 def _vector(values: Float64Array) -> str:
@@ -652,7 +680,9 @@ def explain_score(
     >>> print(why.feature_contributions[0])
     [0. 3. 0. 1.]
     >>> print(str(why).splitlines()[0])
-    'creature' attends to 'fluffy' because the query of 'creature' and the key of 'fluffy' point the same way (cos 0.8944): their dot product is 4 = |q| 3.162 x |k| 1.414 x cos 0.8944, which gives weight 0.5741 (rank 1 of 3 keys).
+    'creature' attends to 'fluffy' because the query of 'creature' and the key of 'fluffy'
+    >>> print(why.feature_names[0], "x", why.feature_names[1], why.feature_contributions[0, 1])
+    noun x adjective 3.0
     """
     row = _row(result, query, batch=batch, head=head, tokens=tokens)
     j = _resolve(key, row.key_tokens, "key")
@@ -786,9 +816,13 @@ class QueryExplanation:
         """The narrative: where this token looks and how sharply."""
         q = f"'{self.query_token}'"
         if self.attends_to_nothing:
-            return (
-                f"{q} attends to nothing: every key is masked, so its weights and its "
-                "output are exactly 0."
+            return _paragraphs(
+                [
+                    (
+                        f"{q} attends to nothing: every key is masked, so its weights and its "
+                        "output are exactly 0."
+                    )
+                ]
             )
         ranked = [j for j in self.order if self.allowed[j]]
         listing = ", ".join(
@@ -828,7 +862,7 @@ class QueryExplanation:
             )
         else:
             lines.append(f"Without the scale the entropy would be the same, {unscaled} nats.")
-        return "\n".join(lines)
+        return _paragraphs(lines)
 
 
 def explain_query(
@@ -891,8 +925,10 @@ def explain_query(
     (0, 1, 2) 0.8845 0.6448
     >>> print(row)
     'creature' looks at 'fluffy' 0.5741, 'blue' 0.3482, 'creature' 0.0777.
-    Its attention is spread over about 2.422 of its 3 keys (entropy 0.8845 nats, effective keys 2.422).
-    Without the scale (0.5) the entropy would be 0.6448 nats: the scale keeps the softmax from saturating.
+    Its attention is spread over about 2.422 of its 3 keys (entropy 0.8845 nats, effective
+      keys 2.422).
+    Without the scale (0.5) the entropy would be 0.6448 nats: the scale keeps the softmax
+      from saturating.
     """
     row = _row(result, query, batch=batch, head=head, tokens=tokens)
     weights = row.weights

@@ -89,10 +89,12 @@ nitpick_ignore_regex = [
     (r"py:.*", r"scipy(\..*)?"),
 ]
 
-# MathJax loads from its CDN in the reader's browser. To look at the pages offline,
-# point AFS_MATHJAX_PATH at a local copy (e.g. npm's mathjax/tex-mml-chtml.js).
-if os.environ.get("AFS_MATHJAX_PATH"):
-    mathjax_path = os.environ["AFS_MATHJAX_PATH"]
+# MathJax 3 loads from its CDN in the reader's browser (the build needs no network).
+# To look at the pages offline, point AFS_MATHJAX_PATH at a local copy of the same
+# version (npm's mathjax@3: node_modules/mathjax/es5/tex-mml-chtml.js).
+mathjax_path = os.environ.get(
+    "AFS_MATHJAX_PATH", "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"
+)
 
 html_theme = "furo"
 html_title = "attention from scratch"

@@ -60,6 +60,11 @@ RUNNING_HEATMAP = (
 )
 
 
+def _flat(explanation: object) -> str:
+    """The narrative with its line wrapping undone (paragraphs wrap at 88 columns)."""
+    return " ".join(str(explanation).split())
+
+
 def _close(actual: Any, expected: Any, magnitude: float = 1.0) -> None:
     """Equal to 1e-12, relative, or absolute on the size of the terms that were summed.
 
@@ -878,10 +883,10 @@ def test_scale_above_one_makes_the_softmax_sharper() -> None:
     result = scaled_dot_product_attention(x, x, x, scale=2.0)
     why = explain_score(result, 0, 1)
     assert why.unscaled_weight > why.weight  # unscaled scores lie closer together
-    assert "2 times closer together, so the softmax is softer" in str(why)
+    assert "2 times closer together, so the softmax is softer" in _flat(why)
     row = explain_query(result, 0)
     assert row.unscaled_entropy > row.entropy
-    text = str(row)
+    text = _flat(row)
     assert "sharper, not softer" in text
     assert "every allowed score is equal" not in text
 
@@ -890,7 +895,7 @@ def test_scale_one_changes_nothing() -> None:
     x = np.array([[1.0, 0, 1, 0], [0, 2, 0, 2], [1, 1, 1, 1]])
     result = scaled_dot_product_attention(x, x, x, scale=1.0)
     assert "No scale was applied" in str(explain_score(result, 0, 1))
-    text = str(explain_query(result, 0))
+    text = _flat(explain_query(result, 0))
     assert "would be the same" in text
     assert "every allowed score is equal" not in text
 
@@ -901,11 +906,11 @@ def test_zero_query_with_bias_is_not_uniform() -> None:
     result = scaled_dot_product_attention(q, k, k, bias=np.array([[1.0, 0.0]]))
     why = explain_score(result, 0, 0)
     _close(why.weight, _softmax([1.0, 0.0])[0])
-    text = str(why)
+    text = _flat(why)
     assert "query is zero" in text
     assert "only the bias" in text
     assert "evenly" not in text
-    assert "every allowed score is equal" not in str(explain_query(result, 0))
+    assert "every allowed score is equal" not in _flat(explain_query(result, 0))
 
 
 @given(projected_cases(), st.randoms(use_true_random=False))
