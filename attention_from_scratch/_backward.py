@@ -1,30 +1,467 @@
-"""The backward pass of attention (private; re-exported by ``self_attention``).
+r"""The backward pass of attention: the gradients that train it (private module).
 
-Work in progress: filled in by the gradients issue.
+Its two names, :class:`AttentionGrads` and :func:`attention_vjp`, are re-exported by
+:mod:`attention_from_scratch.self_attention` and imported from there. This module
+must not import ``self_attention`` when it is loaded, because ``self_attention``
+imports it; the result classes are only named for the type checker and looked up
+when :func:`attention_vjp` runs.
+
+Training a model means nudging every weight against the gradient of a loss. A loss
+depends on attention only through its output :math:`O`, so what a training loop
+hands to attention is :math:`dO = \partial L / \partial O`, and what it needs back
+are the gradients with respect to everything attention read: the queries, keys and
+values, and, through the projections, the embeddings and the weights. That map
+:math:`dO \mapsto (dQ, dK, dV, \dots)` is the *vector-Jacobian product* (VJP) of
+attention: the chain rule applied to the forward pass of
+:cite:t:`vaswani2017attention` (§3.2.1, Eq. 1) one step at a time, from the last
+step back to the first (the formulas of :cite:t:`dao2022flashattention`, Appendix
+B.2)::
+
+    forward                              backward
+    S = scale * Q K^T + B                dQ = scale * dS K,  dK = scale * dS^T Q,  dB = dS
+    P = softmax(S, where=M)              dS = P * (dP - rowsum(dP * P))
+    O = P V                              dP = dO V^T,  dV = P^T dO
+
+The softmax step is :func:`~attention_from_scratch.softmax.softmax_vjp`: a masked
+entry has :math:`P_{ij} = 0`, so its :math:`dS_{ij}` is exactly 0, and a query that
+may attend to nothing gets gradients that are exactly 0, never NaN.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from attention_from_scratch._checks import (
+    BoolArray,
+    FloatArray,
+    as_float_array,
+    check_finite,
+    working_dtype,
+)
+from attention_from_scratch.projections import AttentionParams
+from attention_from_scratch.softmax import softmax, softmax_vjp
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-    from attention_from_scratch._checks import FloatArray
+    from attention_from_scratch.self_attention import Attention, ProjectedAttention
 
 __all__ = ["AttentionGrads", "attention_vjp"]
 
 
 @dataclass(frozen=True, eq=False)
 class AttentionGrads:
-    """Gradients of a loss with respect to the inputs of an attention result."""
+    r"""Gradients of a loss with respect to everything an attention result was computed from.
+
+    Returned by :func:`attention_vjp`. Each gradient has the shape and dtype of the
+    array it belongs to, so a step of gradient descent is ``w - lr * grad`` field by
+    field. Fields that do not apply to the result are None.
+
+    Attributes
+    ----------
+    q : ndarray
+        :math:`\partial L / \partial Q`, the shape of the result's ``q``: ``(..., n,
+        d_k)`` for :func:`~attention_from_scratch.self_attention.scaled_dot_product_attention`
+        and :func:`~attention_from_scratch.self_attention.self_attention`, ``(..., h, n,
+        d_k)`` (one block per query head) for
+        :func:`~attention_from_scratch.self_attention.multi_head_attention`.
+    k : ndarray
+        :math:`\partial L / \partial K`, the shape of the result's ``k`` (``(..., h_kv,
+        m, d_k)`` for multi-head results: a key head shared by several query heads
+        receives the sum of their gradients).
+    v : ndarray
+        :math:`\partial L / \partial V`, the shape of the result's ``v``.
+    x : (..., n, d_model) ndarray or None
+        :math:`\partial L / \partial X` for results of ``self_attention`` and
+        ``multi_head_attention``; None for ``scaled_dot_product_attention``.
+    context : (..., m, d_model) ndarray or None
+        :math:`\partial L / \partial C` for cross-attention (keys and values from a
+        ``context``); None otherwise.
+    params : AttentionParams or None
+        The gradients of every weight and bias present in the result's ``params``
+        (``w_q``, ``w_k``, ``w_v``, and ``w_o``, ``b_q``, ``b_k``, ``b_v``, ``b_o``
+        when they exist), with the same shapes, held in a read-only
+        :class:`~attention_from_scratch.projections.AttentionParams`; None for
+        ``scaled_dot_product_attention``.
+    bias : ndarray or None
+        :math:`\partial L / \partial B` for the additive ``bias`` of
+        ``scaled_dot_product_attention``, in the shape it was given (summed over the
+        dimensions it was broadcast along); None when there was no bias. It is the
+        gradient reaching the scores, :math:`dS`.
+
+    Notes
+    -----
+    When ``q``, ``k`` or ``v`` were broadcast against each other (a key shared by a
+    batch of queries, say), their gradient is summed over the broadcast dimensions,
+    as automatic differentiation does. Equality is identity (``eq=False``).
+    """
 
     q: FloatArray
     k: FloatArray
     v: FloatArray
+    x: FloatArray | None = None
+    context: FloatArray | None = None
+    params: AttentionParams | None = None
+    bias: FloatArray | None = None
 
 
-def attention_vjp(result: object, grad_output: ArrayLike, /) -> AttentionGrads:
-    """Vector-Jacobian product of attention (not written yet)."""
-    raise NotImplementedError
+def _sum_to(arr: FloatArray, shape: tuple[int, ...]) -> FloatArray:
+    """Sum ``arr`` over the axes along which an array of ``shape`` was broadcast to it."""
+    lead = arr.ndim - len(shape)
+    stretched = (
+        lead + i for i, size in enumerate(shape) if size == 1 and arr.shape[lead + i] != 1
+    )
+    axes = (*range(lead), *stretched)
+    if axes:
+        arr = np.sum(arr, axis=axes, keepdims=True)
+    return arr.reshape(shape)
+
+
+def _merge(heads: FloatArray) -> FloatArray:
+    """``(..., h, n, d) -> (..., n, h*d)``: the head blocks side by side (no validation)."""
+    *batch, h, n, d = heads.shape
+    merged: FloatArray = np.swapaxes(heads, -3, -2).reshape(*batch, n, h * d)
+    return merged
+
+
+def _rows(arr: FloatArray) -> FloatArray:
+    """``(..., r, c) -> (N, c)``: every row of every batch entry, stacked."""
+    flat: FloatArray = arr.reshape(-1, arr.shape[-1])
+    return flat
+
+
+def _finished(arr: FloatArray, dtype: np.dtype[Any], name: str) -> FloatArray:
+    """``arr`` in the result's dtype; FloatingPointError if it overflowed (float16)."""
+    out: FloatArray = arr.astype(dtype, order="C", copy=False)
+    if not np.isfinite(out).all():
+        msg = (
+            f"the gradient with respect to {name} overflowed {dtype}; "
+            "compute in float64 or rescale the loss"
+        )
+        raise FloatingPointError(msg)
+    return out
+
+
+def _probabilities(
+    stored: FloatArray,
+    q: FloatArray,
+    k: FloatArray,
+    scale: float,
+    mask: BoolArray | None,
+    bias: FloatArray | None,
+) -> FloatArray:
+    """The weights P in the working dtype of ``q`` (already converted).
+
+    float32 and float64 results stored P exactly as computed. A float16 result stored
+    P rounded to float16; it is recomputed in float32 from ``q`` and ``k``, as the
+    forward pass did, so the backward pass does not inherit that rounding.
+    """
+    if stored.dtype == q.dtype:
+        return stored
+    scores = np.matmul(q * q.dtype.type(scale), np.swapaxes(k, -1, -2))  # (..., n, m)
+    if bias is not None:
+        scores = scores + bias.astype(q.dtype)  # + B
+    allowed = np.ones(stored.shape, dtype=bool) if mask is None else mask
+    return softmax(np.broadcast_to(scores, stored.shape), where=allowed)
+
+
+def _attention_backward(
+    q: FloatArray, k: FloatArray, v: FloatArray, p: FloatArray, scale: float, d_out: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """dQ, dK, dV, dS of ``O = softmax(scale Q K^T + B) V`` for the upstream gradient dO.
+
+    All arrays are in one working dtype; ``p`` and ``d_out`` have the full broadcast
+    batch shape, and so do the returned gradients (not yet summed back to the shapes
+    of ``q``, ``k``, ``v``). Runs inside :func:`attention_vjp`'s ``np.errstate``: an
+    overflow gives ``inf``, reported as :class:`FloatingPointError`.
+    """
+    # dV = P^T dO
+    d_v = np.matmul(np.swapaxes(p, -1, -2), d_out)  # (..., m, n) @ (..., n, d_v)
+    # dP = dO V^T
+    d_p = np.matmul(d_out, np.swapaxes(v, -1, -2))  # (..., n, d_v) @ (..., d_v, m)
+    if not np.isfinite(d_p).all():
+        msg = (
+            f"the gradient with respect to the weights overflowed {d_p.dtype}; "
+            "compute in float64 or rescale the loss"
+        )
+        raise FloatingPointError(msg)
+    # dS = P * (dP - rowsum(dP * P)): 0 where P is 0 (masked keys, empty rows)
+    d_s = softmax_vjp(p, d_p)  # (..., n, m)
+    # dQ = scale dS K,  dK = scale dS^T Q
+    d_q = np.matmul(d_s, k) * scale  # (..., n, m) @ (..., m, d_k) -> (..., n, d_k)
+    d_k = np.matmul(np.swapaxes(d_s, -1, -2), q) * scale  # (..., m, n) @ (..., n, d_k)
+    return d_q, d_k, d_v, d_s
+
+
+def _grad_output(grad_output: object, output: FloatArray) -> FloatArray:
+    """Validate ``grad_output`` against the result's ``output``."""
+    grad = as_float_array(grad_output, "grad_output")
+    if grad.shape != output.shape:
+        msg = (
+            "grad_output must have the shape of result.output: "
+            f"grad_output {grad.shape}, output {output.shape}"
+        )
+        raise ValueError(msg)
+    if grad.dtype != output.dtype:
+        msg = (
+            "grad_output must have the dtype of result.output: "
+            f"grad_output {grad.dtype}, output {output.dtype}"
+        )
+        raise TypeError(msg)
+    check_finite(grad, "grad_output")
+    return grad
+
+
+def attention_vjp(
+    result: Attention | ProjectedAttention, grad_output: ArrayLike, /
+) -> AttentionGrads:
+    r"""The backward pass of attention: gradients of a loss from the gradient of its output.
+
+    Given a result of attention and the gradient ``grad_output`` of a loss with
+    respect to its ``output``, returns the gradients with respect to the queries,
+    keys and values and, for a result of
+    :func:`~attention_from_scratch.self_attention.self_attention` or
+    :func:`~attention_from_scratch.self_attention.multi_head_attention`, with respect
+    to the embeddings ``x`` (and ``context``) and every weight and bias. This is what
+    a training loop calls after computing the loss: the vector-Jacobian product (VJP)
+    of the forward pass, without forming any Jacobian.
+
+    Parameters
+    ----------
+    result : Attention or ProjectedAttention
+        A result of ``scaled_dot_product_attention`` (any mask, bias, causal flag,
+        scale and batch shape), ``self_attention`` or ``multi_head_attention``
+        (several heads, grouped-query attention, cross-attention, biases, ``w_o``).
+    grad_output : array_like
+        :math:`dO = \partial L / \partial O`: the shape and dtype of
+        ``result.output``; finite. Integers are converted to ``float64`` first.
+
+    Returns
+    -------
+    AttentionGrads
+        ``q``, ``k``, ``v`` always, in the shapes of ``result.q``, ``result.k``,
+        ``result.v``; ``bias`` when the result has one; ``x``, ``context`` (for
+        cross-attention) and ``params`` for projected results. Every array has the
+        result's dtype (float16 is computed in float32).
+
+    Raises
+    ------
+    TypeError
+        If ``result`` is not an attention result, or ``grad_output`` is not a real
+        array of ``result.output``'s dtype.
+    ValueError
+        If ``grad_output``'s shape differs from ``result.output``'s (the message
+        quotes both) or it holds NaN or infinity.
+    FloatingPointError
+        If a gradient overflows the dtype (float16 or float32 gradients beyond its
+        range).
+
+    See Also
+    --------
+    attention_from_scratch.softmax.softmax_vjp : The softmax step of the backward pass.
+    scaled_dot_product_attention, multi_head_attention
+
+    Notes
+    -----
+    In code, ``dv = p.T @ do; dp = do @ v.T; ds = softmax_vjp(p, dp);
+    dq = scale * ds @ k; dk = scale * ds.T @ q``. The forward pass is
+    :math:`S = s\,Q K^\top + B`, :math:`P = \operatorname{softmax}(S)` row by row
+    (masked entries 0), :math:`O = P V`. The chain rule read backwards, one step at a
+    time :cite:p:`dao2022flashattention`:
+
+    .. math::
+
+       dV = P^\top dO, \qquad dP = dO\, V^\top, \qquad
+       dS = P \circ \bigl(dP - \operatorname{rowsum}(dP \circ P)\,\mathbf{1}^\top\bigr),
+
+       dQ = s\, dS\, K, \qquad dK = s\, dS^\top Q, \qquad dB = dS .
+
+    The softmax step comes from :math:`\partial P_{ij} / \partial S_{il} = P_{ij}
+    (\delta_{jl} - P_{il})`; it is
+    :func:`~attention_from_scratch.softmax.softmax_vjp`. For the projected results,
+    :math:`Q = X W_Q + \mathbf{1} b_Q^\top` (and :math:`K`, :math:`V` from :math:`X` or
+    the context :math:`C`) and :math:`Y = \operatorname{Concat}(O_1, \dots, O_h) W_O +
+    \mathbf{1} b_O^\top`, so
+
+    .. math::
+
+       dW_O = \operatorname{Concat}(O)^\top dY, \quad db_O = dY^\top \mathbf{1}, \quad
+       d\operatorname{Concat}(O) = dY\, W_O^\top,
+
+       dW_Q = X^\top dQ, \quad db_Q = dQ^\top \mathbf{1}, \quad
+       dX = dQ\, W_Q^\top + dK\, W_K^\top + dV\, W_V^\top ,
+
+    with the last two terms going to :math:`dC` in cross-attention, the rows of every
+    batch entry stacked, and the key/value head of a group of query heads receiving
+    the sum of their gradients (grouped-query attention, :cite:t:`ainslie2023gqa`).
+
+    FlashAttention computes the row sum of the softmax step as
+    :math:`\operatorname{rowsum}(dO \circ O)`, equal since :math:`O = PV`, so that it
+    need not keep :math:`P`; this package keeps :math:`P` in the result and uses it.
+
+    Numerically: a masked key has :math:`P_{ij} = 0` exactly, so its :math:`dS_{ij}`
+    is exactly 0 and a query that may attend to nothing gets gradients of exactly 0,
+    never NaN; ``-inf`` in ``bias`` behaves the same. The backward pass only multiplies
+    and adds finite numbers (no exponential, no division), in the working dtype: a
+    float16 result's weights are recomputed in float32 by the forward pass's stable
+    softmax rather than read back rounded, and a gradient too large for the result's
+    dtype raises instead of becoming ``inf``. When :math:`P` is one-hot,
+    :math:`dS = 0`: a saturated softmax passes back no gradient, the reason for the
+    :math:`1/\sqrt{d_k}` scale :cite:p:`vaswani2017attention`.
+
+    References
+    ----------
+    :cite:t:`dao2022flashattention`, Appendix B.2 (the standard attention backward
+    pass); :cite:t:`vaswani2017attention`, §3.2.1.
+
+    Examples
+    --------
+    The running example, with the loss ``L = sum(output[2])``: the colour plus texture
+    that *creature* receives, :math:`1 - P_{\text{creature},\text{creature}}`.
+
+    >>> import numpy as np
+    >>> from attention_from_scratch.examples import fluffy_blue_creature
+    >>> from attention_from_scratch.self_attention import attention_vjp, self_attention
+    >>> ex = fluffy_blue_creature()
+    >>> result = self_attention(ex.x, ex.params)
+    >>> grad_output = np.zeros((3, 4))
+    >>> grad_output[2] = 1.0  # dL/dO: ones on creature's row
+    >>> grads = attention_vjp(result, grad_output)
+    >>> print(np.round(grads.q, 4) + 0.0)  # only creature's query matters
+    [[0.     0.     0.     0.    ]
+     [0.     0.     0.     0.    ]
+     [0.0358 0.0223 0.     0.    ]]
+    >>> print(np.round(grads.params.w_q[0], 4) + 0.0)  # the noun row of W_Q: seek more
+    [0.0358 0.0223 0.     0.    ]
+    """
+    # self_attention imports this module, so its classes are looked up at call time.
+    from attention_from_scratch.self_attention import (  # noqa: PLC0415 - import cycle
+        Attention,
+        ProjectedAttention,
+    )
+
+    given: object = result  # typed, but callers may pass anything
+    if isinstance(given, ProjectedAttention | Attention):
+        grad = _grad_output(grad_output, given.output)
+        # An overflow gives inf here silently; _finished reports it as FloatingPointError.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if isinstance(given, ProjectedAttention):
+                return _projected_vjp(given, grad)
+            return _plain_vjp(given, grad)
+    msg = (
+        "result must be an Attention or ProjectedAttention (a result of "
+        f"scaled_dot_product_attention, self_attention or multi_head_attention), "
+        f"got {type(given).__name__}"
+    )
+    raise TypeError(msg)
+
+
+def _plain_vjp(result: Attention, grad: FloatArray) -> AttentionGrads:
+    """The VJP of a :func:`scaled_dot_product_attention` result."""
+    dtype = result.output.dtype
+    work = working_dtype(dtype)
+    q = result.q.astype(work, copy=False)  # (..., n, d_k)
+    k = result.k.astype(work, copy=False)  # (..., m, d_k)
+    v = result.v.astype(work, copy=False)  # (..., m, d_v)
+    p = _probabilities(result.weights, q, k, result.scale, result.mask, result.bias)
+    d_q, d_k, d_v, d_s = _attention_backward(
+        q, k, v, p, result.scale, grad.astype(work, copy=False)
+    )
+    d_bias = None
+    if result.bias is not None:
+        d_bias = _finished(_sum_to(d_s, result.bias.shape), dtype, "bias")  # dB = dS
+    return AttentionGrads(
+        q=_finished(_sum_to(d_q, result.q.shape), dtype, "q"),
+        k=_finished(_sum_to(d_k, result.k.shape), dtype, "k"),
+        v=_finished(_sum_to(d_v, result.v.shape), dtype, "v"),
+        bias=d_bias,
+    )
+
+
+def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> AttentionGrads:
+    """The VJP of a :func:`self_attention` or :func:`multi_head_attention` result."""
+    dtype = result.output.dtype
+    work = working_dtype(dtype)
+    params = result.params
+
+    def heads(arr: FloatArray) -> FloatArray:
+        """The array with the head axis that self_attention results drop."""
+        return arr if result.has_head_axis else arr[..., None, :, :]
+
+    q, k, v = (heads(a).astype(work, copy=False) for a in (result.q, result.k, result.v))
+    weights = heads(result.weights)  # (..., h, n, m), in the result's dtype
+    h, h_kv = result.n_heads, result.n_kv_heads
+    g = h // h_kv  # query heads per key/value head
+    *batch, _, n, m = weights.shape
+    d_y = grad.astype(work, copy=False)  # (..., n, d_out)
+
+    # Output projection Y = Concat(O) W_O + b_O:  dW_O = Concat^T dY, dConcat = dY W_O^T
+    d_w_o = d_b_o = None
+    if params.w_o is None:
+        d_merged = d_y  # (..., n, h d_v)
+    else:
+        merged = _merge(heads(result.head_outputs).astype(work, copy=False))  # (..., n, h d_v)
+        d_w_o = _rows(merged).T @ _rows(d_y)  # (h d_v, N) @ (N, d_model)
+        if params.b_o is not None:
+            d_b_o = np.sum(_rows(d_y), axis=0)  # (d_model,)
+        d_merged = d_y @ params.w_o.astype(work).T  # (..., n, d_model) @ (d_model, h d_v)
+    d_v_width = d_merged.shape[-1] // h
+    d_heads = np.swapaxes(d_merged.reshape(*batch, n, h, d_v_width), -3, -2)  # (..., h, n, d_v)
+
+    # Attention per head, query head i = j g + r grouped with its key/value head j
+    q_g = q.reshape(*q.shape[:-3], h_kv, g, n, q.shape[-1])  # (..., h_kv, g, n, d_k)
+    k_g = k[..., :, None, :, :]  # (..., h_kv, 1, m, d_k)
+    v_g = v[..., :, None, :, :]  # (..., h_kv, 1, m, d_v)
+    mask_g = None if result.mask is None else result.mask[..., None, None, :, :]
+    stored = weights.reshape(*batch, h_kv, g, n, m)  # (..., h_kv, g, n, m)
+    p = _probabilities(stored, q_g, k_g, result.scale, mask_g, None)
+    d_o = d_heads.reshape(*batch, h_kv, g, n, d_v_width)  # (..., h_kv, g, n, d_v)
+    d_q_g, d_k_g, d_v_g, _ = _attention_backward(q_g, k_g, v_g, p, result.scale, d_o)
+    d_q = _sum_to(d_q_g, q_g.shape).reshape(q.shape)  # (..., h, n, d_k)
+    d_k = _sum_to(d_k_g, k_g.shape).reshape(k.shape)  # sum over the group: (..., h_kv, m, d_k)
+    d_v = _sum_to(d_v_g, v_g.shape).reshape(v.shape)  # (..., h_kv, m, d_v)
+
+    # Projections Q = X W_Q + b_Q (K, V from X or the context C)
+    x = result.x.astype(work, copy=False)  # (..., n, d_model)
+    c = x if result.context is None else result.context.astype(work, copy=False)
+    d_q_m, d_k_m, d_v_m = _merge(d_q), _merge(d_k), _merge(d_v)  # (..., n | m, heads * d)
+    # dW_Q = X^T dQ, summed over every row of every batch entry
+    d_w_q = _rows(x).T @ _rows(d_q_m)  # (d_model, N) @ (N, h d_k)
+    d_w_k = _rows(c).T @ _rows(d_k_m)  # (d_model, M) @ (M, h_kv d_k)
+    d_w_v = _rows(c).T @ _rows(d_v_m)  # (d_model, M) @ (M, h_kv d_v)
+    # dX = dQ W_Q^T (+ dK W_K^T + dV W_V^T when keys and values come from X)
+    d_x = d_q_m @ params.w_q.astype(work).T  # (..., n, h d_k) @ (h d_k, d_model)
+    d_c = d_k_m @ params.w_k.astype(work).T + d_v_m @ params.w_v.astype(work).T
+    if result.context is None:
+        d_x = d_x + d_c  # (..., n, d_model)
+
+    def bias_grad(bias: FloatArray | None, d_proj: FloatArray, name: str) -> FloatArray | None:
+        """db = dProj^T 1: the column sums of the projection's gradient, if b exists."""
+        return None if bias is None else _finished(np.sum(_rows(d_proj), axis=0), dtype, name)
+
+    grad_params = AttentionParams(
+        w_q=_finished(d_w_q, dtype, "w_q"),
+        w_k=_finished(d_w_k, dtype, "w_k"),
+        w_v=_finished(d_w_v, dtype, "w_v"),
+        w_o=None if d_w_o is None else _finished(d_w_o, dtype, "w_o"),
+        b_q=bias_grad(params.b_q, d_q_m, "b_q"),
+        b_k=bias_grad(params.b_k, d_k_m, "b_k"),
+        b_v=bias_grad(params.b_v, d_v_m, "b_v"),
+        b_o=None if d_b_o is None else _finished(d_b_o, dtype, "b_o"),
+    )
+
+    def no_heads(arr: FloatArray) -> FloatArray:
+        """Drop the head axis again for self_attention results."""
+        return arr if result.has_head_axis else arr[..., 0, :, :]
+
+    return AttentionGrads(
+        q=_finished(no_heads(d_q), dtype, "q"),
+        k=_finished(no_heads(d_k), dtype, "k"),
+        v=_finished(no_heads(d_v), dtype, "v"),
+        x=_finished(d_x, dtype, "x"),
+        context=None if result.context is None else _finished(d_c, dtype, "context"),
+        params=grad_params,
+    )

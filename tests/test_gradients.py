@@ -1,0 +1,900 @@
+"""Tests of the backward pass :func:`attention_from_scratch.self_attention.attention_vjp`.
+
+Three independent checks of every gradient field, in float64:
+
+* central finite differences of the package's own forward pass (``h = 1e-5``, the
+  step that balances the truncation error ``h^2 L''' / 6`` against the rounding error
+  ``eps |L| / h``), with the relative error ``||fd - analytic|| / max(||fd||, 1e-3)``
+  at most ``1e-6`` for every field (see :func:`fd_error` for the floor);
+* the complex-step derivative of the independent complex forward pass of
+  ``tests/reference/grad_ref.py``, exact to rounding, to ``1e-9``;
+* hand-computed gradients of the running example.
+
+Shapes, masks, biases (with ``-inf``), the causal flag, the scale, head counts
+(grouped-query attention), cross-attention, ``w_o`` and the biases of the projections
+are drawn by hypothesis; the values themselves come from a seeded generator, so that
+no draw is degenerate (equal rows make gradients cancel to rounding noise). Then the
+dtypes, fully masked rows, broadcasting, and every bad ``grad_output``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from numpy.typing import NDArray
+
+from attention_from_scratch.examples import fluffy_blue_creature, gram_example
+from attention_from_scratch.projections import AttentionParams, linear, merge_heads
+from attention_from_scratch.self_attention import (
+    Attention,
+    AttentionGrads,
+    ProjectedAttention,
+    attention_vjp,
+    multi_head_attention,
+    scaled_dot_product_attention,
+    self_attention,
+)
+from tests.reference.grad_ref import (
+    complex_step_gradient,
+    heads_forward,
+    mha_forward,
+    sdpa_forward,
+)
+
+F64 = NDArray[np.float64]
+BoolArr = NDArray[np.bool_]
+FD_STEP = 1e-5  # ~ (3 eps)^(1/3): balances truncation h^2 L'''/6 and rounding eps L/h
+FD_RTOL = 1e-6
+FD_FLOOR = 1e-3  # below this norm the finite-difference check is absolute (1e-9)
+CS_TOL = 1e-9
+PARAM_NAMES = ("w_q", "w_k", "w_v", "w_o", "b_q", "b_k", "b_v", "b_o")
+DTYPE_TOL = {  # (rtol, atol), torch.testing defaults
+    np.dtype(np.float16): (1e-3, 1e-5),
+    np.dtype(np.float32): (1.3e-6, 1e-5),
+}
+
+
+# ---------------------------------------------------------------------------
+# Finite differences and comparisons
+# ---------------------------------------------------------------------------
+
+
+def fd_gradient(loss: Callable[[F64], float], theta: NDArray[Any]) -> F64:
+    """Central differences ``(L(theta + h e_i) - L(theta - h e_i)) / 2h`` for every entry."""
+    base = np.array(theta, dtype=np.float64)
+    grad = np.zeros(base.shape, dtype=np.float64)
+    for index in np.ndindex(*base.shape):
+        plus, minus = base.copy(), base.copy()
+        plus[index] += FD_STEP
+        minus[index] -= FD_STEP
+        grad[index] = (loss(plus) - loss(minus)) / (2.0 * FD_STEP)
+    return grad
+
+
+def fd_error(fd: F64, analytic: NDArray[Any]) -> float:
+    """``||fd - analytic|| / max(||fd||, FD_FLOOR)``: the relative error of a whole field.
+
+    Central differences carry rounding noise of about ``eps |L| / h``, measured at most
+    1.4e-10 in norm over these tests' draws. A relative error of 1e-6 is only
+    meaningful for gradients well above it, so below a norm of ``FD_FLOOR = 1e-3`` the
+    check becomes absolute: ``||fd - analytic|| <= 1e-9`` (a gradient that is exactly
+    0, such as that of a bias constant along the keys, is measured as noise).
+    """
+    assert fd.shape == analytic.shape
+    assert np.isfinite(analytic).all()
+    diff = float(np.linalg.norm(fd - analytic))
+    return diff / max(float(np.linalg.norm(fd)), FD_FLOOR)
+
+
+def assert_fd(loss: Callable[[F64], float], theta: NDArray[Any], analytic: Any, name: str) -> None:
+    assert analytic is not None, name
+    err = fd_error(fd_gradient(loss, theta), np.asarray(analytic))
+    assert err <= FD_RTOL, f"{name}: relative error {err:.3g} against finite differences"
+
+
+def assert_cs(want: F64, got: Any, name: str) -> None:
+    """Against the complex-step reference: agreement to 1e-9."""
+    assert got is not None, name
+    np.testing.assert_allclose(got, want, rtol=CS_TOL, atol=CS_TOL, err_msg=name)
+
+
+def loss_value(output: NDArray[Any], grad_output: F64) -> float:
+    """``L = sum(grad_output * output)``, whose gradient with respect to the output is G."""
+    return float(np.sum(grad_output * output))
+
+
+def _param(params: AttentionParams, name: str) -> NDArray[Any] | None:
+    value: NDArray[Any] | None = getattr(params, name)
+    return value
+
+
+# ---------------------------------------------------------------------------
+# Strategies: shapes, masks and flags drawn; values from a seed
+# ---------------------------------------------------------------------------
+
+
+@st.composite
+def sub_shapes(draw: st.DrawFn, shape: tuple[int, ...], min_dims: int = 0) -> tuple[int, ...]:
+    """A shape that broadcasts *to* ``shape``: trailing dims kept or set to 1."""
+    ndim = draw(st.integers(min(min_dims, len(shape)), len(shape)))
+    tail = shape[len(shape) - ndim :]
+    return tuple(draw(st.sampled_from([size, 1])) for size in tail)
+
+
+@dataclasses.dataclass(frozen=True)
+class SdpaCase:
+    q: F64
+    k: F64
+    v: F64
+    mask: BoolArr | None
+    bias: F64 | None
+    is_causal: bool
+    scale: float | None
+    seed: int
+
+    def run(self, **change: Any) -> Attention:
+        args: dict[str, Any] = {"q": self.q, "k": self.k, "v": self.v, "bias": self.bias}
+        args.update(change)
+        return scaled_dot_product_attention(
+            args["q"],
+            args["k"],
+            args["v"],
+            mask=self.mask,
+            bias=args["bias"],
+            is_causal=self.is_causal,
+            scale=self.scale,
+        )
+
+    def grad_output(self, shape: tuple[int, ...]) -> F64:
+        return np.random.default_rng(self.seed + 1).normal(size=shape)
+
+    def reference_args(self) -> dict[str, Any]:
+        return {
+            "q": self.q,
+            "k": self.k,
+            "v": self.v,
+            "mask": self.mask,
+            "bias": self.bias,
+            "is_causal": self.is_causal,
+            "scale": self.scale,
+        }
+
+
+@st.composite
+def sdpa_cases(draw: st.DrawFn) -> SdpaCase:
+    n, m = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    d_k, d_v = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    batch = draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=2))
+    q_batch, k_batch, v_batch = (draw(sub_shapes(batch)) for _ in range(3))
+    scores_shape = (*np.broadcast_shapes(q_batch, k_batch, v_batch), n, m)
+    mask = draw(st.none() | hnp.arrays(np.bool_, sub_shapes(scores_shape)))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    bias = None
+    if draw(st.booleans()):
+        bias_shape = draw(sub_shapes(scores_shape))
+        forbidden = draw(hnp.arrays(np.bool_, bias_shape))
+        bias = np.where(forbidden, -np.inf, rng.uniform(-1.0, 1.0, bias_shape))
+    scale = draw(st.none() | st.floats(-2.0, 2.0))
+    return SdpaCase(
+        q=rng.uniform(-1.0, 1.0, (*q_batch, n, d_k)),
+        k=rng.uniform(-1.0, 1.0, (*k_batch, m, d_k)),
+        v=rng.uniform(-1.0, 1.0, (*v_batch, m, d_v)),
+        mask=mask,
+        bias=bias,
+        is_causal=draw(st.booleans()),
+        scale=scale,
+        seed=seed,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class MhaCase:
+    x: F64
+    context: F64 | None
+    params: AttentionParams
+    n_heads: int
+    n_kv_heads: int
+    mask: BoolArr | None
+    is_causal: bool
+    seed: int
+    single: bool = False  # self_attention instead of multi_head_attention
+
+    def run(self, **change: Any) -> ProjectedAttention:
+        x = change.get("x", self.x)
+        context = change.get("context", self.context)
+        params = change.get("params", self.params)
+        if self.single:
+            return self_attention(x, params, mask=self.mask, is_causal=self.is_causal)
+        return multi_head_attention(
+            x,
+            params,
+            n_heads=self.n_heads,
+            n_kv_heads=self.n_kv_heads,
+            context=context,
+            mask=self.mask,
+            is_causal=self.is_causal,
+        )
+
+    def with_param(self, name: str, value: F64) -> AttentionParams:
+        return dataclasses.replace(self.params, **{name: value})
+
+    def grad_output(self, shape: tuple[int, ...]) -> F64:
+        return np.random.default_rng(self.seed + 1).normal(size=shape)
+
+    def reference_args(self) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "x": self.x,
+            "context": self.context,
+            "n_heads": self.n_heads,
+            "n_kv_heads": self.n_kv_heads,
+            "mask": self.mask,
+            "is_causal": self.is_causal,
+        }
+        args.update({name: _param(self.params, name) for name in PARAM_NAMES})
+        return args
+
+
+HEAD_COUNTS = [(1, 1), (2, 1), (2, 2), (3, 3), (4, 1), (4, 2), (4, 4)]
+
+
+@st.composite
+def mha_cases(draw: st.DrawFn, *, single: bool = False) -> MhaCase:
+    n_heads, n_kv_heads = (1, 1) if single else draw(st.sampled_from(HEAD_COUNTS))
+    d_model = draw(st.integers(1, 3))
+    d_k, d_v = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    n = draw(st.integers(1, 3))
+    cross = not single and draw(st.booleans())
+    m = draw(st.integers(1, 3)) if cross else n
+    batch = draw(st.sampled_from([(), (2,)]))
+    mask = draw(st.none() | hnp.arrays(np.bool_, sub_shapes((*batch, n, m), min_dims=2)))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    params = AttentionParams.random(
+        d_model,
+        d_k,
+        d_v,
+        n_heads=n_heads,
+        n_kv_heads=n_kv_heads,
+        out_proj=draw(st.booleans()),
+        bias=draw(st.booleans()),
+        rng=rng,
+    )
+    return MhaCase(
+        x=rng.uniform(-1.0, 1.0, (*batch, n, d_model)),
+        context=rng.uniform(-1.0, 1.0, (*batch, m, d_model)) if cross else None,
+        params=params,
+        n_heads=n_heads,
+        n_kv_heads=n_kv_heads,
+        mask=mask,
+        is_causal=draw(st.booleans()),
+        seed=seed,
+        single=single,
+    )
+
+
+def heads_output(
+    q: NDArray[Any],
+    k: NDArray[Any],
+    v: NDArray[Any],
+    params: AttentionParams,
+    mask: BoolArr | None,
+    is_causal: bool,
+) -> NDArray[Any]:
+    """The multi-head output from per-head q (..., h, n, d_k), k, v (..., h_kv, m, d).
+
+    Built from the package's forward functions, for finite differences with respect to
+    the per-head arrays (a key/value head is repeated for its query heads).
+    """
+    group = q.shape[-3] // k.shape[-3]
+    attention = scaled_dot_product_attention(
+        q,
+        np.repeat(k, group, axis=-3),
+        np.repeat(v, group, axis=-3),
+        mask=None if mask is None else mask[..., None, :, :],
+        is_causal=is_causal,
+    )
+    merged = merge_heads(attention.output)  # (..., n, h d_v)
+    if params.w_o is None:
+        return merged
+    return linear(merged, params.w_o, params.b_o)
+
+
+# ---------------------------------------------------------------------------
+# The running example, by hand
+# ---------------------------------------------------------------------------
+
+
+def test_running_example_by_hand() -> None:
+    """L = sum(output[creature]) = 1 - P_cc: every gradient in closed form."""
+    ex = fluffy_blue_creature()
+    result = self_attention(ex.x, ex.params)
+    p_f, p_b, p_c = (float(w) for w in result.weights[2])  # fluffy, blue, creature
+    grad_output = np.zeros((3, 4))
+    grad_output[2] = 1.0
+    grads = attention_vjp(result, grad_output)
+    # dS_2 = P * (dP - <dP, P>) with dP_2 = (sum v_f, sum v_b, sum v_c) = (1, 1, 0)
+    d_s = np.array([p_f * p_c, p_b * p_c, -p_c * (1.0 - p_c)])
+    want_q = np.zeros((3, 4))
+    want_q[2] = 0.5 * (d_s[0] * np.array([1.0, 1, 0, 0]) + d_s[1] * np.array([1.0, 0, 0, 0]))
+    np.testing.assert_allclose(grads.q, want_q, rtol=1e-14, atol=1e-16)
+    np.testing.assert_allclose(grads.q[2, :2], [0.0358, 0.0223], atol=5e-5)
+    # dK_j = 0.5 dS_2j q_2 = 0.5 dS_2j (3, 1, 0, 0): only creature's query is non-zero
+    want_k = 0.5 * np.outer(d_s, [3.0, 1.0, 0.0, 0.0])
+    np.testing.assert_allclose(grads.k, want_k, rtol=1e-14, atol=1e-16)
+    # dV_j = P_2j (1, 1, 1, 1)
+    np.testing.assert_allclose(grads.v, np.outer(result.weights[2], np.ones(4)), rtol=1e-15)
+    assert grads.params is not None
+    # dW_Q = X^T dQ: only creature (the noun row of X) has a non-zero query gradient
+    np.testing.assert_allclose(grads.params.w_q[0], want_q[2], rtol=1e-14, atol=1e-16)
+    np.testing.assert_array_equal(grads.params.w_q[1:], 0.0)
+    np.testing.assert_allclose(grads.params.w_v, ex.x.T @ grads.v, rtol=1e-14)
+    assert grads.params.w_o is None
+    assert grads.params.b_q is None
+    assert grads.context is None
+    assert grads.bias is None
+    # The loss is 1 - P_cc; a first-order check: a small step against the gradient lowers it
+    step = dataclasses.replace(ex.params, w_q=ex.params.w_q - 0.1 * grads.params.w_q)
+    assert self_attention(ex.x, step).output[2].sum() < result.output[2].sum()
+
+
+def test_gram_example_against_complex_step() -> None:
+    ex = gram_example()
+    x = ex.x
+    result = scaled_dot_product_attention(x, x, x)
+    grad_output = np.random.default_rng(0).normal(size=(3, 4))
+    grads = attention_vjp(result, grad_output)
+    args = {"q": x, "k": x, "v": x}
+    for name in "qkv":
+        want = complex_step_gradient(sdpa_forward, grad_output, args, name)
+        assert_cs(want, getattr(grads, name), name)
+    # Q = K = V = x: the gradient with respect to x is the sum of the three
+    total = grads.q + grads.k + grads.v
+    both = complex_step_gradient(lambda x: sdpa_forward(x, x, x), grad_output, {"x": x}, "x")
+    assert_cs(both, total, "x")
+
+
+# ---------------------------------------------------------------------------
+# scaled_dot_product_attention: finite differences and complex step
+# ---------------------------------------------------------------------------
+
+
+@given(sdpa_cases())
+def test_sdpa_finite_differences(case: SdpaCase) -> None:
+    result = case.run()
+    grad_output = case.grad_output(result.output.shape)
+    grads = attention_vjp(result, grad_output)
+    assert isinstance(grads, AttentionGrads)
+    for name in ("q", "k", "v"):
+        assert getattr(grads, name).shape == getattr(case, name).shape
+
+        def loss(theta: F64, name: str = name) -> float:
+            return loss_value(case.run(**{name: theta}).output, grad_output)
+
+        assert_fd(loss, getattr(case, name), getattr(grads, name), name)
+    assert grads.x is None
+    assert grads.params is None
+    assert grads.context is None
+    if case.bias is None:
+        assert grads.bias is None
+    else:
+        assert grads.bias is not None
+        assert grads.bias.shape == case.bias.shape
+
+        def loss_bias(theta: F64) -> float:
+            return loss_value(case.run(bias=theta).output, grad_output)
+
+        assert_fd(loss_bias, case.bias, grads.bias, "bias")
+
+
+@given(sdpa_cases())
+def test_sdpa_complex_step(case: SdpaCase) -> None:
+    result = case.run()
+    grad_output = case.grad_output(result.output.shape)
+    grads = attention_vjp(result, grad_output)
+    args = case.reference_args()
+    np.testing.assert_allclose(sdpa_forward(**args).real, result.output, rtol=1e-12, atol=1e-12)
+    names = ("q", "k", "v") if case.bias is None else ("q", "k", "v", "bias")
+    for name in names:
+        want = complex_step_gradient(sdpa_forward, grad_output, args, name)
+        assert_cs(want, getattr(grads, name), name)
+
+
+@given(sdpa_cases())
+def test_bias_gradient_rows_sum_to_zero(case: SdpaCase) -> None:
+    """Adding a constant to a row of scores changes nothing, so dS sums to 0 per row."""
+    full_shape = (*np.broadcast_shapes(case.q.shape[:-2], case.k.shape[:-2], case.v.shape[:-2]),)
+    n, m = case.q.shape[-2], case.k.shape[-2]
+    bias = np.zeros((*full_shape, n, m)) if case.bias is None else case.bias
+    bias = np.broadcast_to(bias, (*full_shape, n, m))
+    result = case.run(bias=bias)
+    grads = attention_vjp(result, case.grad_output(result.output.shape))
+    assert grads.bias is not None
+    np.testing.assert_allclose(grads.bias.sum(axis=-1), 0.0, atol=1e-14)
+
+
+@given(sdpa_cases(), st.floats(-3.0, 3.0))
+def test_vjp_is_linear_in_grad_output(case: SdpaCase, a: float) -> None:
+    result = case.run()
+    g1 = case.grad_output(result.output.shape)
+    g2 = np.random.default_rng(case.seed + 2).normal(size=result.output.shape)
+    combined = attention_vjp(result, a * g1 + g2)
+    one, two = attention_vjp(result, g1), attention_vjp(result, g2)
+    for name in ("q", "k", "v"):
+        want = a * getattr(one, name) + getattr(two, name)
+        np.testing.assert_allclose(getattr(combined, name), want, rtol=1e-12, atol=1e-13)
+
+
+# ---------------------------------------------------------------------------
+# self_attention and multi_head_attention: every field
+# ---------------------------------------------------------------------------
+
+
+def _check_projected_fd(case: MhaCase) -> None:
+    result = case.run()
+    grad_output = case.grad_output(result.output.shape)
+    grads = attention_vjp(result, grad_output)
+    assert grads.q.shape == result.q.shape
+    assert grads.k.shape == result.k.shape
+    assert grads.v.shape == result.v.shape
+    assert grads.params is not None
+
+    def loss_x(theta: F64) -> float:
+        return loss_value(case.run(x=theta).output, grad_output)
+
+    assert_fd(loss_x, case.x, grads.x, "x")
+    if case.context is None:
+        assert grads.context is None
+    else:
+
+        def loss_context(theta: F64) -> float:
+            return loss_value(case.run(context=theta).output, grad_output)
+
+        assert_fd(loss_context, case.context, grads.context, "context")
+    for name in PARAM_NAMES:
+        value = _param(case.params, name)
+        got = _param(grads.params, name)
+        if value is None:
+            assert got is None, name
+            continue
+
+        def loss_param(theta: F64, name: str = name) -> float:
+            return loss_value(case.run(params=case.with_param(name, theta)).output, grad_output)
+
+        assert got is not None
+        assert got.shape == value.shape
+        assert_fd(loss_param, value, got, name)
+    # q, k, v per head: through the package's attention on given heads
+    q, k, v = result.q, result.k, result.v
+    if not result.has_head_axis:
+        q, k, v = q[..., None, :, :], k[..., None, :, :], v[..., None, :, :]
+    heads = {"q": q, "k": k, "v": v}
+    for name in ("q", "k", "v"):
+        analytic = getattr(grads, name)
+        if not result.has_head_axis:
+            analytic = analytic[..., None, :, :]
+
+        def loss_heads(theta: F64, name: str = name) -> float:
+            arrays = {**heads, name: theta}
+            out = heads_output(
+                arrays["q"], arrays["k"], arrays["v"], case.params, case.mask, case.is_causal
+            )
+            return loss_value(out, grad_output)
+
+        assert_fd(loss_heads, heads[name], analytic, f"{name} (per head)")
+
+
+@given(mha_cases())
+def test_multi_head_finite_differences(case: MhaCase) -> None:
+    _check_projected_fd(case)
+
+
+@given(mha_cases(single=True))
+def test_self_attention_finite_differences(case: MhaCase) -> None:
+    _check_projected_fd(case)
+
+
+@given(mha_cases())
+def test_multi_head_complex_step(case: MhaCase) -> None:
+    result = case.run()
+    grad_output = case.grad_output(result.output.shape)
+    grads = attention_vjp(result, grad_output)
+    assert grads.params is not None
+    args = case.reference_args()
+    np.testing.assert_allclose(mha_forward(**args).real, result.output, rtol=1e-12, atol=1e-12)
+    names = ["x", *(name for name in PARAM_NAMES if args[name] is not None)]
+    if case.context is not None:
+        names.append("context")
+    for name in names:
+        want = complex_step_gradient(mha_forward, grad_output, args, name)
+        got = getattr(grads, name) if name in ("x", "context") else _param(grads.params, name)
+        assert_cs(want, got, name)
+    head_args = {
+        "q": result.q,
+        "k": result.k,
+        "v": result.v,
+        "w_o": case.params.w_o,
+        "b_o": case.params.b_o,
+        "mask": case.mask,
+        "is_causal": case.is_causal,
+    }
+    for name in ("q", "k", "v"):
+        want = complex_step_gradient(heads_forward, grad_output, head_args, name)
+        assert_cs(want, getattr(grads, name), f"{name} (per head)")
+
+
+@pytest.mark.parametrize(("n_heads", "n_kv_heads"), [(4, 4), (4, 2), (4, 1)])
+def test_gqa_cross_attention_with_biases_complex_step(n_heads: int, n_kv_heads: int) -> None:
+    """The full layer: GQA, cross-attention, every bias, w_o, a batch and a padding mask."""
+    rng = np.random.default_rng(n_kv_heads)
+    params = AttentionParams.random(
+        6, 3, 2, n_heads=n_heads, n_kv_heads=n_kv_heads, out_proj=True, bias=True, rng=rng
+    )
+    x, context = rng.normal(size=(2, 3, 6)), rng.normal(size=(2, 5, 6))
+    mask = np.ones((2, 1, 5), dtype=bool)
+    mask[1, :, 3:] = False  # the second context has 3 tokens and 2 of padding
+    result = multi_head_attention(
+        x, params, n_heads=n_heads, n_kv_heads=n_kv_heads, context=context, mask=mask
+    )
+    grad_output = rng.normal(size=result.output.shape)
+    grads = attention_vjp(result, grad_output)
+    assert grads.params is not None
+    assert grads.k.shape == (2, n_kv_heads, 5, 3)
+    np.testing.assert_array_equal(grads.k[1, :, 3:], 0.0)  # padding: no gradient
+    np.testing.assert_array_equal(grads.v[1, :, 3:], 0.0)
+    args: dict[str, Any] = {
+        "x": x,
+        "context": context,
+        "n_heads": n_heads,
+        "n_kv_heads": n_kv_heads,
+        "mask": mask,
+    }
+    args.update({name: _param(params, name) for name in PARAM_NAMES})
+    for name in ("x", "context", *PARAM_NAMES):
+        want = complex_step_gradient(mha_forward, grad_output, args, name)
+        got = getattr(grads, name) if name in ("x", "context") else _param(grads.params, name)
+        assert_cs(want, got, name)
+
+
+def test_self_attention_equals_one_head() -> None:
+    """self_attention's gradients are multi_head_attention's with the head axis dropped."""
+    rng = np.random.default_rng(3)
+    params = AttentionParams.random(4, 3, 2, out_proj=True, bias=True, rng=rng)
+    x = rng.normal(size=(2, 4, 4))
+    single = self_attention(x, params, is_causal=True)
+    multi = multi_head_attention(x, params, n_heads=1, is_causal=True)
+    grad_output = rng.normal(size=single.output.shape)
+    one, many = attention_vjp(single, grad_output), attention_vjp(multi, grad_output)
+    assert one.q.shape == (2, 4, 3)
+    for name in ("q", "k", "v"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(many, name)[:, 0])
+    np.testing.assert_array_equal(one.x, many.x)
+    assert one.params is not None
+    assert many.params is not None
+    for name in PARAM_NAMES:
+        np.testing.assert_array_equal(_param(one.params, name), _param(many.params, name))
+
+
+# ---------------------------------------------------------------------------
+# Masks: exact zeros, never NaN
+# ---------------------------------------------------------------------------
+
+
+def test_fully_masked_rows_get_zero_gradients() -> None:
+    rng = np.random.default_rng(5)
+    q, k, v = rng.normal(size=(4, 3)), rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+    mask = rng.random((4, 5)) < 0.6
+    mask[1] = False  # query 1 may attend to nothing
+    mask[:, 4] = False  # key 4 is never attended to
+    result = scaled_dot_product_attention(q, k, v, mask=mask)
+    grads = attention_vjp(result, rng.normal(size=(4, 2)))
+    for name in ("q", "k", "v"):
+        assert np.isfinite(getattr(grads, name)).all()
+    np.testing.assert_array_equal(grads.q[1], 0.0)
+    np.testing.assert_array_equal(grads.k[4], 0.0)
+    np.testing.assert_array_equal(grads.v[4], 0.0)
+
+
+def test_bias_minus_inf_rows_get_zero_gradients() -> None:
+    rng = np.random.default_rng(6)
+    q, k, v = rng.normal(size=(3, 2)), rng.normal(size=(4, 2)), rng.normal(size=(4, 2))
+    bias = rng.normal(size=(3, 4))
+    bias[0] = -np.inf  # no mask: the bias alone forbids every key of query 0
+    bias[2, 1] = -np.inf
+    result = scaled_dot_product_attention(q, k, v, bias=bias, is_causal=True)
+    grads = attention_vjp(result, np.ones((3, 2)))
+    assert grads.bias is not None
+    np.testing.assert_array_equal(grads.q[0], 0.0)
+    np.testing.assert_array_equal(grads.bias[0], 0.0)
+    np.testing.assert_array_equal(grads.bias[2, 1], 0.0)
+    np.testing.assert_array_equal(grads.bias[np.triu_indices(3, 1, 4)], 0.0)  # causal
+    assert np.isfinite(grads.k).all()
+
+
+def test_everything_masked_gives_zeros() -> None:
+    rng = np.random.default_rng(7)
+    q, k, v = rng.normal(size=(2, 3)), rng.normal(size=(3, 3)), rng.normal(size=(3, 2))
+    result = scaled_dot_product_attention(q, k, v, mask=np.zeros((2, 3), dtype=bool))
+    grads = attention_vjp(result, rng.normal(size=(2, 2)))
+    for name in ("q", "k", "v"):
+        np.testing.assert_array_equal(getattr(grads, name), 0.0)
+
+
+def test_single_allowed_key_passes_no_gradient_to_scores() -> None:
+    """With one key allowed its weight is exactly 1: dS = 0, so dQ = dK = 0 exactly."""
+    rng = np.random.default_rng(8)
+    q, k, v = rng.normal(size=(3, 2)), rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
+    mask = np.eye(3, dtype=bool)
+    grads = attention_vjp(scaled_dot_product_attention(q, k, v, mask=mask), np.ones((3, 2)))
+    np.testing.assert_array_equal(grads.q, 0.0)
+    np.testing.assert_array_equal(grads.k, 0.0)
+    np.testing.assert_array_equal(grads.v, np.ones((3, 2)))
+
+
+# ---------------------------------------------------------------------------
+# Broadcasting and empty arrays
+# ---------------------------------------------------------------------------
+
+
+def test_broadcast_inputs_sum_their_gradients() -> None:
+    """A key and value shared by a batch of queries get the sum of the per-batch gradients."""
+    rng = np.random.default_rng(9)
+    q, k, v = rng.normal(size=(3, 2, 4)), rng.normal(size=(5, 4)), rng.normal(size=(5, 3))
+    grad_output = rng.normal(size=(3, 2, 3))
+    grads = attention_vjp(scaled_dot_product_attention(q, k, v), grad_output)
+    assert grads.k.shape == (5, 4)
+    assert grads.v.shape == (5, 3)
+    per_batch = [
+        attention_vjp(scaled_dot_product_attention(q[b], k, v), grad_output[b]) for b in range(3)
+    ]
+    np.testing.assert_allclose(grads.k, sum(g.k for g in per_batch), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(grads.v, sum(g.v for g in per_batch), rtol=1e-13, atol=1e-15)
+    for b in range(3):
+        np.testing.assert_allclose(grads.q[b], per_batch[b].q, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("q_shape", "k_shape", "v_shape"),
+    [((0, 3), (2, 3), (2, 4)), ((0, 2, 3), (2, 3), (2, 4)), ((2, 0, 3), (2, 2, 3), (1, 2, 4))],
+)
+def test_empty_inputs(
+    q_shape: tuple[int, ...], k_shape: tuple[int, ...], v_shape: tuple[int, ...]
+) -> None:
+    q, k, v = np.ones(q_shape), np.ones(k_shape), np.ones(v_shape)
+    result = scaled_dot_product_attention(q, k, v)
+    grads = attention_vjp(result, np.zeros(result.output.shape))
+    assert grads.q.shape == q_shape
+    assert grads.k.shape == k_shape
+    assert grads.v.shape == v_shape
+    np.testing.assert_array_equal(grads.k, 0.0)
+    np.testing.assert_array_equal(grads.v, 0.0)
+
+
+def test_empty_batch_multi_head() -> None:
+    params = AttentionParams.random(4, 2, n_heads=2, out_proj=True, bias=True, rng=0)
+    result = multi_head_attention(np.zeros((0, 3, 4)), params, n_heads=2)
+    grads = attention_vjp(result, np.zeros(result.output.shape))
+    assert grads.x is not None
+    assert grads.x.shape == (0, 3, 4)
+    assert grads.params is not None
+    np.testing.assert_array_equal(grads.params.w_q, 0.0)
+    np.testing.assert_array_equal(grads.params.b_o, 0.0)
+
+
+# ---------------------------------------------------------------------------
+# dtypes
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@given(case=sdpa_cases())
+def test_sdpa_low_precision(dtype: type[np.floating[Any]], case: SdpaCase) -> None:
+    """float16/32 gradients are the float64 ones of the same values, rounded once."""
+    low = {name: getattr(case, name).astype(dtype) for name in ("q", "k", "v")}
+    bias = None if case.bias is None else case.bias.astype(dtype)
+    result = case.run(**low, bias=bias)
+    grad_output = case.grad_output(result.output.shape).astype(dtype)
+    grads = attention_vjp(result, grad_output)
+    wide = {name: arr.astype(np.float64) for name, arr in low.items()}
+    wide_bias = None if bias is None else bias.astype(np.float64)
+    exact = attention_vjp(case.run(**wide, bias=wide_bias), grad_output.astype(np.float64))
+    rtol, atol = DTYPE_TOL[np.dtype(dtype)]
+    names = ("q", "k", "v") if bias is None else ("q", "k", "v", "bias")
+    for name in names:
+        got = getattr(grads, name)
+        assert got.dtype == dtype, name
+        want = getattr(exact, name).astype(np.float64)
+        np.testing.assert_allclose(got.astype(np.float64), want, rtol=rtol, atol=atol)
+
+
+def _float64_twin(result: ProjectedAttention) -> ProjectedAttention:
+    """The float64 result with the same stored (float16/32) intermediates as ``result``."""
+
+    def wide(arr: NDArray[Any]) -> F64:
+        return arr.astype(np.float64)
+
+    def maybe(arr: NDArray[Any] | None) -> F64 | None:
+        return None if arr is None else wide(arr)
+
+    old = result.params
+    params = AttentionParams(
+        w_q=wide(old.w_q),
+        w_k=wide(old.w_k),
+        w_v=wide(old.w_v),
+        w_o=maybe(old.w_o),
+        b_q=maybe(old.b_q),
+        b_k=maybe(old.b_k),
+        b_v=maybe(old.b_v),
+        b_o=maybe(old.b_o),
+    )
+    group = result.n_heads // result.n_kv_heads
+    weights = scaled_dot_product_attention(
+        wide(result.q),
+        np.repeat(wide(result.k), group, axis=-3),
+        np.repeat(wide(result.v), group, axis=-3),
+        mask=None if result.mask is None else result.mask[..., None, :, :],
+    ).weights
+    return dataclasses.replace(
+        result,
+        output=wide(result.output),
+        weights=weights,
+        q=wide(result.q),
+        k=wide(result.k),
+        v=wide(result.v),
+        head_outputs=wide(result.head_outputs),
+        x=wide(result.x),
+        context=None if result.context is None else wide(result.context),
+        params=params,
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("cross", [False, True])
+def test_multi_head_low_precision(dtype: type[np.floating[Any]], cross: bool) -> None:
+    rng = np.random.default_rng(11)
+    params = AttentionParams.random(
+        6, 2, 3, n_heads=4, n_kv_heads=2, out_proj=True, bias=True, rng=rng, dtype=dtype
+    )
+    x = rng.uniform(-1, 1, (2, 3, 6)).astype(dtype)
+    context = rng.uniform(-1, 1, (2, 4, 6)).astype(dtype) if cross else None
+    mask = rng.random((3, 4 if cross else 3)) < 0.7
+    result = multi_head_attention(x, params, n_heads=4, n_kv_heads=2, context=context, mask=mask)
+    grad_output = rng.normal(size=result.output.shape).astype(dtype)
+    grads = attention_vjp(result, grad_output)
+    exact = attention_vjp(_float64_twin(result), grad_output.astype(np.float64))
+    rtol, atol = DTYPE_TOL[np.dtype(dtype)]
+    assert grads.params is not None
+    assert exact.params is not None
+    fields: dict[str, tuple[Any, Any]] = {
+        name: (getattr(grads, name), getattr(exact, name)) for name in ("q", "k", "v", "x")
+    }
+    if cross:
+        fields["context"] = (grads.context, exact.context)
+    for name in PARAM_NAMES:
+        fields[name] = (_param(grads.params, name), _param(exact.params, name))
+    for name, (got, want) in fields.items():
+        assert got.dtype == dtype, name
+        np.testing.assert_allclose(
+            got.astype(np.float64), want, rtol=rtol, atol=atol, err_msg=name
+        )
+    assert grads.params.dtype == dtype
+
+
+def test_integer_grad_output_is_float64() -> None:
+    ex = gram_example()
+    result = scaled_dot_product_attention(ex.x, ex.x, ex.x)
+    ints = attention_vjp(result, np.ones((3, 4), dtype=np.int64))
+    floats = attention_vjp(result, np.ones((3, 4)))
+    np.testing.assert_array_equal(ints.q, floats.q)
+    assert ints.q.dtype == np.float64
+
+
+def test_float16_overflow_is_reported() -> None:
+    """A float16 gradient beyond 65504 raises instead of returning inf."""
+    ones = np.ones((8, 2), dtype=np.float16)
+    result = scaled_dot_product_attention(ones, ones[:1], ones[:1])
+    with pytest.raises(FloatingPointError, match="float16"):
+        attention_vjp(result, np.full((8, 2), 30000.0, dtype=np.float16))
+
+
+def test_float32_overflow_is_reported_without_warnings() -> None:
+    """Gradients summed beyond float32's range raise; no RuntimeWarning escapes."""
+    params = AttentionParams.random(4, 2, n_heads=2, out_proj=True, bias=True, rng=0)
+    params32 = AttentionParams(
+        **{name: getattr(params, name).astype(np.float32) for name in PARAM_NAMES}
+    )
+    x = np.ones((8, 4), dtype=np.float32)
+    result = multi_head_attention(x, params32, n_heads=2)
+    huge = np.full(result.output.shape, 3e38, dtype=np.float32)  # b_o's gradient: 8 * 3e38
+    with pytest.raises(FloatingPointError, match="float32"):
+        attention_vjp(result, huge)
+
+
+# ---------------------------------------------------------------------------
+# Bad input, immutability
+# ---------------------------------------------------------------------------
+
+
+def _gram_result() -> Attention:
+    x = gram_example().x
+    return scaled_dot_product_attention(x, x, x)
+
+
+def test_grad_output_shape_mismatch() -> None:
+    with pytest.raises(ValueError, match=r"grad_output \(3, 3\), output \(3, 4\)"):
+        attention_vjp(_gram_result(), np.ones((3, 3)))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_grad_output_not_finite(bad: float) -> None:
+    grad_output = np.ones((3, 4))
+    grad_output[1, 2] = bad
+    with pytest.raises(ValueError, match=r"grad_output.*\(1, 2\)"):
+        attention_vjp(_gram_result(), grad_output)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.ones((3, 4), dtype=np.float32),
+        np.ones((3, 4), dtype=bool),
+        np.ones((3, 4), dtype=complex),
+        None,
+        "grad",
+        np.ma.masked_array(np.ones((3, 4))),
+    ],
+)
+def test_grad_output_bad_type(bad: object) -> None:
+    with pytest.raises(TypeError, match="grad_output"):
+        attention_vjp(_gram_result(), bad)  # type: ignore[arg-type]
+
+
+def test_grad_output_dtype_names_both() -> None:
+    x = gram_example().x.astype(np.float32)
+    result = scaled_dot_product_attention(x, x, x)
+    with pytest.raises(TypeError, match=r"grad_output float64, output float32"):
+        attention_vjp(result, np.ones((3, 4)))
+    with pytest.raises(TypeError, match="grad_output"):
+        attention_vjp(result, np.ones((3, 4), dtype=np.int64))  # int -> float64 != float32
+
+
+@pytest.mark.parametrize("bad", [None, np.ones((3, 4)), "result", object()])
+def test_result_must_be_an_attention_result(bad: object) -> None:
+    with pytest.raises(TypeError, match="result must be an Attention"):
+        attention_vjp(bad, np.ones((3, 4)))  # type: ignore[arg-type]
+
+
+def test_inputs_are_not_modified_and_layout_does_not_matter() -> None:
+    ex = fluffy_blue_creature()
+    result = self_attention(ex.x, ex.params)
+    grad_output = np.asfortranarray(np.random.default_rng(12).normal(size=(3, 4)))
+    before = grad_output.copy()
+    weights = result.weights.copy()
+    grads = attention_vjp(result, grad_output)
+    np.testing.assert_array_equal(grad_output, before)
+    np.testing.assert_array_equal(result.weights, weights)
+    reversed_rows = np.ascontiguousarray(grad_output[::-1])[::-1]  # negative strides
+    again = attention_vjp(result, reversed_rows)
+    np.testing.assert_array_equal(grads.q, again.q)
+    assert grads.params is not None
+    assert again.params is not None
+    np.testing.assert_array_equal(grads.params.w_k, again.params.w_k)
+
+
+def test_grads_are_frozen() -> None:
+    grads = attention_vjp(_gram_result(), np.ones((3, 4)))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        grads.q = np.zeros((3, 4))  # type: ignore[misc]
+    ex = fluffy_blue_creature()
+    projected = attention_vjp(self_attention(ex.x, ex.params), np.ones((3, 4)))
+    assert projected.params is not None
+    assert not projected.params.w_q.flags.writeable
+    assert math.isfinite(float(projected.params.w_q.sum()))
