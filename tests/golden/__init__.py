@@ -1,0 +1,1 @@
+"""Golden values from the reference implementation, and the scripts that made them."""
