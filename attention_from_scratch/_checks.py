@@ -12,7 +12,12 @@ The rules, in one place:
 * ``bool`` -> :class:`TypeError` (a boolean array passed as data is probably a mask);
 * complex -> :class:`TypeError`;
 * integers -> cast to ``float64`` (the SciPy rule);
-* ``float16``/``float32``/``float64`` -> kept as they are.
+* ``float16``/``float32``/``float64`` -> kept as they are;
+* NaN or an infinity -> :class:`ValueError` naming the argument and the first bad index;
+* a finite input whose exact result does not fit the dtype -> :class:`FloatingPointError`
+  advising a wider dtype or rescaling (never ``inf`` with a ``RuntimeWarning``);
+* arithmetic runs on C-contiguous arrays in the working dtype (:func:`as_working`), so a
+  result never depends on the memory layout of its input.
 """
 
 from __future__ import annotations
@@ -25,22 +30,33 @@ from numpy.lib.array_utils import normalize_axis_index
 from numpy.typing import NDArray
 
 F = TypeVar("F", bound=np.floating[Any])
+T = TypeVar("T")
 FloatArray = NDArray[np.floating[Any]]
 BoolArray = NDArray[np.bool_]
+IntArray = NDArray[np.integer[Any]]
 
 __all__ = [
     "BoolArray",
     "F",
     "FloatArray",
+    "IntArray",
     "as_bool_mask",
     "as_float_array",
+    "as_int_array",
+    "as_working",
+    "at_least_ndim",
     "broadcast_to_shape",
+    "check_bool",
     "check_finite",
+    "check_instance",
     "check_row_max",
     "check_same_dtype",
     "check_same_shape",
     "finite_real",
+    "finite_result",
     "first_index",
+    "non_negative_finite",
+    "non_negative_int",
     "normalize_axis",
     "positive_finite",
     "positive_int",
@@ -205,16 +221,27 @@ def _to_float(value: float | np.integer[Any] | np.floating[Any]) -> float:
         return float("inf") if value > 0 else float("-inf")
 
 
-def positive_finite(value: object, name: str) -> float:
-    """Return ``value`` as a float if it is a finite number > 0, else raise ValueError."""
+def _finite_number(value: object, name: str, sign: str = "") -> float:
+    """``value`` as a finite float; ``sign`` is ``""``, ``"> 0"`` or ``">= 0"``.
+
+    Not a real number (bool included): :class:`TypeError`; not finite, or of the wrong
+    sign: :class:`ValueError`. Both messages name the argument.
+    """
+    wanted = f" {sign}" if sign else ""
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        msg = f"{name} must be a real number > 0, got {_describe(value)}"
+        msg = f"{name} must be a real number{wanted}, got {_describe(value)}"
         raise TypeError(msg)
     result = _to_float(value)
-    if not np.isfinite(result) or result <= 0.0:
-        msg = f"{name} must be finite and > 0, got {result}"
+    wrong_sign = (sign == "> 0" and result <= 0.0) or (sign == ">= 0" and result < 0.0)
+    if not np.isfinite(result) or wrong_sign:
+        msg = f"{name} must be finite{' and' + wanted if sign else ''}, got {result}"
         raise ValueError(msg)
     return result
+
+
+def positive_finite(value: object, name: str) -> float:
+    """Return ``value`` as a float if it is a finite number > 0, else raise ValueError."""
+    return _finite_number(value, name, "> 0")
 
 
 def check_same_dtype(**arrays: FloatArray) -> None:
@@ -244,14 +271,7 @@ def working_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
 
 def finite_real(value: object, name: str) -> float:
     """Return ``value`` as a float if it is a finite real number (any sign)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        msg = f"{name} must be a real number, got {_describe(value)}"
-        raise TypeError(msg)
-    result = _to_float(value)
-    if not np.isfinite(result):
-        msg = f"{name} must be finite, got {result}"
-        raise ValueError(msg)
-    return result
+    return _finite_number(value, name)
 
 
 def broadcast_to_shape(arr: NDArray[Any], shape: tuple[int, ...], name: str, target: str) -> Any:
@@ -263,13 +283,125 @@ def broadcast_to_shape(arr: NDArray[Any], shape: tuple[int, ...], name: str, tar
         raise ValueError(msg) from None
 
 
-def positive_int(value: object, name: str) -> int:
-    """Return ``value`` as an int if it is an integer >= 1."""
+def _int_at_least(value: object, name: str, low: int, kind: str) -> int:
+    """``value`` as an int ``>= low``; ``kind`` names what is expected in the TypeError."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        msg = f"{name} must be a positive int, got {_describe(value)}"
+        msg = f"{name} must be {kind}, got {_describe(value)}"
         raise TypeError(msg)
     result = int(value)
-    if result < 1:
-        msg = f"{name} must be >= 1, got {result}"
+    if result < low:
+        msg = f"{name} must be >= {low}, got {result}"
         raise ValueError(msg)
     return result
+
+
+def positive_int(value: object, name: str) -> int:
+    """Return ``value`` as an int if it is an integer >= 1."""
+    return _int_at_least(value, name, 1, "a positive int")
+
+
+# --- added with the reliability policy: checks that several modules had privately ---
+
+
+def at_least_ndim(arr: NDArray[Any], ndim: int, name: str, layout: str) -> None:
+    """Raise :class:`ValueError` unless ``arr`` has at least ``ndim`` dimensions.
+
+    ``layout`` says what the dimensions are, e.g. ``"(the vector axis)"`` or
+    ``"(..., n, d_model)"``; the message quotes it and the shape seen.
+    """
+    if arr.ndim >= ndim:
+        return
+    count = "one dimension" if ndim == 1 else f"{ndim} dimensions"
+    got = "a 0-d array" if arr.ndim == 0 else f"shape {arr.shape}"
+    msg = f"{name} needs at least {count} {layout}, got {got}"
+    raise ValueError(msg)
+
+
+def as_working(arr: FloatArray) -> FloatArray:
+    """``arr`` as a C-contiguous array in its working dtype (float16 -> float32).
+
+    Reductions and matrix products sum in an order that depends on the memory layout
+    (NumPy's pairwise summation runs along the contiguous axis, BLAS picks kernels by
+    strides); working on a C-contiguous copy makes every result independent of whether
+    the input was Fortran-ordered, reversed or a strided view. No copy is made when
+    ``arr`` already is C-contiguous in the working dtype.
+    """
+    out: FloatArray = np.ascontiguousarray(arr, dtype=working_dtype(arr.dtype))
+    return out
+
+
+def finite_result(out: FloatArray, dtype: np.dtype[Any], what: str) -> FloatArray:
+    """Cast ``out`` to ``dtype``; raise :class:`FloatingPointError` where it is not finite.
+
+    For results computed from finite, validated inputs, a non-finite entry means the
+    exact result does not fit ``dtype`` (or an intermediate of the working dtype
+    overflowed). The error says where and what to do, instead of returning ``inf``
+    with a ``RuntimeWarning``.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        result: FloatArray = out.astype(dtype, copy=False)
+    finite = np.isfinite(result)
+    if not finite.all():
+        index = first_index(~finite)
+        msg = (
+            f"{what} overflows {dtype} at index {index}: the exact result is larger than "
+            f"{np.finfo(dtype).max:.4g}; pass a wider dtype (float32, float64) or rescale"
+        )
+        raise FloatingPointError(msg)
+    return result
+
+
+def non_negative_finite(value: object, name: str) -> float:
+    """Return ``value`` as a float if it is a finite number >= 0 (an ``eps``), else raise."""
+    return _finite_number(value, name, ">= 0")
+
+
+def non_negative_int(value: object, name: str) -> int:
+    """Return ``value`` as an int if it is an integer >= 0 (a size), else raise."""
+    return _int_at_least(value, name, 0, "an int")
+
+
+def check_bool(value: object, name: str) -> bool:
+    """Return ``value`` as a bool if it is one (Python or NumPy); any other type raises.
+
+    ``1``, ``"yes"`` or ``None`` are rejected rather than read by their truth value.
+    """
+    if not isinstance(value, bool | np.bool_):
+        msg = f"{name} must be a bool, got {_describe(value)}"
+        raise TypeError(msg)
+    return bool(value)
+
+
+def check_instance(value: object, cls: type[T], name: str) -> T:
+    """Return ``value`` if it is an instance of ``cls``, else raise :class:`TypeError`."""
+    if not isinstance(value, cls):
+        article = "an" if cls.__name__[:1].lower() in "aeiou" else "a"
+        msg = f"{name} must be {article} {cls.__name__}, got {_describe(value)}"
+        raise TypeError(msg)
+    return value
+
+
+def as_int_array(x: object, name: str) -> IntArray:
+    """Return ``x`` as an integer ndarray, or raise with ``name`` in the message.
+
+    ``None``, strings, masked arrays, bool, float, complex and object input are
+    :class:`TypeError`; ragged nested lists are :class:`ValueError`. An empty list
+    is an empty integer array (an empty batch), not a float one.
+    """
+    if x is None or isinstance(x, str | bytes):
+        msg = f"{name} must be an array of integers, got {_describe(x)}"
+        raise TypeError(msg)
+    if isinstance(x, np.ma.MaskedArray):
+        msg = f"{name} is a numpy masked array, which is not supported: pass a plain array"
+        raise TypeError(msg)
+    try:
+        arr = np.asarray(x)
+    except ValueError as exc:  # ragged nested sequences
+        msg = f"{name} must be a rectangular array of integers: {exc}"
+        raise ValueError(msg) from None
+    if arr.size == 0 and arr.dtype == np.float64 and not isinstance(x, np.ndarray):
+        arr = arr.astype(np.intp)  # [] has no dtype of its own: an empty batch
+    if arr.dtype.kind not in "iu":
+        msg = f"{name} must be integers, got dtype {arr.dtype}"
+        raise TypeError(msg)
+    return arr

@@ -64,7 +64,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attention_from_scratch._checks import FloatArray, as_float_array, check_finite
+from attention_from_scratch._checks import (
+    FloatArray,
+    as_float_array,
+    check_finite,
+    check_instance,
+)
 from attention_from_scratch.projections import AttentionParams
 
 __all__ = ["Example", "fluffy_blue_creature", "gram_example"]
@@ -117,7 +122,7 @@ class Example:
         """Validate the shapes and freeze ``x``."""
         tokens = tuple(str(t) for t in self.tokens)
         features = tuple(str(f) for f in self.feature_names)
-        _check_params(self.params)
+        check_instance(self.params, AttentionParams, "params")
         x = as_float_array(self.x, "x")
         if x.shape != (len(tokens), len(features)):
             msg = (
@@ -137,12 +142,6 @@ class Example:
         object.__setattr__(self, "tokens", tokens)
         object.__setattr__(self, "feature_names", features)
         object.__setattr__(self, "x", frozen)
-
-
-def _check_params(params: object) -> None:
-    if not isinstance(params, AttentionParams):
-        msg = f"params must be an AttentionParams, got {type(params).__name__}"
-        raise TypeError(msg)
 
 
 def fluffy_blue_creature() -> Example:

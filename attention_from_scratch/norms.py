@@ -49,10 +49,16 @@ from numpy.typing import ArrayLike, NDArray
 
 from attention_from_scratch._checks import (
     FloatArray,
+    IntArray,
     as_float_array,
+    as_working,
+    at_least_ndim,
+    check_bool,
     check_finite,
     check_same_dtype,
+    finite_result,
     first_index,
+    non_negative_finite,
     normalize_axis,
     positive_finite,
     working_dtype,
@@ -60,34 +66,16 @@ from attention_from_scratch._checks import (
 
 __all__ = ["cosine_similarity", "l2_norm", "l2_normalize", "layer_norm", "rms_norm"]
 
-IntArray = NDArray[np.integer[Any]]
+_VECTOR_AXIS = "(the vector axis)"
 
 
-# --- private validation (specific to this module; _checks.py is shared and left as is) ---
-
-
-def _at_least_1d(arr: FloatArray, name: str) -> None:
-    if arr.ndim == 0:
-        msg = f"{name} needs at least one dimension (the vector axis), got a 0-d array"
-        raise ValueError(msg)
+# --- private validation specific to this module (the shared rules are in _checks.py) ---
 
 
 def _non_empty_last_axis(arr: FloatArray, name: str) -> None:
     if arr.shape[-1] == 0:
         msg = f"{name} has a last axis of length 0, nothing to normalise over: shape {arr.shape}"
         raise ValueError(msg)
-
-
-def _non_negative(value: object, name: str) -> float:
-    """Return ``value`` as a float if it is a finite number >= 0 (an ``eps``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        msg = f"{name} must be a real number >= 0, got {type(value).__name__}"
-        raise TypeError(msg)
-    result = float(value)
-    if not np.isfinite(result) or result < 0.0:
-        msg = f"{name} must be finite and >= 0, got {result}"
-        raise ValueError(msg)
-    return result
 
 
 def _affine(param: object, name: str, x: FloatArray) -> FloatArray | None:
@@ -115,10 +103,12 @@ def _zero_rows(
     why: str,
     *,
     what: str = "zero vector",
+    broadcast: bool = False,
 ) -> None:
     """Raise :class:`ValueError` at the first True of ``flags`` (a keepdims reduction).
 
     The index reported is the vector's: an index into ``shape`` without ``axis``.
+    ``broadcast`` says that ``shape`` is the shape ``name`` was broadcast to.
     """
     if not flags.any():
         return
@@ -126,7 +116,8 @@ def _zero_rows(
     if index == ():
         msg = f"{name} is a {what} (shape {shape}): {why}"
     else:
-        where = f"vectors along axis {axis} of {name} {shape}"
+        of = f"{name} broadcast to" if broadcast else name
+        where = f"vectors along axis {axis} of {of} {shape}"
         msg = f"{name} has a {what} at index {index} ({where}): {why}"
     raise ValueError(msg)
 
@@ -159,32 +150,24 @@ def _divide_by_root(num_y: FloatArray, ms_y: FloatArray, e: IntArray, eps: float
     In the units of ``y`` it is ``num_y / sqrt(ms_y + eps / 4**e)``: the same numbers
     scaled by powers of two, so where nothing over- or underflows the result is bit for
     bit the textbook formula. Rows so small that ``eps / 4**e`` overflows have
-    ``ms << eps``, and get ``num / sqrt(eps)``.
+    ``ms << eps``, and get ``num / sqrt(eps)``. Rows so large that ``eps / 4**e``
+    underflows to 0 have ``eps << ms``, unless ``ms = 0``: a constant row of
+    :func:`layer_norm`, whose ``num`` is exactly 0, and so is its result.
     """
     eps_w = np.asarray(eps, dtype=num_y.dtype)
     with np.errstate(over="ignore"):
         eps_y = np.ldexp(eps_w, -2 * e)  # eps / 4^e, exact (or 0, or inf for tiny rows)
-    out: FloatArray = num_y / np.sqrt(ms_y + eps_y)  # num / sqrt(ms + eps)
+    root = np.sqrt(ms_y + eps_y)  # sqrt(ms + eps) / 2^e
+    with np.errstate(invalid="ignore"):  # 0 / 0 only in rows whose num is 0: set below
+        out: FloatArray = num_y / root  # num / sqrt(ms + eps)
+    empty = root == 0.0
+    if empty.any():
+        out[np.broadcast_to(empty, out.shape)] = 0.0  # num = 0: 0 / sqrt(eps) = 0
     tiny = np.isinf(eps_y)
     if tiny.any():
         rows = np.broadcast_to(tiny, out.shape)
         np.divide(np.ldexp(num_y, e), np.sqrt(eps_w), out=out, where=rows)  # num / sqrt(eps)
     return out
-
-
-def _finish(out: FloatArray, dtype: np.dtype[Any], what: str) -> FloatArray:
-    """Cast ``out`` to ``dtype``; a result that overflows is a :class:`FloatingPointError`."""
-    with np.errstate(over="ignore"):
-        result = out.astype(dtype, copy=False)
-    finite = np.isfinite(result)
-    if not finite.all():
-        index = first_index(~finite)
-        msg = (
-            f"{what} overflows {dtype} at index {index}: the exact result is larger than "
-            f"{np.finfo(dtype).max:.4g}; pass a wider dtype (float32, float64) or rescale"
-        )
-        raise FloatingPointError(msg)
-    return result
 
 
 def _unit(
@@ -196,11 +179,16 @@ def _unit(
     eps: float | None,
     why: str,
 ) -> FloatArray:
-    """Unit vectors ``x / max(||x||, eps)`` along ``axis``; zero rows raise when ``eps`` is None."""
+    """Unit vectors ``x / max(||x||, eps)`` along ``axis``; zero rows raise when ``eps`` is None.
+
+    ``work`` may be ``original`` broadcast to a larger shape (:func:`cosine_similarity`):
+    a NaN is then reported at its index in ``original``, a zero vector in ``work``.
+    """
     y, e = _scaled(work, axis, original, name)  # y = x / 2^e, |y| < 1
     norm_y = np.sqrt(np.sum(y * y, axis=axis, keepdims=True))  # ||y|| in [1/2, sqrt(d)] or 0
     if eps is None:
-        _zero_rows(norm_y == 0.0, axis, name, work.shape, why)
+        broadcast = original.shape != work.shape
+        _zero_rows(norm_y == 0.0, axis, name, work.shape, why, broadcast=broadcast)
         out: FloatArray = y / norm_y  # x / ||x|| = y / ||y||
         return out
     eps_w = np.asarray(eps, dtype=work.dtype)
@@ -246,7 +234,8 @@ def l2_norm(x: ArrayLike, /, *, axis: int = -1, keepdims: bool = False) -> Float
     ValueError
         If ``x`` is 0-d or holds NaN or an infinity.
     TypeError
-        If ``x`` is bool, complex or not numeric, or ``axis`` is not an int.
+        If ``x`` is bool, complex or not numeric, ``axis`` is not an int or ``keepdims``
+        is not a bool.
     numpy.exceptions.AxisError
         If ``axis`` is out of range.
     FloatingPointError
@@ -301,16 +290,17 @@ def l2_norm(x: ArrayLike, /, *, axis: int = -1, keepdims: bool = False) -> Float
     5e+200 5e-200
     """
     arr = as_float_array(x, "x")
-    _at_least_1d(arr, "x")
+    at_least_ndim(arr, 1, "x", _VECTOR_AXIS)
     ax = normalize_axis(axis, arr.ndim)
-    work = arr.astype(working_dtype(arr.dtype), copy=False)
+    keep = check_bool(keepdims, "keepdims")
+    work = as_working(arr)  # C order: the sums do not depend on x's memory layout
     y, e = _scaled(work, ax, arr, "x")  # y = x / 2^e, |y| < 1
     norm_y = np.sqrt(np.sum(y * y, axis=ax, keepdims=True))  # ||y|| = sqrt(sum y_i^2)
     with np.errstate(over="ignore"):
         norm = np.ldexp(norm_y, e)  # ||x|| = 2^e ||y||, exact unless it overflows
-    if not keepdims:
+    if not keep:
         norm = np.squeeze(norm, axis=ax)  # (..., 1, ...) -> (..., ...)
-    return _finish(norm, arr.dtype, "l2_norm(x)")
+    return finite_result(norm, arr.dtype, "l2_norm(x)")
 
 
 def l2_normalize(x: ArrayLike, /, *, axis: int = -1, eps: float | None = None) -> FloatArray:
@@ -389,10 +379,10 @@ def l2_normalize(x: ArrayLike, /, *, axis: int = -1, eps: float | None = None) -
     [0. 0. 0. 0.]
     """
     arr = as_float_array(x, "x")
-    _at_least_1d(arr, "x")
+    at_least_ndim(arr, 1, "x", _VECTOR_AXIS)
     ax = normalize_axis(axis, arr.ndim)
     eps_f = None if eps is None else positive_finite(eps, "eps")
-    work = arr.astype(working_dtype(arr.dtype), copy=False)
+    work = as_working(arr)
     why = "it has no direction; pass eps= (as torch.nn.functional.normalize) to get zeros"
     out = _unit(work, ax, arr, "x", eps=eps_f, why=why)  # x / max(||x||, eps)
     return out.astype(arr.dtype, copy=False)
@@ -484,10 +474,9 @@ def cosine_similarity(a: ArrayLike, b: ArrayLike, /, *, axis: int = -1) -> Float
         msg = "a and b need at least one dimension (the vector axis), got two 0-d arrays"
         raise ValueError(msg)
     ax = normalize_axis(axis, a_b.ndim)
-    dtype: np.dtype[Any] = working_dtype(a_arr.dtype)
     why = "the cosine similarity with a zero vector is undefined"
-    unit_a = _unit(a_b.astype(dtype, copy=False), ax, a_b, "a", eps=None, why=why)  # a / ||a||
-    unit_b = _unit(b_b.astype(dtype, copy=False), ax, b_b, "b", eps=None, why=why)  # b / ||b||
+    unit_a = _unit(as_working(a_b), ax, a_arr, "a", eps=None, why=why)  # a / ||a||
+    unit_b = _unit(as_working(b_b), ax, b_arr, "b", eps=None, why=why)  # b / ||b||
     cos = np.sum(unit_a * unit_b, axis=ax)  # (..., d, ...) -> (..., ...)
     out = np.clip(cos, -1.0, 1.0)  # rounding may overshoot |cos| = 1 by an ulp
     return np.asarray(out, dtype=a_arr.dtype)
@@ -588,13 +577,13 @@ def layer_norm(
     [-1.3416 -0.4472  0.4472  1.3416]
     """
     arr = as_float_array(x, "x")
-    _at_least_1d(arr, "x")
+    at_least_ndim(arr, 1, "x", _VECTOR_AXIS)
     _non_empty_last_axis(arr, "x")
-    eps_f = _non_negative(eps, "eps")
+    eps_f = non_negative_finite(eps, "eps")
     g = _affine(gamma, "gamma", arr)
     b = _affine(beta, "beta", arr)
     dtype: np.dtype[Any] = working_dtype(arr.dtype)
-    y, e = _scaled(arr.astype(dtype, copy=False), -1, arr, "x")  # y = x / 2^e, |y| < 1
+    y, e = _scaled(as_working(arr), -1, arr, "x")  # y = x / 2^e, |y| < 1
     mean = np.mean(y, axis=-1, keepdims=True)  # mu = sum(y) / d: (..., d) -> (..., 1)
     np.clip(mean, y.min(axis=-1, keepdims=True), y.max(axis=-1, keepdims=True), out=mean)
     centred = y - mean  # y - mu, with mu rounded
@@ -609,7 +598,7 @@ def layer_norm(
             out *= g.astype(dtype, copy=False)  # * gamma
         if b is not None:
             out += b.astype(dtype, copy=False)  # + beta
-    return _finish(out, arr.dtype, "layer_norm(x)")
+    return finite_result(out, arr.dtype, "layer_norm(x)")
 
 
 def rms_norm(x: ArrayLike, /, gamma: ArrayLike | None = None, *, eps: float = 1e-6) -> FloatArray:
@@ -683,12 +672,12 @@ def rms_norm(x: ArrayLike, /, gamma: ArrayLike | None = None, *, eps: float = 1e
     [0.8485 1.1314]
     """
     arr = as_float_array(x, "x")
-    _at_least_1d(arr, "x")
+    at_least_ndim(arr, 1, "x", _VECTOR_AXIS)
     _non_empty_last_axis(arr, "x")
-    eps_f = _non_negative(eps, "eps")
+    eps_f = non_negative_finite(eps, "eps")
     g = _affine(gamma, "gamma", arr)
     dtype: np.dtype[Any] = working_dtype(arr.dtype)
-    y, e = _scaled(arr.astype(dtype, copy=False), -1, arr, "x")  # y = x / 2^e, |y| < 1
+    y, e = _scaled(as_working(arr), -1, arr, "x")  # y = x / 2^e, |y| < 1
     mean_square = np.mean(y * y, axis=-1, keepdims=True)  # mean(y^2): (..., d) -> (..., 1)
     if eps_f == 0.0:
         why = "its mean square and eps are both 0 (use eps > 0)"
@@ -697,4 +686,4 @@ def rms_norm(x: ArrayLike, /, gamma: ArrayLike | None = None, *, eps: float = 1e
     if g is not None:
         with np.errstate(over="ignore"):
             out *= g.astype(dtype, copy=False)  # * gamma
-    return _finish(out, arr.dtype, "rms_norm(x)")
+    return finite_result(out, arr.dtype, "rms_norm(x)")

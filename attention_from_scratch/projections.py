@@ -70,10 +70,14 @@ from numpy.typing import ArrayLike, DTypeLike
 from attention_from_scratch._checks import (
     FloatArray,
     as_float_array,
+    as_working,
+    at_least_ndim,
+    check_bool,
     check_finite,
+    check_instance,
     check_same_dtype,
+    finite_result,
     positive_int,
-    working_dtype,
 )
 
 __all__ = [
@@ -96,21 +100,23 @@ def _read_only(arr: FloatArray) -> FloatArray:
     return out
 
 
-def _affine(x: FloatArray, weight: FloatArray, bias: FloatArray | None) -> FloatArray:
+def _affine(
+    x: FloatArray, weight: FloatArray, bias: FloatArray | None, what: str = "x @ weight + bias"
+) -> FloatArray:
     """``x @ weight + bias`` on validated arrays of one dtype, float16 in float32.
 
     The operands are made C-contiguous first, so the result does not depend on the
-    memory layout of ``x`` (Fortran order, negative strides).
+    memory layout of ``x`` (Fortran order, negative strides). Finite inputs whose
+    products or sums overflow the dtype raise :class:`FloatingPointError` (naming
+    ``what``) instead of returning ``inf`` with a ``RuntimeWarning``.
     """
-    dtype = x.dtype
-    work = working_dtype(dtype)
-    xw = np.ascontiguousarray(x, dtype=work)
-    ww = np.ascontiguousarray(weight, dtype=work)
-    out = xw @ ww  # (..., d_in) @ (d_in, d_out) -> (..., d_out)
-    if bias is not None:
-        out += bias.astype(work, copy=False)  # + b, broadcast over the rows
-    result: FloatArray = out.astype(dtype, copy=False)
-    return result
+    xw = as_working(x)  # (..., d_in), C order, float16 -> float32
+    ww = as_working(weight)  # (d_in, d_out)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
+        out = xw @ ww  # (..., d_in) @ (d_in, d_out) -> (..., d_out)
+        if bias is not None:
+            out += as_working(bias)  # + b, broadcast over the rows
+    return finite_result(out, x.dtype, what)
 
 
 def linear(x: ArrayLike, weight: ArrayLike, /, bias: ArrayLike | None = None) -> FloatArray:
@@ -141,6 +147,9 @@ def linear(x: ArrayLike, weight: ArrayLike, /, bias: ArrayLike | None = None) ->
     TypeError
         If the inputs do not share one floating dtype, or one is bool, complex or not
         numeric.
+    FloatingPointError
+        If a result does not fit the dtype (finite inputs whose products overflow,
+        e.g. beyond 65504 in ``float16``); compute in a wider dtype or rescale.
 
     See Also
     --------
@@ -156,7 +165,9 @@ def linear(x: ArrayLike, weight: ArrayLike, /, bias: ArrayLike | None = None) ->
 
     A sum of products of finite numbers; ``float16`` inputs are multiplied and
     accumulated in ``float32`` and rounded once, so long sums do not lose the
-    low bits at every step :cite:p:`higham2002accuracy`.
+    low bits at every step :cite:p:`higham2002accuracy`. The only failure left is a
+    result beyond the largest float of the dtype, which is reported, never returned
+    as ``inf``.
 
     References
     ----------
@@ -181,9 +192,7 @@ def linear(x: ArrayLike, weight: ArrayLike, /, bias: ArrayLike | None = None) ->
     """
     x_arr = as_float_array(x, "x")
     w_arr = as_float_array(weight, "weight")
-    if x_arr.ndim == 0:
-        msg = "x must have at least one dimension (..., d_in), got a 0-d array"
-        raise ValueError(msg)
+    at_least_ndim(x_arr, 1, "x", "(..., d_in)")
     if w_arr.ndim != 2:
         msg = f"weight must be 2-D (d_in, d_out), got shape {w_arr.shape}"
         raise ValueError(msg)
@@ -425,7 +434,8 @@ class AttentionParams:
         ValueError
             If a size is not positive or ``n_kv_heads`` does not divide ``n_heads``.
         TypeError
-            If a size is not an int or ``dtype`` is not a float16/32/64 dtype.
+            If a size is not an int, ``out_proj`` or ``bias`` is not a bool, or ``dtype``
+            is not a float16/32/64 dtype.
 
         Notes
         -----
@@ -463,6 +473,8 @@ class AttentionParams:
         >>> print(p.w_o.shape, p.b_q.shape, p.b_o.shape)
         (16, 16) (16,) (16,)
         """
+        out_proj = check_bool(out_proj, "out_proj")
+        bias = check_bool(bias, "bias")
         d_model = positive_int(d_model, "d_model")
         d_k = positive_int(d_k, "d_k")
         d_v = d_k if d_v is None else positive_int(d_v, "d_v")
@@ -505,19 +517,10 @@ class AttentionParams:
         return cls(w_q=w_q, w_k=w_k, w_v=w_v, w_o=w_o, b_q=b_q, b_k=b_k, b_v=b_v, b_o=b_o)
 
 
-def _check_params(params: object) -> None:
-    """Raise :class:`TypeError` unless ``params`` is an :class:`AttentionParams`."""
-    if not isinstance(params, AttentionParams):
-        msg = f"params must be an AttentionParams, got {type(params).__name__}"
-        raise TypeError(msg)
-
-
 def _embeddings(x: ArrayLike, params: AttentionParams, name: str) -> FloatArray:
     """Validate ``x`` as ``(..., n, d_model)`` rows in ``params``'s dtype."""
     arr = as_float_array(x, name)
-    if arr.ndim < 2:
-        msg = f"{name} must have shape (..., n, d_model), got shape {arr.shape}"
-        raise ValueError(msg)
+    at_least_ndim(arr, 2, name, "(..., n, d_model)")
     if arr.shape[-1] != params.d_model:
         msg = (
             f"{name}'s last dimension must be d_model = {params.d_model} (the rows of w_q): "
@@ -566,6 +569,8 @@ def project_qkv(
     TypeError
         If ``params`` is not an :class:`AttentionParams`, or the dtype of ``x`` or
         ``context`` differs from ``params.dtype``.
+    FloatingPointError
+        If a projection does not fit the dtype (see :func:`linear`).
 
     See Also
     --------
@@ -610,12 +615,13 @@ def project_qkv(
     >>> print(q.shape, k.shape, v.shape)
     (3, 4) (2, 4) (2, 4)
     """
-    _check_params(params)
+    check_instance(params, AttentionParams, "params")
     x_arr = _embeddings(x, params, "x")
+    c_name = "x" if context is None else "context"
     c_arr = x_arr if context is None else _embeddings(context, params, "context")
-    q = _affine(x_arr, params.w_q, params.b_q)  # (..., n, d_model) -> (..., n, h * d_k)
-    k = _affine(c_arr, params.w_k, params.b_k)  # (..., m, d_model) -> (..., m, h_kv * d_k)
-    v = _affine(c_arr, params.w_v, params.b_v)  # (..., m, d_model) -> (..., m, h_kv * d_v)
+    q = _affine(x_arr, params.w_q, params.b_q, "q = x @ w_q + b_q")  # (..., n, h * d_k)
+    k = _affine(c_arr, params.w_k, params.b_k, f"k = {c_name} @ w_k + b_k")  # (..., m, h_kv d_k)
+    v = _affine(c_arr, params.w_v, params.b_v, f"v = {c_name} @ w_v + b_v")  # (..., m, h_kv d_v)
     return q, k, v
 
 
@@ -676,9 +682,7 @@ def split_heads(x: ArrayLike, n_heads: int, /) -> FloatArray:
     """
     arr = as_float_array(x, "x")
     h = positive_int(n_heads, "n_heads")
-    if arr.ndim < 2:
-        msg = f"x must have shape (..., n, n_heads * d), got shape {arr.shape}"
-        raise ValueError(msg)
+    at_least_ndim(arr, 2, "x", "(..., n, n_heads * d)")
     width = arr.shape[-1]
     if width % h:
         msg = f"x's last dimension {width} is not divisible by n_heads = {h}: x {arr.shape}"
@@ -743,9 +747,7 @@ def merge_heads(x: ArrayLike, /) -> FloatArray:
     (8, 3, 10)
     """
     arr = as_float_array(x, "x")
-    if arr.ndim < 3:
-        msg = f"x must have shape (..., n_heads, n, d), got shape {arr.shape}"
-        raise ValueError(msg)
+    at_least_ndim(arr, 3, "x", "(..., n_heads, n, d)")
     check_finite(arr, "x")
     h, n, d = arr.shape[-3:]
     moved = np.swapaxes(arr, -3, -2)  # (..., h, n, d) -> (..., n, h, d)
