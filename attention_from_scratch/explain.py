@@ -101,13 +101,33 @@ class _Row:
 
     @property
     def raw(self) -> Float64Array:
-        """(m,) raw dot products q_i . k_j."""
-        return self.k @ self.q
+        """(m,) raw dot products q_i . k_j (FloatingPointError if they overflow float64)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            raw: Float64Array = self.k @ self.q  # (m, d_k) @ (d_k,) -> (m,)
+        return _finite(raw, "the raw dot products q . k of this query")
 
     @property
     def scores(self) -> Float64Array:
         """(m,) logits softmax saw: raw * scale + bias."""
-        return self.raw * self.scale + self.bias
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores: Float64Array = self.raw * self.scale + self.bias
+        return _finite(scores, "the scaled scores of this query")
+
+
+def _finite(values: Float64Array, what: str) -> Float64Array:
+    """``values`` if finite; else a :class:`FloatingPointError` (q and k are finite inputs).
+
+    An explanation works in float64 with the unscaled dot products; for queries and keys
+    near the top of the float64 range (``|q| |k|`` beyond 1.8e308) these do not exist as
+    numbers even when the scaled scores of the result do.
+    """
+    if not np.isfinite(values).all():
+        msg = (
+            f"{what} overflow float64 (beyond {np.finfo(np.float64).max:.4g}); an explanation "
+            "needs them as numbers: rescale the inputs"
+        )
+        raise FloatingPointError(msg)
+    return values
 
 
 def _batch_index(batch: int | tuple[int, ...] | None, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -117,7 +137,7 @@ def _batch_index(batch: int | tuple[int, ...] | None, shape: tuple[int, ...]) ->
             msg = f"the result has batch dimensions {shape}: pass batch= (an int or a tuple)"
             raise ValueError(msg)
         return (0,) * len(shape)
-    index = (batch,) if isinstance(batch, int | np.integer) else tuple(batch)
+    index = tuple(batch) if isinstance(batch, tuple | list) else (batch,)
     if len(index) != len(shape):
         msg = f"batch must index all {len(shape)} batch dimensions {shape}, got {batch!r}"
         raise ValueError(msg)
@@ -128,6 +148,14 @@ def _batch_index(batch: int | tuple[int, ...] | None, shape: tuple[int, ...]) ->
             raise TypeError(msg)
         out.append(_check_index(int(i), size, f"batch axis {axis}"))
     return tuple(out)
+
+
+def _int_index(value: object, size: int, what: str) -> int:
+    """Validate an int index (bool, float, str are :class:`TypeError`) of an axis of ``size``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        msg = f"{what} must be an int, got {type(value).__name__}"
+        raise TypeError(msg)
+    return _check_index(int(value), size, what)
 
 
 def _check_index(i: int, size: int, what: str) -> int:
@@ -219,7 +247,7 @@ def _attention_row(
         if not lead_shape:
             msg = "head= needs a result with a head dimension (..., h, n, m)"
             raise ValueError(msg)
-        idx = (*_batch_index(batch, lead_shape[:-1]), _check_index(head, lead_shape[-1], "head"))
+        idx = (*_batch_index(batch, lead_shape[:-1]), _int_index(head, lead_shape[-1], "head"))
     else:
         idx = _batch_index(batch, lead_shape)
     query_tokens, key_tokens = _token_lists(tokens, n, m)
@@ -274,10 +302,7 @@ def _projected_row(
             msg = f"the result has {h} heads: pass head= (0 .. {h - 1})"
             raise ValueError(msg)
         head = 0
-    if isinstance(head, bool) or not isinstance(head, int | np.integer):
-        msg = f"head must be an int, got {type(head).__name__}"
-        raise TypeError(msg)
-    hq = _check_index(int(head), h, "head")
+    hq = _int_index(head, h, "head")
     hk = hq // (h // h_kv)  # query head i uses key/value head i // g
     b = _batch_index(batch, lead_shape)
     query_tokens, key_tokens = _token_lists(tokens, n, m)
@@ -498,7 +523,13 @@ class ScoreExplanation:
         if self.feature_contributions is not None and self.raw_score != 0.0:
             names = self.feature_names
             flat = self.feature_contributions.ravel()
-            order = np.argsort(-np.abs(flat), kind="stable")
+            magnitude = np.abs(flat)
+            if magnitude.size > 3:  # the top 3, ties in index order, without a full sort
+                third = np.partition(magnitude, -3)[-3]
+                candidates = np.flatnonzero(magnitude >= third)
+                order = candidates[np.argsort(-magnitude[candidates], kind="stable")]
+            else:
+                order = np.argsort(-magnitude, kind="stable")
             parts = []
             for index in order[:3]:
                 value = float(flat[index])
@@ -712,14 +743,16 @@ def explain_score(
         if row.w_k is None:  # pragma: no cover - set together with w_q
             msg = "w_k missing"
             raise RuntimeError(msg)
-        bilinear = row.w_q @ row.w_k.T  # W_Q W_K^T: (d_model, d_k) @ (d_k, d_model)
-        features = row.x_i[:, None] * bilinear * row.x_keys[j][None, :]  # (d_model, d_model)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported by _finite
+            bilinear = row.w_q @ row.w_k.T  # W_Q W_K^T: (d_model, d_k) @ (d_k, d_model)
+            features = row.x_i[:, None] * bilinear * row.x_keys[j][None, :]  # (d_model, d_model)
+        features = _finite(features, "the feature contributions x_i[a] (W_Q W_K^T)[a, b] x_j[b]")
         b_q = np.zeros_like(row.q) if row.b_q is None else row.b_q
         b_k = np.zeros_like(row.q) if row.b_k is None else row.b_k
-        # x_i W_Q b_K^T + b_Q W_K^T x_j^T + b_Q . b_K
-        bias_part = float(
-            (row.x_i @ row.w_q) @ b_k + b_q @ (row.w_k.T @ row.x_keys[j]) + b_q @ b_k
-        )
+        with np.errstate(over="ignore", invalid="ignore"):  # reported by _finite
+            # x_i W_Q b_K^T + b_Q W_K^T x_j^T + b_Q . b_K
+            terms = (row.x_i @ row.w_q) @ b_k + b_q @ (row.w_k.T @ row.x_keys[j]) + b_q @ b_k
+        bias_part = float(_finite(np.asarray(terms), "the bias terms of q_i . k_j"))
     competitor: int | None = None
     others = allowed.copy()
     others[j] = False
@@ -1042,6 +1075,6 @@ def heatmap(
         cells = []
         for w, width in zip(values, widths, strict=True):
             shade = _SHADES[min(int(5 * float(w)), 4)]
-            cells.append("  " + f"{shade} {float(w):.3f}".rjust(width))
+            cells.append("  " + f"{shade} {float(w) + 0.0:.3f}".rjust(width))  # no -0.000
         lines.append(label.ljust(first) + "".join(cells))
     return "\n".join(line.rstrip() for line in lines)
