@@ -32,6 +32,7 @@ tokens ``x = [[1, 0, 1, 0], [0, 2, 0, 2], [1, 1, 1, 1]]`` attending to each othe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,10 +44,14 @@ from attention_from_scratch._checks import (
     FloatArray,
     as_bool_mask,
     as_float_array,
+    at_least_ndim,
+    broadcast_to_shape,
+    check_bool,
     check_finite,
     check_row_max,
     check_same_dtype,
     check_same_shape,
+    finite_result,
     normalize_axis,
     positive_finite,
     working_dtype,
@@ -63,44 +68,88 @@ __all__ = [
 
 
 def _at_least_1d(arr: FloatArray, name: str) -> None:
-    if arr.ndim == 0:
-        msg = f"{name} needs at least one dimension (the axis to normalise over), got a 0-d array"
-        raise ValueError(msg)
+    at_least_ndim(arr, 1, name, "(the axis to normalise over)")
 
 
-def _softmax_inplace(
-    z: NDArray[F],
+#: Bytes in one block of rows. A block this size stays in the L2 cache between the
+#: max, subtract, exp, sum and scale passes over it, so each entry comes from main
+#: memory once instead of once per pass.
+_BLOCK_BYTES = 1 << 19
+
+
+def _softmax_rows(
+    z: FloatArray,
+    out: NDArray[F],
     *,
-    axis: int,
     temperature: float = 1.0,
     where: BoolArray | None = None,
     allow_empty_rows: bool,
-    name: str,
+    report: Callable[[], object],
 ) -> NDArray[F]:
-    """Overwrite the array ``z`` with its softmax along ``axis`` and return it.
+    """Write the softmax of each row of the 2-D ``z`` into ``out`` and return ``out``.
 
-    Shared by :func:`softmax` and attention, which owns its score buffer and so can
-    let the softmax work in place. ``where`` must already broadcast to ``z``.
+    The worker behind :func:`softmax` and attention. ``z`` (rows, n) is read, never
+    written, unless it *is* ``out`` (attention lets the softmax overwrite its score
+    buffer). ``out`` (rows, n) is C-contiguous in the working dtype; ``where`` (rows, n)
+    marks the entries that may be read. The rows are processed in blocks of about
+    ``_BLOCK_BYTES``. When a row maximum is not finite, ``report()`` validates the
+    whole input and raises; if it returns, those rows are empty rows, allowed.
     """
-    # Entries excluded by `where` are never read: they become -inf, so exp gives 0.
-    if where is not None:
-        np.copyto(z, -np.inf, where=~where)
-    # m = max_j z_j: the stabilising shift, and the cheap validation of the row.
-    row_max = np.max(z, axis=axis, keepdims=True)
-    check_row_max(row_max, z, name, allow_empty_rows=allow_empty_rows)
-    if allow_empty_rows:
-        # Rows with nothing allowed: shift by 0 so they stay -inf (not -inf - -inf = NaN).
-        np.copyto(row_max, 0.0, where=np.isneginf(row_max))
-    with np.errstate(over="ignore"):  # (-1e308) - 1e308 -> -inf, whose exp is exactly 0
-        np.subtract(z, row_max, out=z)  # z - m <= 0
-        if temperature != 1.0:
-            np.divide(z, temperature, out=z, dtype=np.float64, casting="same_kind")
-    np.exp(z, out=z)  # in (0, 1], the row maximum gives exactly 1
-    total = np.sum(z, axis=axis, keepdims=True)  # >= 1 for every row with an entry allowed
-    if allow_empty_rows:
-        np.copyto(total, 1.0, where=total == 0.0)  # empty rows: 0 / 1 = 0, not 0 / 0
-    np.divide(z, total, out=z)
-    return z
+    n = out.shape[1]
+    step = max(1, _BLOCK_BYTES // max(1, n * out.itemsize))  # rows per block
+    # over: (-1e308) - 1e308 -> -inf, whose exp is exactly 0. errstate also restores
+    # numpy's buffer size, which _short_buffers changes.
+    with np.errstate(over="ignore"):
+        _short_buffers(n)
+        for start in range(0, out.shape[0], step):
+            rows = slice(start, start + step)
+            z_blk, o_blk = z[rows], out[rows]  # (r, n) each, views
+            allowed = None if where is None else where[rows]  # (r, n)
+            # m = max_j z_j over the allowed entries: the stabilising shift, and a cheap
+            # validation (NaN, +inf or a row of -inf make it non-finite).
+            if allowed is None:
+                row_max = np.max(z_blk, axis=1, keepdims=True)  # (r, n) -> (r, 1)
+            else:
+                row_max = np.max(z_blk, axis=1, keepdims=True, where=allowed, initial=-np.inf)
+            if not np.isfinite(row_max).all():
+                report()  # raises unless the rows are empty rows, which are allowed
+                # Empty rows: shift by 0 so they stay -inf (not -inf - -inf = NaN).
+                np.copyto(row_max, 0.0, where=np.isneginf(row_max))
+            # e = z - m <= 0, written straight into the output block
+            np.subtract(z_blk, row_max, out=o_blk, dtype=o_blk.dtype)
+            if allowed is not None:  # entries not allowed are never read: -inf
+                np.copyto(o_blk, -np.inf, where=~allowed)
+            if temperature != 1.0:  # e = (z - m) / T, in float64: T never rounds to 0
+                np.divide(o_blk, temperature, out=o_blk, dtype=np.float64, casting="same_kind")
+            np.exp(o_blk, out=o_blk)  # e = exp(e) in (0, 1]: the row maximum gives exactly 1
+            total = np.sum(o_blk, axis=1, keepdims=True)  # s = sum_j e_j >= 1, (r, 1)
+            if allow_empty_rows:
+                np.copyto(total, 1.0, where=total == 0.0)  # empty rows: 0 * (1 / 1) = 0
+            np.multiply(o_blk, np.reciprocal(total, out=total), out=o_blk)  # p = e * (1 / s)
+    return out
+
+
+def _short_buffers(n: int) -> None:
+    """Let numpy broadcast a column of row maxima or row sums over rows of ``n`` entries.
+
+    numpy's ufuncs work through buffers of 8192 entries; an ``(r, 1)`` operand broadcast
+    over rows shorter than that is copied into them, which makes ``z - m`` and
+    ``e * (1 / s)`` two to three times slower than a plain elementwise product. With a
+    buffer as long as a row the column is read in place. (Below a few hundred entries a
+    row is too short to gain; the default stays.) Call it inside ``np.errstate()``,
+    which restores the buffer size.
+    """
+    if 256 <= n < 8192:
+        np.setbufsize(n - n % 16)
+
+
+def _check_rows(
+    x: FloatArray, axis: int, where: BoolArray | None, name: str, *, allow_empty_rows: bool
+) -> None:
+    """Raise the error that a non-finite row maximum of ``x`` (``where`` applied) stands for."""
+    masked = x if where is None else np.where(where, x, -np.inf)
+    row_max = np.max(masked, axis=axis, keepdims=True)
+    check_row_max(row_max, masked, name, allow_empty_rows=allow_empty_rows)
 
 
 def softmax(
@@ -172,6 +221,11 @@ def softmax(
     NaN, ``+inf`` when it holds ``+inf`` and ``-inf`` only when the whole row is
     ``-inf``. ``float16`` input is computed in ``float32`` and rounded once at the end.
 
+    For speed the rows go in blocks small enough to stay in the processor's cache
+    through every pass (the maximum; ``x - m`` written straight into the output; the
+    exponential in place; the sum; the scaling), and the scaling multiplies by
+    :math:`1/\sum_j e^{x_j - m}`, one division per row instead of one per entry.
+
     In attention the temperature is :math:`\sqrt{d_k}`: dividing the dot products by
     it keeps their spread near 1, so the softmax stays soft instead of saturating to
     a one-hot vector :cite:p:`vaswani2017attention`.
@@ -216,21 +270,26 @@ def softmax(
     mask: BoolArray | None = None
     if where is not None:
         mask = _broadcast_where(where, arr.shape)
-    work = np.array(arr, dtype=working_dtype(arr.dtype), order="C", copy=True)
-    if work.size:
-        _softmax_inplace(
-            work, axis=ax, temperature=t, where=mask, allow_empty_rows=mask is not None, name="x"
+    # Put the softmax axis last: each row of `rows` is one softmax of n entries.
+    rows = np.moveaxis(arr, ax, -1)  # (..., n), a view
+    n = rows.shape[-1]
+    out = np.empty(rows.shape, dtype=working_dtype(arr.dtype))  # float16 works in float32
+    if out.size:
+        _softmax_rows(
+            rows.reshape(-1, n),  # (..., n) -> (rows, n), a view unless x is not contiguous
+            out.reshape(-1, n),
+            temperature=t,
+            where=None if mask is None else np.moveaxis(mask, ax, -1).reshape(-1, n),
+            allow_empty_rows=mask is not None,
+            report=lambda: _check_rows(arr, ax, mask, "x", allow_empty_rows=mask is not None),
         )
-    return work.astype(arr.dtype, copy=False)
+    weights = np.moveaxis(out, -1, ax)  # the axis back in its place
+    return weights.astype(arr.dtype, copy=False)  # float16: rounded once, at the end
 
 
 def _broadcast_where(where: object, shape: tuple[int, ...]) -> BoolArray:
-    mask = as_bool_mask(where, "where")
-    try:
-        return np.broadcast_to(mask, shape)
-    except ValueError:
-        msg = f"where of shape {mask.shape} does not broadcast to x of shape {shape}"
-        raise ValueError(msg) from None
+    mask: BoolArray = broadcast_to_shape(as_bool_mask(where, "where"), shape, "where", "x")
+    return mask
 
 
 def _shifted(
@@ -400,6 +459,7 @@ def logsumexp(x: ArrayLike, /, *, axis: int = -1, keepdims: bool = False) -> Flo
     """
     arr = as_float_array(x, "x")
     _at_least_1d(arr, "x")
+    keepdims = check_bool(keepdims, "keepdims")
     ax = normalize_axis(axis, arr.ndim)
     if arr.shape[ax] == 0:
         shape = np.sum(arr, axis=ax, keepdims=keepdims).shape
@@ -481,9 +541,10 @@ def entropy(p: ArrayLike, /, *, axis: int = -1) -> FloatArray:
     positive = work > 0
     log_p = np.zeros_like(work)
     np.log(work, out=log_p, where=positive)  # 0 log 0 = 0: log only where p > 0
-    h = -np.sum(work * log_p, axis=ax)
-    out: FloatArray = np.asarray(h + 0.0, dtype=arr.dtype)  # + 0.0: no -0.0 for one-hot rows
-    return out
+    with np.errstate(over="ignore", invalid="ignore"):  # p far above 1: reported just below
+        h = -np.sum(work * log_p, axis=ax)
+    # + 0.0: no -0.0 for one-hot rows
+    return finite_result(np.asarray(h + 0.0), arr.dtype, "entropy(p)")
 
 
 def softmax_jacobian(p: ArrayLike, /) -> FloatArray:
@@ -549,13 +610,13 @@ def softmax_jacobian(p: ArrayLike, /) -> FloatArray:
     check_finite(arr, "p")
     work = arr.astype(working_dtype(arr.dtype), copy=False)
     n = work.shape[-1]
-    jac = (
-        -work[..., :, None] * work[..., None, :]
-    )  # -p p^T: (..., n, 1) * (..., 1, n) -> (..., n, n)
-    diagonal = np.arange(n)
-    jac[..., diagonal, diagonal] = work * (1.0 - work)  # p_i (1 - p_i): no p - p^2 cancellation
-    out: FloatArray = jac.astype(arr.dtype, copy=False)
-    return out
+    with np.errstate(over="ignore"):  # |p| far above 1: reported by finite_result
+        jac = (
+            -work[..., :, None] * work[..., None, :]
+        )  # -p p^T: (..., n, 1) * (..., 1, n) -> (..., n, n)
+        diagonal = np.arange(n)
+        jac[..., diagonal, diagonal] = work * (1.0 - work)  # p_i (1 - p_i): no cancellation
+    return finite_result(jac, arr.dtype, "softmax_jacobian(p)")
 
 
 def softmax_vjp(p: ArrayLike, grad: ArrayLike, /, *, axis: int = -1) -> FloatArray:
@@ -630,6 +691,16 @@ def softmax_vjp(p: ArrayLike, grad: ArrayLike, /, *, axis: int = -1) -> FloatArr
     dtype: np.dtype[Any] = working_dtype(p_arr.dtype)
     pw = np.ascontiguousarray(p_arr, dtype=dtype)
     gw = np.ascontiguousarray(g_arr, dtype=dtype)
-    inner = np.sum(gw * pw, axis=ax, keepdims=True)  # sum_i g_i p_i
-    out: FloatArray = (pw * (gw - inner)).astype(p_arr.dtype, copy=False)  # p_j (g_j - <g, p>)
-    return out
+    with np.errstate(over="ignore", invalid="ignore"):  # handled below
+        inner = np.sum(gw * pw, axis=ax, keepdims=True)  # sum_i g_i p_i
+        out = pw * (gw - inner)  # p_j (g_j - <g, p>)
+    if not np.isfinite(out).all():
+        # |grad| near the largest float: g_j - <g, p> may overflow although the result
+        # does not. The VJP is linear in grad, so scale each row of grad by a power of
+        # two (exactly) below 1, and scale the result back.
+        _, e = np.frexp(np.max(np.abs(gw), axis=ax, keepdims=True))  # max|g| < 2^e
+        gy = np.ldexp(gw, -e)  # |g / 2^e| < 1
+        with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
+            inner = np.sum(gy * pw, axis=ax, keepdims=True)
+            out = np.ldexp(pw * (gy - inner), e)
+    return finite_result(out, p_arr.dtype, "softmax_vjp(p, grad)")
