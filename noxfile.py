@@ -94,7 +94,7 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def crosscheck(session: nox.Session) -> None:
-    """Compare against scipy.special and, where it installs, torch (CPU)."""
+    """Compare against scipy.special and torch (CPU): every test marked ``crosscheck``."""
     _install(session, "test")
     session.install("torch==2.13.0")
     session.run("pytest", "-m", "crosscheck", "-p", "no:cacheprovider", *session.posargs)
@@ -102,8 +102,13 @@ def crosscheck(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Run the benchmarks (timings are reported, never asserted)."""
-    _install(session, "test")
+    """Run the benchmarks (timings are reported, never asserted).
+
+    To refresh the book's numbers: ``nox -s bench -- --wait-quiet 300 --save
+    docs/data/benchmarks.json``, then paste the printed table into docs/performance.md.
+    """
+    _install(session, "test")  # the package and scipy
+    session.install("torch==2.13.0", "threadpoolctl>=3")
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
