@@ -23,7 +23,9 @@ The routines:
 * :func:`self_attention` -- projections of ``x`` and attention, one head;
 * :func:`multi_head_attention` -- several heads, cross-attention (``context``) and
   grouped-query attention (``n_kv_heads``); returns a :class:`ProjectedAttention`;
-* :func:`causal_mask` and :func:`padding_mask` -- the two masks every model uses.
+* :func:`causal_mask` and :func:`padding_mask` -- the two masks every model uses;
+* :func:`tiled_attention` -- the same output in :math:`O(n)` memory, by online softmax
+  over blocks of keys (the idea behind FlashAttention).
 
 Conventions (those of ``torch.nn.functional.scaled_dot_product_attention``): masks are
 boolean with ``True`` meaning "may attend"; ``is_causal`` is the lower triangle aligned
@@ -40,7 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -52,11 +54,17 @@ from attention_from_scratch._checks import (
     FloatArray,
     as_bool_mask,
     as_float_array,
+    as_int_array,
+    as_working,
+    at_least_ndim,
     broadcast_to_shape,
+    check_bool,
     check_finite,
+    check_instance,
     check_same_dtype,
     finite_real,
     first_index,
+    non_negative_int,
     positive_int,
     working_dtype,
 )
@@ -67,7 +75,7 @@ from attention_from_scratch.projections import (
     project_qkv,
     split_heads,
 )
-from attention_from_scratch.softmax import _softmax_inplace
+from attention_from_scratch.softmax import _check_rows, _short_buffers, _softmax_rows
 
 __all__ = [
     "Attention",
@@ -79,6 +87,7 @@ __all__ = [
     "padding_mask",
     "scaled_dot_product_attention",
     "self_attention",
+    "tiled_attention",
 ]
 
 
@@ -88,8 +97,9 @@ def _raw_scores(q: FloatArray, k: FloatArray, scale: float, dtype: np.dtype[Any]
     An overflow gives inf or NaN silently here; :func:`_check_overflow` reports it.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        q_scaled = q.astype(dtype, copy=False) * dtype.type(scale)  # (..., n, d_k), n*d mults
-        scores: FloatArray = np.matmul(q_scaled, np.swapaxes(k.astype(dtype, copy=False), -1, -2))
+        # C-contiguous operands, as in the forward pass: the bits do not depend on layout
+        q_scaled = np.multiply(q, dtype.type(scale), dtype=dtype, order="C")  # (..., n, d_k)
+        scores: FloatArray = np.matmul(q_scaled, np.swapaxes(as_working(k), -1, -2))
     return scores
 
 
@@ -154,7 +164,7 @@ class Attention:
         # The forward pass validated the working-dtype scores; only the float16 cast can
         # still overflow (float16 inputs are computed in float32).
         if dtype != self.q.dtype:
-            _check_overflow(self.q, self.k, self.scale, self.bias, out)
+            _check_overflow(out, self.bias)
         return out
 
 
@@ -203,21 +213,11 @@ def causal_mask(n_q: int, n_k: int | None = None, /) -> BoolArray:
     [[1 0 0 0]
      [1 1 0 0]]
     """
-    n = _size(n_q, "n_q")
-    m = n if n_k is None else _size(n_k, "n_k")
+    n = non_negative_int(n_q, "n_q")
+    m = n if n_k is None else non_negative_int(n_k, "n_k")
     rows = np.arange(n)[:, None]  # (n, 1)
     cols = np.arange(m)[None, :]  # (1, m)
     return cols <= rows  # (n, m)
-
-
-def _size(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        msg = f"{name} must be an int, got {type(value).__name__}"
-        raise TypeError(msg)
-    if int(value) < 0:
-        msg = f"{name} must be >= 0, got {int(value)}"
-        raise ValueError(msg)
-    return int(value)
 
 
 def padding_mask(lengths: ArrayLike, n: int, /) -> BoolArray:
@@ -240,9 +240,10 @@ def padding_mask(lengths: ArrayLike, n: int, /) -> BoolArray:
     Raises
     ------
     TypeError
-        If ``lengths`` is not integer.
+        If ``lengths`` is not integer (or is a masked array), or ``n`` is not an int.
     ValueError
-        If ``lengths`` is not 1-D or a length is outside ``0 .. n``.
+        If ``lengths`` is ragged or not 1-D, a length is outside ``0 .. n``, or
+        ``n < 0``. An empty ``lengths`` is an empty batch, ``(0, 1, n)``.
 
     Notes
     -----
@@ -263,11 +264,8 @@ def padding_mask(lengths: ArrayLike, n: int, /) -> BoolArray:
     <BLANKLINE>
      [[1 0 0]]]
     """
-    size = _size(n, "n")
-    arr = np.asarray(lengths)
-    if arr.dtype.kind not in "iu":
-        msg = f"lengths must be integers, got dtype {arr.dtype}"
-        raise TypeError(msg)
+    size = non_negative_int(n, "n")
+    arr = as_int_array(lengths, "lengths")  # [] is an empty batch; ragged, masked: errors
     if arr.ndim != 1:
         msg = f"lengths must be 1-D (one length per sequence), got shape {arr.shape}"
         raise ValueError(msg)
@@ -277,10 +275,25 @@ def padding_mask(lengths: ArrayLike, n: int, /) -> BoolArray:
     return (np.arange(size)[None, :] < arr[:, None])[:, None, :]  # (batch, 1, n)
 
 
+def _peak(arr: FloatArray, name: str) -> float:
+    """``max |arr|``, validating ``arr`` on the way (0 for an empty array).
+
+    The largest and the smallest entry are NaN or infinite exactly when ``arr`` holds a
+    NaN or an infinity, so two reductions, without a temporary array, both bound the
+    scores and check that ``arr`` is finite.
+    """
+    if arr.size == 0:
+        return 0.0
+    high, low = float(np.max(arr)), float(np.min(arr))
+    if not (math.isfinite(high) and math.isfinite(low)):
+        check_finite(arr, name)  # raises, naming the first bad index
+    return max(high, -low)
+
+
 def _validate_qkv(
     q: ArrayLike, k: ArrayLike, v: ArrayLike
-) -> tuple[FloatArray, FloatArray, FloatArray, tuple[int, ...]]:
-    """Check q, k, v once; return them as arrays and the broadcast batch shape."""
+) -> tuple[FloatArray, FloatArray, FloatArray, tuple[int, ...], float, float]:
+    """Check q, k, v once; return them, the broadcast batch shape, max|q| max|k| and max|v|."""
     q_arr, k_arr, v_arr = as_float_array(q, "q"), as_float_array(k, "k"), as_float_array(v, "v")
     check_same_dtype(q=q_arr, k=k_arr, v=v_arr)
     for name, arr in (("q", q_arr), ("k", k_arr), ("v", v_arr)):
@@ -307,10 +320,8 @@ def _validate_qkv(
             f"q {q_arr.shape}, k {k_arr.shape}, v {v_arr.shape}"
         )
         raise ValueError(msg) from None
-    check_finite(q_arr, "q")
-    check_finite(k_arr, "k")
-    check_finite(v_arr, "v")
-    return q_arr, k_arr, v_arr, batch
+    peak_qk = _peak(q_arr, "q") * _peak(k_arr, "k")
+    return q_arr, k_arr, v_arr, batch, peak_qk, _peak(v_arr, "v")
 
 
 def _check_cast(before: FloatArray, after: FloatArray, name: str) -> None:
@@ -325,35 +336,140 @@ def _check_cast(before: FloatArray, after: FloatArray, name: str) -> None:
         raise ValueError(msg)
 
 
-def _check_overflow(
-    q: FloatArray, k: FloatArray, scale: float, bias: FloatArray | None, scores: FloatArray
-) -> None:
-    """Raise FloatingPointError if the scores overflowed their dtype.
+def _score_bound(peak_qk: float, d_k: int, scale: float, bias: FloatArray | None) -> float:
+    """An upper bound of ``|scores|``: ``|q_i . k_j| * |scale| <= d_k max|q| max|k| |scale|``.
 
-    q and k are finite, so ``|q_i . k_j| * scale <= max|q| max|k| d_k |scale|``; only
-    when that cheap bound comes near the largest float are the scores scanned.
+    Plus ``max |bias|`` over its finite entries. q and k are finite, so only a bound near
+    the largest float can let the scores overflow.
     """
-    if scores.size == 0:
-        return
-    big = float(np.finfo(scores.dtype).max)
     with np.errstate(over="ignore"):
-        bound = float(np.max(np.abs(q))) * float(np.max(np.abs(k))) * q.shape[-1] * abs(scale)
-        if bias is not None:
-            finite_bias = bias[np.isfinite(bias)]
-            bound += float(np.max(np.abs(finite_bias))) if finite_bias.size else 0.0
-    if bound < big / 2:
-        return
+        bound = peak_qk * d_k * abs(scale)
+        if bias is not None and bias.size:
+            finite = np.isfinite(bias)
+            if finite.any():
+                bound += float(np.max(np.abs(bias), where=finite, initial=0.0))
+    return bound
+
+
+def _may_overflow(bound: float, dtype: np.dtype[Any]) -> bool:
+    """Whether scores bounded by ``bound`` may overflow ``dtype`` (then they are scanned)."""
+    return bound >= float(np.finfo(dtype).max) / 2
+
+
+def _check_overflow(scores: FloatArray, bias: FloatArray | None) -> None:
+    """Raise FloatingPointError if the scores (bias added) hold NaN or an infinity.
+
+    An entry is -inf legitimately only where the bias is -inf.
+    """
     overflowed = np.isnan(scores) | np.isposinf(scores)
     if bias is None:
         overflowed |= np.isneginf(scores)
     else:
-        overflowed |= np.isneginf(scores) & np.isfinite(np.broadcast_to(bias, scores.shape))
+        overflowed |= np.isneginf(scores) & np.isfinite(bias)
     if overflowed.any():
+        big = float(np.finfo(scores.dtype).max)
         msg = (
             f"the attention scores overflowed {scores.dtype} (q.k * scale is beyond "
             f"{big:.3g}); compute in float64 or rescale q and k"
         )
         raise FloatingPointError(msg)
+
+
+def _near_top(peak_v: float, dtype: np.dtype[Any]) -> bool:
+    """Whether averages of values up to ``peak_v`` may round past the top of ``dtype``.
+
+    A computed convex combination exceeds ``max|v|`` by a factor below 4, rounding of
+    the weights and of the sum included, so below a quarter of the range it cannot; only
+    above it does :func:`_within_values` run.
+    """
+    return peak_v >= float(np.finfo(dtype).max) / 4
+
+
+def _within_values(output: FloatArray, v: FloatArray, dtype: np.dtype[Any]) -> None:
+    """Clip the entries of ``output`` that rounded past the largest float of ``dtype``.
+
+    ``O = P V`` is a convex combination of the value rows, but the rounded weights of a
+    row can sum to ``1 + a few ulps``: with values within a few ulps of the largest
+    float, the sum rounds to infinity (or, for float16 computed in float32, past the
+    largest float16). Such an entry's exact value is within rounding of the largest (or
+    smallest) value of its column of ``v`` (..., m, d_v); every other entry, the zeros
+    of rows with no key allowed included, is left as it is.
+    """
+    beyond = ~(np.abs(output) <= float(np.finfo(dtype).max))  # inf, or past the top
+    if not beyond.any():
+        return
+    low = np.min(v, axis=-2, keepdims=True)  # (..., m, d_v) -> (..., 1, d_v)
+    high = np.max(v, axis=-2, keepdims=True)
+    np.copyto(output, np.clip(output, low, high), where=beyond)
+
+
+#: Bytes of scores computed at once: a chunk of heads (or of the query rows of one head)
+#: whose scores stay in the processors' L2 caches from the product with k, through the
+#: softmax, to the product with v, instead of going out to main memory and back.
+_CHUNK_BYTES = 1 << 22
+
+
+def _attend(
+    q: FloatArray,
+    k: FloatArray,
+    v: FloatArray,
+    weights: FloatArray,
+    output: FloatArray,
+    *,
+    mask: BoolArray | None,
+    bias: FloatArray | None,
+    check_overflow: bool,
+) -> None:
+    """Fill ``weights`` with ``softmax(q k^T + bias, where=mask)`` and ``output`` with ``weights v``.
+
+    Every array is broadcast to the full batch shape: q (..., n, d_k) already scaled,
+    k (..., m, d_k), v (..., m, d_v), mask and bias (..., n, m); weights (..., n, m) and
+    output (..., n, d_v) are the C-contiguous result buffers, all in the working dtype.
+    The work goes chunk by chunk, each chunk a few heads or some query rows of one head.
+    """
+    batch = weights.shape[:-2]
+    n, m = weights.shape[-2:]
+    # Drop the batch axes of length 1 (a view): chunks are then taken along the last axis.
+    *outer, heads = tuple(size for size in batch if size != 1) or (1,)
+
+    def chunked(arr: Any) -> Any:
+        return arr.reshape(*outer, heads, *arr.shape[-2:])  # (..., heads, a, b), a view
+
+    q, v, weights, output = chunked(q), chunked(v), chunked(weights), chunked(output)
+    k_t = chunked(np.swapaxes(k, -1, -2))  # (..., heads, d_k, m), a view
+    mask = None if mask is None else chunked(mask)
+    bias = None if bias is None else chunked(bias)
+    rows = max(1, _CHUNK_BYTES // max(1, m * weights.itemsize))  # score rows per chunk
+    head_step = max(1, rows // max(1, n))  # whole heads per chunk, or one head ...
+    row_step = max(1, n if head_step > 1 else min(n, rows))  # ... in blocks of rows
+    for index in np.ndindex(*outer):
+        for h in range(0, heads, head_step):
+            at_heads = (*index, slice(h, h + head_step))
+            for r in range(0, n, row_step):
+                at = (*at_heads, slice(r, r + row_step))
+                scores = weights[at]  # (h, r, m): a C-contiguous block of the buffer
+                # S = (Q scale) K^T + B   (Eq. 1)
+                with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+                    np.matmul(q[at], k_t[at_heads], out=scores)  # (h, r, d_k) @ (h, d_k, m)
+                    if bias is not None:
+                        np.add(scores, bias[at], out=scores)
+                if check_overflow:
+                    _check_overflow(scores, None if bias is None else bias[at])
+                # P = softmax(S) over the keys, in place; masked entries 0, empty rows 0
+                flat = scores.reshape(-1, m)  # (h r, m), a view
+                allowed = None if mask is None else mask[at].reshape(-1, m)
+                _softmax_rows(
+                    flat,
+                    flat,
+                    where=allowed,
+                    allow_empty_rows=True,
+                    report=partial(
+                        _check_rows, flat, -1, allowed, "scores", allow_empty_rows=True
+                    ),
+                )
+                # O = P V (near the largest float it may round past it: _within_values)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    np.matmul(scores, v[at_heads], out=output[at])  # (h, r, m) @ (h, m, d_v)
 
 
 def scaled_dot_product_attention(
@@ -429,13 +545,22 @@ def scaled_dot_product_attention(
        O = P V .
 
     The queries are scaled before the product (:math:`n d_k` multiplies instead of
-    :math:`n m`). The softmax is the stable one of
-    :func:`~attention_from_scratch.softmax.softmax`, done in place on the score buffer;
-    its row maximum validates the scores. Since q and k are finite, an infinite or NaN
-    score can only come from overflow, which is detected with the cheap bound
-    :math:`|q_i \cdot k_j| \le d_k \max|q| \max|k|` and reported instead of producing
-    NaN. A fully masked row has denominator 0, which is replaced by 1, so its weights
-    and output are exactly 0 :cite:p:`vaswani2017attention`.
+    :math:`n m`), and the product is written into one :math:`n \times m` buffer that the
+    softmax then overwrites with the weights: no second :math:`n \times m` array is made.
+    The softmax is the stable one of :func:`~attention_from_scratch.softmax.softmax`.
+    The work goes a few heads (or query rows) at a time, so that each chunk of scores
+    stays in the processor's cache from the product with k, through the softmax, to
+    the product with v.
+    Since q and k are finite (checked through their largest and smallest entries, which
+    also give :math:`\max|q|` and :math:`\max|k|`), an infinite or NaN score can only
+    come from overflow; the cheap bound :math:`|q_i \cdot k_j| \le d_k \max|q| \max|k|`
+    says when that is possible, and only then are the scores scanned, so an overflow is
+    reported instead of producing NaN. A fully masked row has denominator 0, which is
+    replaced by 1, so its weights and output are exactly 0 :cite:p:`vaswani2017attention`.
+    An output is an average of values, but rounded weights may sum to :math:`1 +` a few
+    ulps: for values within rounding of the largest float an entry that rounds past it
+    is set to the largest (or smallest) value of its column, its exact value up to
+    rounding.
 
     References
     ----------
@@ -471,15 +596,12 @@ def scaled_dot_product_attention(
      [0.018  0.982  0.    ]
      [0.1554 0.4223 0.4223]]
     """
-    q_arr, k_arr, v_arr, batch = _validate_qkv(q, k, v)
+    q_arr, k_arr, v_arr, batch, peak_qk, peak_v = _validate_qkv(q, k, v)
     n, m = q_arr.shape[-2], k_arr.shape[-2]
     scores_shape = (*batch, n, m)
     d_k = q_arr.shape[-1]
     s = 1.0 / math.sqrt(d_k) if scale is None else finite_real(scale, "scale")
-    causal_flag: object = is_causal  # typed bool, but callers may pass anything
-    if not isinstance(causal_flag, bool | np.bool_):
-        msg = f"is_causal must be a bool, got {type(is_causal).__name__}"
-        raise TypeError(msg)
+    is_causal = check_bool(is_causal, "is_causal")
     dtype = working_dtype(q_arr.dtype)
 
     # M = mask AND causal, broadcast to the scores (..., n, m); None when nothing is masked.
@@ -501,19 +623,28 @@ def scaled_dot_product_attention(
             bias_arr = bias_given.astype(q_arr.dtype, copy=False)
         _check_cast(bias_given, bias_arr, "bias")
 
-    # S = Q K^T / sqrt(d_k) + B   (Eq. 1)
-    scores = _raw_scores(q_arr, k_arr, s, dtype)  # (..., n, d_k) @ (..., d_k, m) -> (..., n, m)
-    if bias_arr is not None:
-        with np.errstate(over="ignore", invalid="ignore"):  # reported by _check_overflow
-            scores = scores + bias_arr  # (..., n, m)
-    scores = np.array(np.broadcast_to(scores, scores_shape))  # own, writable buffer
-    _check_overflow(q_arr, k_arr, s, bias_arr, scores)
-    # P = softmax(S) over the keys, masked entries exactly 0, empty rows all 0
-    if scores.size:
-        _softmax_inplace(scores, axis=-1, where=applied, allow_empty_rows=True, name="scores")
-    weights = scores  # the buffer now holds P, (..., n, m)
-    # O = P V
-    output = np.matmul(weights, v_arr.astype(dtype, copy=False))  # (..., n, m) @ (..., m, d_v)
+    # Q scale: scale the n x d_k queries, not the n x m scores (n d_k multiplies).
+    # C-contiguous operands: BLAS sums in one order (with the same FMAs) whatever the
+    # memory layout of q, k, v, so the result does not depend on it, bit for bit; an
+    # operand that already is C-contiguous in the working dtype is not copied.
+    with np.errstate(over="ignore"):  # an overflow here shows in the scores, checked there
+        q_scaled = np.multiply(q_arr, dtype.type(s), dtype=dtype, order="C")  # (..., n, d_k)
+    v_w = as_working(v_arr)  # (..., m, d_v)
+    d_v = v_arr.shape[-1]
+    weights = np.empty(scores_shape, dtype=dtype)  # (..., n, m): S, then P in place
+    output = np.empty((*batch, n, d_v), dtype=dtype)  # (..., n, d_v)
+    _attend(
+        np.broadcast_to(q_scaled, (*batch, n, d_k)),
+        np.broadcast_to(as_working(k_arr), (*batch, m, d_k)),
+        np.broadcast_to(v_w, (*batch, m, d_v)),
+        weights,
+        output,
+        mask=applied,
+        bias=None if bias_arr is None else np.broadcast_to(bias_arr, scores_shape),
+        check_overflow=_may_overflow(_score_bound(peak_qk, d_k, s, bias_arr), dtype),
+    )
+    if _near_top(peak_v, q_arr.dtype):  # O(n d_v), only for values near the largest float
+        _within_values(output, v_w, q_arr.dtype)
     return Attention(
         output=output.astype(q_arr.dtype, copy=False),
         weights=weights.astype(q_arr.dtype, copy=False),
@@ -525,6 +656,230 @@ def scaled_dot_product_attention(
         bias=bias_arr,
         is_causal=bool(is_causal),
     )
+
+
+def _online_softmax_block(
+    q_i: FloatArray,
+    k_t: FloatArray,
+    v: FloatArray,
+    i: int,
+    block: int,
+    is_causal: bool,
+    check_overflow: bool,
+    normalised: bool = False,
+) -> FloatArray:
+    """The output rows of one block of queries, ``q_i`` (..., b_q, d_k) starting at ``i``.
+
+    The keys ``k_t`` (..., d_k, m) and values ``v`` (..., m, d_v) go ``block`` at a time
+    through the online softmax of :func:`tiled_attention`; ``q_i`` is already scaled and
+    broadcast to the batch shape. Returns ``o / l``, (..., b_q, d_v).
+
+    ``o = sum_j e^(s_j - m) v_j`` reaches (number of keys) ``max|v|``; with
+    ``normalised`` (values near the top of the range) ``o / l`` is accumulated instead,
+    a convex combination of the values, which cannot overflow.
+    """
+    *batch, b_q, _ = q_i.shape
+    m = k_t.shape[-1]
+    row_max = np.full((*batch, b_q, 1), -np.inf, dtype=q_i.dtype)  # m = -inf
+    row_sum = np.zeros((*batch, b_q, 1), dtype=q_i.dtype)  # l = 0
+    acc = np.zeros((*batch, b_q, v.shape[-1]), dtype=q_i.dtype)  # o = 0
+    stop = min(m, i + b_q) if is_causal else m  # causal: no key after the last query
+    for j in range(0, stop, block):  # a block of keys j .. j + b_k - 1
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            scores = np.matmul(q_i, k_t[..., :, j : j + block])  # S: (..., b_q, b_k)
+        if check_overflow:
+            _check_overflow(scores, None)
+        b_k = scores.shape[-1]
+        if is_causal and j + b_k - 1 > i:  # the block crosses the diagonal: key > query
+            above = np.arange(b_k)[None, :] - np.arange(b_q)[:, None] > i - j  # (b_q, b_k)
+            np.copyto(scores, -np.inf, where=above)
+        # m_new = max(m, rowmax(S)); rows that have seen no key yet are shifted by 0
+        new_max = np.maximum(row_max, np.max(scores, axis=-1, keepdims=True))
+        shift = np.where(np.isneginf(new_max), 0.0, new_max)  # (..., b_q, 1)
+        # P = exp(S - m_new), in place: every exponent <= 0
+        np.exp(np.subtract(scores, shift, out=scores), out=scores)
+        # c = exp(m - m_new) <= 1 carries the old sums over to the new maximum
+        correction = np.exp(row_max - shift)  # (..., b_q, 1)
+        # l = l c + rowsum(P)
+        row_sum *= correction
+        carried = row_sum.copy() if normalised else row_sum  # l_old c
+        row_sum += np.sum(scores, axis=-1, keepdims=True)
+        with np.errstate(over="ignore", invalid="ignore"):  # see _within_values
+            if normalised:  # o / l = (o_old / l_old) (l_old c / l) + (P / l) V_j
+                safe = np.where(row_sum == 0.0, 1.0, row_sum)  # (..., b_q, 1)
+                acc *= carried / safe
+                acc += np.matmul(scores / safe, v[..., j : j + block, :])
+            else:  # o = o c + P V_j
+                acc *= correction
+                acc += np.matmul(scores, v[..., j : j + block, :])  # (b_q, b_k) @ (b_k, d_v)
+        row_max = new_max
+    if normalised:  # acc already is o / l (0 for a row that saw no key)
+        return acc
+    # O = o / l; a row that saw no key (l = 0) gets 0, not 0 / 0
+    np.copyto(row_sum, 1.0, where=row_sum == 0.0)
+    out: FloatArray = acc / row_sum  # (..., b_q, d_v)
+    return out
+
+
+def tiled_attention(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    /,
+    *,
+    block_size: int = 512,
+    is_causal: bool = False,
+    scale: float | None = None,
+) -> FloatArray:
+    r"""Exact attention in :math:`O(n)` memory: the keys one block at a time, online softmax.
+
+    Returns the same output as :func:`scaled_dot_product_attention` without ever holding
+    the :math:`n \times m` matrix of scores or weights: queries and keys are taken in
+    blocks of ``block_size``, and each query keeps a running maximum, a running sum and
+    a running (unnormalised) output that are corrected whenever a later block holds a
+    larger score. Memory is :math:`O(b^2 + n d)` per batch element, for blocks of
+    :math:`b` rows, instead of :math:`O(n m)`.
+
+    Parameters
+    ----------
+    q : (..., n, d_k) array_like
+        Queries, finite.
+    k : (..., m, d_k) array_like
+        Keys, finite; ``m >= 1``.
+    v : (..., m, d_v) array_like
+        Values, finite. q, k and v share one floating dtype; their leading (batch,
+        head) dimensions broadcast.
+    block_size : int, optional
+        Rows of queries and of keys per block, ``>= 1``; it need not divide ``n`` or
+        ``m``. Default 512: a block of float32 scores is then 1 MiB, which stays in the
+        L2 cache. The result does not depend on it, up to rounding.
+    is_causal : bool, optional
+        Query ``i`` attends to keys ``0 .. i`` only (:func:`causal_mask`, top-left
+        aligned); blocks above the diagonal are skipped, not computed.
+    scale : float, optional
+        The factor for the dot products; default :math:`1/\sqrt{d_k}`.
+
+    Returns
+    -------
+    output : (..., n, d_v) ndarray
+        ``softmax(q k^T * scale) v``, in q's dtype (float16 is computed in float32). A
+        query with no key allowed would get output 0.
+
+    Raises
+    ------
+    ValueError
+        As :func:`scaled_dot_product_attention` (shapes, ``m = 0``, ``d_k = 0``, NaN or
+        inf in q, k, v), and if ``block_size < 1``.
+    TypeError
+        As :func:`scaled_dot_product_attention` (dtypes), and if ``block_size`` is not
+        an int.
+    FloatingPointError
+        If the scores overflow the dtype (float32 dot products beyond 3.4e38).
+
+    See Also
+    --------
+    scaled_dot_product_attention : The same output, with the weights.
+
+    Notes
+    -----
+    In code, for one block of queries ``q_i`` and each block of keys and values
+    ``k_j``, ``v_j`` in turn, with ``S = q_i @ k_j.T * scale``::
+
+        m_new = maximum(m, S.max(-1)); p = exp(S - m_new); c = exp(m - m_new)
+        l = l * c + p.sum(-1);  o = o * c + p @ v_j;  m = m_new      # then o / l
+
+    The online softmax of :cite:t:`milakov2018online`, the idea behind FlashAttention
+    :cite:p:`dao2022flashattention`. Softmax needs the row maximum :math:`m` (for
+    stability) and the row sum :math:`\ell` (to normalise) before any weight is known;
+    both can be updated block by block. Write the row of scores as blocks
+    :math:`S_1, \dots, S_T` and start with :math:`m^{(0)} = -\infty`,
+    :math:`\ell^{(0)} = 0`, :math:`o^{(0)} = 0`. After block :math:`t`,
+
+    .. math::
+
+       m^{(t)} &= \max\bigl(m^{(t-1)}, \max_j S_{t,j}\bigr), \\
+       \ell^{(t)} &= \ell^{(t-1)} e^{m^{(t-1)} - m^{(t)}}
+                    + \sum_j e^{S_{t,j} - m^{(t)}}, \\
+       o^{(t)} &= o^{(t-1)} e^{m^{(t-1)} - m^{(t)}} + \sum_j e^{S_{t,j} - m^{(t)}} v_j ,
+
+    so that, by induction, :math:`\ell^{(t)} = \sum_{j \le t} e^{S_j - m^{(t)}}` and
+    :math:`o^{(t)} = \sum_{j \le t} e^{S_j - m^{(t)}} v_j`: the factor
+    :math:`e^{m^{(t-1)} - m^{(t)}} \le 1` moves every earlier term from the old
+    maximum to the new one. After the last block :math:`m^{(T)}` is the row maximum and
+
+    .. math::
+
+       \frac{o^{(T)}}{\ell^{(T)}}
+         = \frac{\sum_j e^{S_j - m} v_j}{\sum_j e^{S_j - m}}
+         = \sum_j \operatorname{softmax}(S)_j \, v_j ,
+
+    exactly the output of attention. Every exponent is :math:`\le 0`, as in the stable
+    softmax, so nothing overflows; the rescaling factors are :math:`\le 1`. Only
+    :math:`o` grows, up to (number of keys) :math:`\times \max|v|`: when that may
+    overflow, the running :math:`o / \ell` is kept instead, an average of the values,
+    which stays in range. A row that has seen no key yet has :math:`m = -\infty`; it is
+    shifted by 0 instead (no :math:`-\infty - (-\infty)`), and a row that never sees one
+    keeps :math:`\ell = 0` and gets output 0. With the top-left causal mask every query
+    sees key 0, so that does not happen here; the rule is the one of
+    :func:`scaled_dot_product_attention`.
+
+    References
+    ----------
+    :cite:t:`milakov2018online`; :cite:t:`dao2022flashattention`, Algorithm 1.
+
+    Examples
+    --------
+    The Gram example with blocks of two keys (and two queries) gives the output of
+    dense attention:
+
+    >>> import numpy as np
+    >>> from attention_from_scratch.self_attention import (
+    ...     scaled_dot_product_attention, tiled_attention)
+    >>> x = np.array([[1.0, 0, 1, 0], [0, 2, 0, 2], [1, 1, 1, 1]])
+    >>> out = tiled_attention(x, x, x, block_size=2)
+    >>> print(np.round(out, 4))
+    [[0.8446 0.733  0.8446 0.733 ]
+     [0.1332 1.8509 0.1332 1.8509]
+     [0.5777 1.267  0.5777 1.267 ]]
+    >>> dense = scaled_dot_product_attention(x, x, x).output
+    >>> print(bool(np.allclose(out, dense, rtol=0, atol=1e-12)))
+    True
+    """
+    q_arr, k_arr, v_arr, batch, peak_qk, peak_v = _validate_qkv(q, k, v)
+    block = positive_int(block_size, "block_size")
+    is_causal = check_bool(is_causal, "is_causal")
+    n, m = q_arr.shape[-2], k_arr.shape[-2]
+    d_k, d_v = q_arr.shape[-1], v_arr.shape[-1]
+    s = 1.0 / math.sqrt(d_k) if scale is None else finite_real(scale, "scale")
+    dtype = working_dtype(q_arr.dtype)
+    check_overflow = _may_overflow(_score_bound(peak_qk, d_k, s, None), dtype)
+
+    # C-contiguous operands (see scaled_dot_product_attention): layout changes no bit
+    with np.errstate(over="ignore"):  # an overflow here shows in the scores, checked there
+        q_scaled = np.multiply(q_arr, dtype.type(s), dtype=dtype, order="C")  # (..., n, d_k)
+    q_scaled = np.broadcast_to(q_scaled, (*batch, n, d_k))  # every block of scores: (*batch, .)
+    k_t = np.swapaxes(as_working(k_arr), -1, -2)  # (..., d_k, m), a view of a C-order array
+    v_w = as_working(v_arr)  # (..., m, d_v)
+    # o = sum_j e^(s_j - m) v_j reaches m max|v|: near the top of the range accumulate
+    # o / l instead (see _online_softmax_block)
+    normalised = peak_v >= float(np.finfo(dtype).max) / (4 * m)
+    output = np.empty((*batch, n, d_v), dtype=dtype)  # (..., n, d_v)
+    with np.errstate():  # restores numpy's buffer size on the way out
+        _short_buffers(min(block, m))  # rows of scores, broadcast against (b_q, 1) columns
+        for i in range(0, n, block):  # a block of queries i .. i + b_q - 1
+            output[..., i : i + block, :] = _online_softmax_block(
+                q_scaled[..., i : i + block, :],
+                k_t,
+                v_w,
+                i,
+                block,
+                is_causal,
+                check_overflow,
+                normalised,
+            )
+    if _near_top(peak_v, q_arr.dtype):  # O(n d_v), only for values near the largest float
+        _within_values(output, np.broadcast_to(v_w, (*batch, m, d_v)), q_arr.dtype)
+    return output.astype(q_arr.dtype, copy=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -599,9 +954,7 @@ class ProjectedAttention:
 
 def _check_x(x: ArrayLike, name: str) -> FloatArray:
     arr = as_float_array(x, name)
-    if arr.ndim < 2:
-        msg = f"{name} must have at least 2 dimensions (tokens, d_model), got {arr.shape}"
-        raise ValueError(msg)
+    at_least_ndim(arr, 2, name, "(..., n, d_model)")
     return arr
 
 
@@ -695,10 +1048,7 @@ def multi_head_attention(
      [1. 1. 1.]
      [1. 1. 1.]]
     """
-    params_obj: object = params  # typed AttentionParams, but callers may pass anything
-    if not isinstance(params_obj, AttentionParams):
-        msg = f"params must be an AttentionParams, got {type(params_obj).__name__}"
-        raise TypeError(msg)
+    check_instance(params, AttentionParams, "params")
     h = positive_int(n_heads, "n_heads")
     h_kv = h if n_kv_heads is None else positive_int(n_kv_heads, "n_kv_heads")
     if h % h_kv:
@@ -706,6 +1056,20 @@ def multi_head_attention(
         raise ValueError(msg)
     x_arr = _check_x(x, "x")
     context_arr = None if context is None else _check_x(context, "context")
+    # Errors about the keys quote the user's shapes, not the grouped (..., h_kv, g, m, d).
+    source, keys = ("x", x_arr) if context_arr is None else ("context", context_arr)
+    if keys.shape[-2] == 0:
+        msg = f"attention needs at least one key (m = 0): {source} {keys.shape}"
+        raise ValueError(msg)
+    if context_arr is not None:
+        try:
+            np.broadcast_shapes(x_arr.shape[:-2], context_arr.shape[:-2])
+        except ValueError:
+            msg = (
+                "the batch dimensions of x and context do not broadcast: "
+                f"x {x_arr.shape}, context {context_arr.shape}"
+            )
+            raise ValueError(msg) from None
     q, k, v = project_qkv(x_arr, params, context=context_arr)  # (..., n, h d_k), (..., m, h_kv d)
     for name, arr, heads in (("w_q", q, h), ("w_k", k, h_kv), ("w_v", v, h_kv)):
         if arr.shape[-1] % heads:
@@ -732,9 +1096,7 @@ def multi_head_attention(
     mask_grouped = None
     if mask is not None:
         mask_arr = as_bool_mask(mask, "mask")
-        if mask_arr.ndim < 2:
-            msg = f"mask must have at least 2 dimensions (n, m), got {mask_arr.shape}"
-            raise ValueError(msg)
+        at_least_ndim(mask_arr, 2, "mask", "(..., n, m)")
         # Check against the user's shapes, before the head axes are added.
         shared = (*batch, n, k_heads.shape[-2])  # (..., n, m), every head
         try:
