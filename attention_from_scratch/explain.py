@@ -435,6 +435,12 @@ class ScoreExplanation:
     unscaled_weight: float
     value_contribution: Float64Array
 
+    def _repr_html_(self) -> str:
+        """Jupyter: the narrative, escaped, styled like the HTML view."""
+        from attention_from_scratch.view import _text_html  # noqa: PLC0415 - on demand
+
+        return _text_html(str(self))
+
     def __str__(self) -> str:
         """The narrative: why this query gives this key its weight."""
         q, k = f"'{self.query_token}'", f"'{self.key_token}'"
@@ -844,6 +850,12 @@ class QueryExplanation:
     def attends_to_nothing(self) -> bool:
         """True when every key is masked: the weights and the output are 0."""
         return not bool(self.allowed.any())
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the narrative, escaped, styled like the HTML view."""
+        from attention_from_scratch.view import _text_html  # noqa: PLC0415 - on demand
+
+        return _text_html(str(self))
 
     def __str__(self) -> str:
         """The narrative: where this token looks and how sharply."""

@@ -167,6 +167,12 @@ class Attention:
             _check_overflow(out, self.bias)
         return out
 
+    def _repr_html_(self) -> str | None:
+        """Jupyter: the interactive view of :func:`~attention_from_scratch.view.to_html`."""
+        from attention_from_scratch.view import _notebook_html  # noqa: PLC0415 - on demand
+
+        return _notebook_html(self)
+
 
 def causal_mask(n_q: int, n_k: int | None = None, /) -> BoolArray:
     r"""The causal mask: query ``i`` may attend to keys ``0 .. i`` only.
@@ -950,6 +956,12 @@ class ProjectedAttention:
             raise RuntimeError(msg)
         grouped = self._grouped.scores  # (..., h_kv, g, n, m)
         return grouped.reshape(self.weights.shape)
+
+    def _repr_html_(self) -> str | None:
+        """Jupyter: the interactive view of :func:`~attention_from_scratch.view.to_html`."""
+        from attention_from_scratch.view import _notebook_html  # noqa: PLC0415 - on demand
+
+        return _notebook_html(self)
 
 
 def _check_x(x: ArrayLike, name: str) -> FloatArray:

@@ -12,6 +12,10 @@ no CDN) with
   narrative and numbers as :func:`~attention_from_scratch.explain.explain_score`,
   computed in Python and embedded in the page.
 
+In Jupyter the same view appears by itself: attention results and explanations have a
+``_repr_html_`` that calls this module (a result with batch dimensions falls back to
+its plain ``repr``; pass ``batch=`` to :func:`to_html` for those).
+
 Token text is escaped: it reaches the page as JSON whose ``<``, ``>`` and ``&`` are
 written as ``\u`` escapes, and the script inserts it with ``textContent``, never as
 HTML, so a token such as ``<script>`` is shown, not run.
@@ -30,17 +34,17 @@ from attention_from_scratch.self_attention import Attention, ProjectedAttention
 __all__ = ["to_html"]
 
 _CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5rem;
+.afs-view { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5rem;
        color: #1d2430; background: #fff; }
-h1 { font-size: 1.4rem; margin: 0 0 .5rem 0; }
+.afs-view h1 { font-size: 1.4rem; margin: 0 0 .5rem 0; }
 .afs-sub { color: #5b6573; margin-bottom: 1rem; }
 .afs-wrap { display: flex; flex-wrap: wrap; gap: 2rem; align-items: flex-start; }
 .afs-panel h2 { font-size: 1rem; margin: .2rem 0 .6rem 0; }
 .afs-heads button { margin: 0 .25rem .5rem 0; padding: .2rem .6rem; border: 1px solid #9aa5b1;
        background: #f4f6f8; border-radius: 4px; cursor: pointer; }
 .afs-heads button.afs-on { background: #2b6cb0; color: #fff; border-color: #2b6cb0; }
-svg text { font-size: 14px; cursor: pointer; }
-svg line { cursor: pointer; }
+.afs-view svg text { font-size: 14px; cursor: pointer; }
+.afs-view svg line { cursor: pointer; }
 table.afs-matrix { border-collapse: collapse; }
 table.afs-matrix th { font-weight: 600; padding: .25rem .4rem; font-size: .85rem; }
 table.afs-matrix td { width: 3.6rem; height: 2rem; text-align: center; font-size: .8rem;
@@ -342,4 +346,24 @@ def to_html(
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{heading}</title></head><body>{body}</body></html>\n"
+    )
+
+
+def _notebook_html(result: Attention | ProjectedAttention) -> str | None:
+    """The view of ``result`` as a notebook fragment, or None when it needs ``batch=``.
+
+    Used by the results' ``_repr_html_``: Jupyter shows the fragment, and falls back to
+    the plain ``repr`` when this returns None.
+    """
+    try:
+        return to_html(result, fragment=True)
+    except ValueError:  # a batched result: which sequence to show is the caller's choice
+        return None
+
+
+def _text_html(text: str) -> str:
+    """A narrative (``str`` of an explanation) as an escaped, styled HTML fragment."""
+    return (
+        f'<div class="afs-view"><style>{_CSS}</style>'
+        f'<pre class="afs-text">{html.escape(text)}</pre></div>'
     )

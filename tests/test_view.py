@@ -265,3 +265,25 @@ def test_chromium_multi_head_hostile_tokens(tmp_path: Path) -> None:
     for token in tokens:
         assert html.escape(token, quote=False) in body  # shown as text
     assert 'class="afs-on">head 1<' in dom  # the head named in the link is selected
+
+
+def test_notebook_reprs_reuse_the_view() -> None:
+    """Results and explanations render in Jupyter through the same view code."""
+    ex = fluffy_blue_creature()
+    result = self_attention(ex.x, ex.params)
+    fragment = result._repr_html_()
+    assert fragment is not None
+    assert fragment == to_html(result, fragment=True)
+    assert "<html" not in fragment
+    assert "body {" not in fragment  # the style is scoped: it cannot restyle a notebook
+    why = explain_score(result, "creature", "<b>", tokens=("<b>", "blue", "creature"))
+    html_text = why._repr_html_()
+    assert "&lt;b&gt;" in html_text
+    assert "<b>" not in html_text
+    assert "attends to" in html_text
+    row = explain_query(result, 2)
+    assert "looks at" in row._repr_html_()
+    batched = scaled_dot_product_attention(
+        np.ones((2, 3, 4)), np.ones((2, 3, 4)), np.ones((2, 3, 4))
+    )
+    assert batched._repr_html_() is None  # needs batch=: Jupyter falls back to repr
