@@ -60,6 +60,7 @@ __all__ = [
     "normalize_axis",
     "positive_finite",
     "positive_int",
+    "read_only",
     "working_dtype",
 ]
 
@@ -405,3 +406,10 @@ def as_int_array(x: object, name: str) -> IntArray:
         msg = f"{name} must be integers, got dtype {arr.dtype}"
         raise TypeError(msg)
     return arr
+
+
+def read_only(arr: NDArray[Any]) -> NDArray[Any]:
+    """A C-contiguous copy of ``arr`` that cannot be written to (for frozen results)."""
+    out: NDArray[Any] = np.array(arr, order="C", copy=True)
+    out.flags.writeable = False
+    return out

@@ -85,6 +85,7 @@ from attention_from_scratch._checks import (
     check_finite,
     finite_real,
     positive_int,
+    read_only,
 )
 from attention_from_scratch.explain import (
     QueryExplanation,
@@ -162,12 +163,6 @@ def _require(module: str, what: str) -> ModuleType:
     except ImportError as exc:
         msg = f"{what} needs the optional dependency {module!r}, which is not installed: {_EXTRA}"
         raise ImportError(msg) from exc
-
-
-def _read_only(arr: NDArray[Any]) -> NDArray[Any]:
-    out: NDArray[Any] = np.array(arr, order="C", copy=True)
-    out.flags.writeable = False
-    return out
 
 
 # --------------------------------------------------------------------------- GELU
@@ -995,11 +990,11 @@ class BertEncoder:
             return get(key).T  # torch (out, in) -> paper (in, out), once
 
         embeddings = BertEmbeddings(
-            word=_read_only(get("word")),
-            position=_read_only(get("position")),
-            token_type=_read_only(get("token_type")),
-            gamma=_read_only(get("gamma")),
-            beta=_read_only(get("beta")),
+            word=read_only(get("word")),
+            position=read_only(get("position")),
+            token_type=read_only(get("token_type")),
+            gamma=read_only(get("gamma")),
+            beta=read_only(get("beta")),
         )
         layers = []
         for index in range(config.n_layers):
@@ -1017,14 +1012,14 @@ class BertEncoder:
             layers.append(
                 BertLayer(
                     attention=params,
-                    attention_gamma=_read_only(get(p + "attention_gamma")),
-                    attention_beta=_read_only(get(p + "attention_beta")),
-                    w_1=_read_only(matrix(p + "w_1")),
-                    b_1=_read_only(get(p + "b_1")),
-                    w_2=_read_only(matrix(p + "w_2")),
-                    b_2=_read_only(get(p + "b_2")),
-                    ffn_gamma=_read_only(get(p + "ffn_gamma")),
-                    ffn_beta=_read_only(get(p + "ffn_beta")),
+                    attention_gamma=read_only(get(p + "attention_gamma")),
+                    attention_beta=read_only(get(p + "attention_beta")),
+                    w_1=read_only(matrix(p + "w_1")),
+                    b_1=read_only(get(p + "b_1")),
+                    w_2=read_only(matrix(p + "w_2")),
+                    b_2=read_only(get(p + "b_2")),
+                    ffn_gamma=read_only(get(p + "ffn_gamma")),
+                    ffn_beta=read_only(get(p + "ffn_beta")),
                     n_heads=config.n_heads,
                     eps=config.layer_norm_eps,
                 )

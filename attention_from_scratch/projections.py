@@ -78,6 +78,7 @@ from attention_from_scratch._checks import (
     check_same_dtype,
     finite_result,
     positive_int,
+    read_only,
 )
 
 __all__ = [
@@ -91,13 +92,6 @@ __all__ = [
 _WEIGHTS = ("w_q", "w_k", "w_v", "w_o")
 _BIASES = {"b_q": "w_q", "b_k": "w_k", "b_v": "w_v", "b_o": "w_o"}
 _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _read_only(arr: FloatArray) -> FloatArray:
-    """A C-contiguous copy of ``arr`` that cannot be written to."""
-    out: FloatArray = np.array(arr, order="C", copy=True)
-    out.flags.writeable = False
-    return out
 
 
 def _affine(
@@ -328,7 +322,7 @@ class AttentionParams:
         self._check_shapes(arrays)
         for name, arr in arrays.items():
             check_finite(arr, name)
-            object.__setattr__(self, name, _read_only(arr))
+            object.__setattr__(self, name, read_only(arr))
 
     @staticmethod
     def _check_shapes(arrays: dict[str, FloatArray]) -> None:

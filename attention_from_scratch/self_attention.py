@@ -303,9 +303,7 @@ def _validate_qkv(
     q_arr, k_arr, v_arr = as_float_array(q, "q"), as_float_array(k, "k"), as_float_array(v, "v")
     check_same_dtype(q=q_arr, k=k_arr, v=v_arr)
     for name, arr in (("q", q_arr), ("k", k_arr), ("v", v_arr)):
-        if arr.ndim < 2:
-            msg = f"{name} must have at least 2 dimensions (tokens, features), got {arr.shape}"
-            raise ValueError(msg)
+        at_least_ndim(arr, 2, name, "(..., tokens, features)")
     if q_arr.shape[-1] != k_arr.shape[-1]:
         msg = f"q and k must share the last dimension d_k: q {q_arr.shape}, k {k_arr.shape}"
         raise ValueError(msg)

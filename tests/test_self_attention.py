@@ -771,7 +771,7 @@ def test_shape_mismatches() -> None:
         scaled_dot_product_attention(q, k, v[:4])
     with pytest.raises(ValueError, match=re.escape("q (2, 3, 4), k (3, 5, 4)")):
         scaled_dot_product_attention(np.stack([q, q]), np.stack([k, k, k]), v)
-    with pytest.raises(ValueError, match="q must have at least 2 dimensions"):
+    with pytest.raises(ValueError, match="q needs at least 2 dimensions"):
         scaled_dot_product_attention(q[0], k, v)
 
 
