@@ -1,10 +1,8 @@
 r"""The backward pass of attention: the gradients that train it (private module).
 
-Its two names, :class:`AttentionGrads` and :func:`attention_vjp`, are re-exported by
-:mod:`attention_from_scratch.self_attention` and imported from there. This module
-must not import ``self_attention`` when it is loaded, because ``self_attention``
-imports it; the result classes are only named for the type checker and looked up
-when :func:`attention_vjp` runs.
+:func:`attention_vjp` is re-exported by :mod:`attention_from_scratch.self_attention`
+and imported from there, with the :class:`AttentionGrads` it returns. It reads the
+results of :mod:`attention_from_scratch._results`, below both modules.
 
 Training a model means nudging every weight against the gradient of a loss. A loss
 depends on attention only through its output :math:`O`, so what a training loop
@@ -29,10 +27,10 @@ may attend to nothing gets gradients that are exactly 0, never NaN.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from attention_from_scratch._checks import (
     BoolArray,
@@ -41,71 +39,11 @@ from attention_from_scratch._checks import (
     check_finite,
     working_dtype,
 )
+from attention_from_scratch._results import Attention, AttentionGrads, ProjectedAttention
 from attention_from_scratch.projections import AttentionParams
 from attention_from_scratch.softmax import softmax, softmax_vjp
 
-if TYPE_CHECKING:
-    from numpy.typing import ArrayLike
-
-    from attention_from_scratch.self_attention import Attention, ProjectedAttention
-
 __all__ = ["AttentionGrads", "attention_vjp"]
-
-
-@dataclass(frozen=True, eq=False)
-class AttentionGrads:
-    r"""Gradients of a loss with respect to everything an attention result was computed from.
-
-    Returned by :func:`attention_vjp`. Each gradient has the shape and dtype of the
-    array it belongs to, so a step of gradient descent is ``w - lr * grad`` field by
-    field. Fields that do not apply to the result are None.
-
-    Attributes
-    ----------
-    q : ndarray
-        :math:`\partial L / \partial Q`, the shape of the result's ``q``: ``(..., n,
-        d_k)`` for :func:`~attention_from_scratch.self_attention.scaled_dot_product_attention`
-        and :func:`~attention_from_scratch.self_attention.self_attention`, ``(..., h, n,
-        d_k)`` (one block per query head) for
-        :func:`~attention_from_scratch.self_attention.multi_head_attention`.
-    k : ndarray
-        :math:`\partial L / \partial K`, the shape of the result's ``k`` (``(..., h_kv,
-        m, d_k)`` for multi-head results: a key head shared by several query heads
-        receives the sum of their gradients).
-    v : ndarray
-        :math:`\partial L / \partial V`, the shape of the result's ``v``.
-    x : (..., n, d_model) ndarray or None
-        :math:`\partial L / \partial X` for results of ``self_attention`` and
-        ``multi_head_attention``; None for ``scaled_dot_product_attention``.
-    context : (..., m, d_model) ndarray or None
-        :math:`\partial L / \partial C` for cross-attention (keys and values from a
-        ``context``); None otherwise.
-    params : AttentionParams or None
-        The gradients of every weight and bias present in the result's ``params``
-        (``w_q``, ``w_k``, ``w_v``, and ``w_o``, ``b_q``, ``b_k``, ``b_v``, ``b_o``
-        when they exist), with the same shapes, held in a read-only
-        :class:`~attention_from_scratch.projections.AttentionParams`; None for
-        ``scaled_dot_product_attention``.
-    bias : ndarray or None
-        :math:`\partial L / \partial B` for the additive ``bias`` of
-        ``scaled_dot_product_attention``, in the shape it was given (summed over the
-        dimensions it was broadcast along); None when there was no bias. It is the
-        gradient reaching the scores, :math:`dS`.
-
-    Notes
-    -----
-    When ``q``, ``k`` or ``v`` were broadcast against each other (a key shared by a
-    batch of queries, say), their gradient is summed over the broadcast dimensions,
-    as automatic differentiation does. Equality is identity (``eq=False``).
-    """
-
-    q: FloatArray
-    k: FloatArray
-    v: FloatArray
-    x: FloatArray | None = None
-    context: FloatArray | None = None
-    params: AttentionParams | None = None
-    bias: FloatArray | None = None
 
 
 def _sum_to(arr: FloatArray, shape: tuple[int, ...]) -> FloatArray:
@@ -337,12 +275,6 @@ def attention_vjp(
     >>> print(np.round(grads.params.w_q[0], 4) + 0.0)  # the noun row of W_Q: seek more
     [0.0358 0.0223 0.     0.    ]
     """
-    # self_attention imports this module, so its classes are looked up at call time.
-    from attention_from_scratch.self_attention import (  # noqa: PLC0415 - import cycle
-        Attention,
-        ProjectedAttention,
-    )
-
     given: object = result  # typed, but callers may pass anything
     if isinstance(given, ProjectedAttention | Attention):
         grad = _grad_output(grad_output, given.output)
@@ -387,12 +319,10 @@ def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> AttentionGra
     work = working_dtype(dtype)
     params = result.params
 
-    def heads(arr: FloatArray) -> FloatArray:
-        """The array with the head axis that self_attention results drop."""
-        return arr if result.has_head_axis else arr[..., None, :, :]
-
-    q, k, v = (heads(a).astype(work, copy=False) for a in (result.q, result.k, result.v))
-    weights = heads(result.weights)  # (..., h, n, m), in the result's dtype
+    q, k, v = (
+        result.with_head_axis(a).astype(work, copy=False) for a in (result.q, result.k, result.v)
+    )
+    weights = result.with_head_axis(result.weights)  # (..., h, n, m), in the result's dtype
     h, h_kv = result.n_heads, result.n_kv_heads
     g = h // h_kv  # query heads per key/value head
     *batch, _, n, m = weights.shape
@@ -403,7 +333,9 @@ def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> AttentionGra
     if params.w_o is None:
         d_merged = d_y  # (..., n, h d_v)
     else:
-        merged = _merge(heads(result.head_outputs).astype(work, copy=False))  # (..., n, h d_v)
+        merged = _merge(
+            result.with_head_axis(result.head_outputs).astype(work, copy=False)
+        )  # (..., n, h d_v)
         d_w_o = _rows(merged).T @ _rows(d_y)  # (h d_v, N) @ (N, d_model)
         if params.b_o is not None:
             d_b_o = np.sum(_rows(d_y), axis=0)  # (d_model,)
@@ -453,14 +385,10 @@ def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> AttentionGra
         b_o=None if d_b_o is None else _finished(d_b_o, dtype, "b_o"),
     )
 
-    def no_heads(arr: FloatArray) -> FloatArray:
-        """Drop the head axis again for self_attention results."""
-        return arr if result.has_head_axis else arr[..., 0, :, :]
-
     return AttentionGrads(
-        q=_finished(no_heads(d_q), dtype, "q"),
-        k=_finished(no_heads(d_k), dtype, "k"),
-        v=_finished(no_heads(d_v), dtype, "v"),
+        q=_finished(result.as_returned(d_q), dtype, "q"),
+        k=_finished(result.as_returned(d_k), dtype, "k"),
+        v=_finished(result.as_returned(d_v), dtype, "v"),
         x=_finished(d_x, dtype, "x"),
         context=None if result.context is None else _finished(d_c, dtype, "context"),
         params=grad_params,

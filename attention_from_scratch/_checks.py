@@ -2,7 +2,7 @@
 
 Every public routine validates its inputs once, here, at the public boundary,
 and then works on plain floating-point arrays. The policy is the one written in
-``RELIABILITY.md``: an error names the argument and shows the offending shape,
+the book's guarantees page (docs/guarantees.md): an error names the argument and shows the offending shape,
 dtype or index; nothing returns NaN silently.
 
 The rules, in one place:
@@ -22,6 +22,7 @@ The rules, in one place:
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any, SupportsIndex, TypeVar
 
@@ -45,19 +46,26 @@ __all__ = [
     "as_int_array",
     "as_working",
     "at_least_ndim",
+    "batch_index",
     "broadcast_to_shape",
     "check_bool",
+    "check_cast",
+    "check_embeddings",
     "check_finite",
+    "check_index",
     "check_instance",
+    "check_qkv",
     "check_row_max",
     "check_same_dtype",
     "check_same_shape",
     "finite_real",
     "finite_result",
     "first_index",
+    "int_index",
     "non_negative_finite",
     "non_negative_int",
     "normalize_axis",
+    "peak",
     "positive_finite",
     "positive_int",
     "read_only",
@@ -413,3 +421,130 @@ def read_only(arr: NDArray[Any]) -> NDArray[Any]:
     out: NDArray[Any] = np.array(arr, order="C", copy=True)
     out.flags.writeable = False
     return out
+
+
+# --- attention: q, k, v checked together ---
+
+
+def peak(arr: FloatArray, name: str) -> float:
+    """``max |arr|``, validating ``arr`` on the way (0 for an empty array).
+
+    The largest and the smallest entry are NaN or infinite exactly when ``arr`` holds a
+    NaN or an infinity, so two reductions, without a temporary array, both bound the
+    scores and check that ``arr`` is finite.
+    """
+    if arr.size == 0:
+        return 0.0
+    high, low = float(np.max(arr)), float(np.min(arr))
+    if not (math.isfinite(high) and math.isfinite(low)):
+        check_finite(arr, name)  # raises, naming the first bad index
+    return max(high, -low)
+
+
+def check_qkv(
+    q: object, k: object, v: object
+) -> tuple[FloatArray, FloatArray, FloatArray, tuple[int, ...], float, float]:
+    """Check q, k, v once; return them, the broadcast batch shape, max|q| max|k| and max|v|."""
+    q_arr, k_arr, v_arr = as_float_array(q, "q"), as_float_array(k, "k"), as_float_array(v, "v")
+    check_same_dtype(q=q_arr, k=k_arr, v=v_arr)
+    for name, arr in (("q", q_arr), ("k", k_arr), ("v", v_arr)):
+        at_least_ndim(arr, 2, name, "(..., tokens, features)")
+    if q_arr.shape[-1] != k_arr.shape[-1]:
+        msg = f"q and k must share the last dimension d_k: q {q_arr.shape}, k {k_arr.shape}"
+        raise ValueError(msg)
+    if k_arr.shape[-2] != v_arr.shape[-2]:
+        msg = f"k and v must have the same number of keys m: k {k_arr.shape}, v {v_arr.shape}"
+        raise ValueError(msg)
+    if k_arr.shape[-2] == 0:
+        msg = f"attention needs at least one key (m = 0): k {k_arr.shape}"
+        raise ValueError(msg)
+    if q_arr.shape[-1] == 0:
+        msg = f"q and k have no features (d_k = 0): q {q_arr.shape}, k {k_arr.shape}"
+        raise ValueError(msg)
+    try:
+        batch = np.broadcast_shapes(q_arr.shape[:-2], k_arr.shape[:-2], v_arr.shape[:-2])
+    except ValueError:
+        msg = (
+            "the batch dimensions of q, k and v do not broadcast: "
+            f"q {q_arr.shape}, k {k_arr.shape}, v {v_arr.shape}"
+        )
+        raise ValueError(msg) from None
+    peak_qk = peak(q_arr, "q") * peak(k_arr, "k")
+    return q_arr, k_arr, v_arr, batch, peak_qk, peak(v_arr, "v")
+
+
+def check_cast(before: FloatArray, after: FloatArray, name: str) -> None:
+    """Raise ValueError if casting ``before`` to ``after``'s dtype made a finite entry infinite."""
+    overflowed = np.isinf(after) & np.isfinite(before)
+    if overflowed.any():
+        index = first_index(overflowed)
+        msg = (
+            f"{name} does not fit q's dtype {after.dtype}: {float(before[index])!r} at index "
+            f"{index} overflows it"
+        )
+        raise ValueError(msg)
+
+
+# --- indices: which batch entry, head, query or key ---
+
+
+def check_index(i: int, size: int, what: str) -> int:
+    """Return ``i`` (which may count from the end) in ``0 .. size - 1``, or raise IndexError."""
+    if not -size <= i < size:
+        msg = f"index {i} is out of bounds for {what} with size {size}"
+        raise IndexError(msg)
+    return i % size
+
+
+def int_index(value: object, size: int, what: str) -> int:
+    """Validate an int index (bool, float, str are :class:`TypeError`) of an axis of ``size``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        msg = f"{what} must be an int, got {_describe(value)}"
+        raise TypeError(msg)
+    return check_index(int(value), size, what)
+
+
+def batch_index(batch: object, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Turn ``batch`` (None, an int or a tuple of ints) into a full index of ``shape``.
+
+    None is allowed only when the leading dimensions ``shape`` hold one entry.
+    """
+    if batch is None:
+        if math.prod(shape) > 1:
+            msg = f"the result has batch dimensions {shape}: pass batch= (an int or a tuple)"
+            raise ValueError(msg)
+        return (0,) * len(shape)
+    index = tuple(batch) if isinstance(batch, tuple | list) else (batch,)
+    if len(index) != len(shape):
+        msg = f"batch must index all {len(shape)} batch dimensions {shape}, got {batch!r}"
+        raise ValueError(msg)
+    out: list[int] = []
+    for axis, (i, size) in enumerate(zip(index, shape, strict=True)):
+        if isinstance(i, bool) or not isinstance(i, int | np.integer):
+            msg = f"batch indices must be ints, got {_describe(i)}"
+            raise TypeError(msg)
+        out.append(check_index(int(i), size, f"batch axis {axis}"))
+    return tuple(out)
+
+
+def check_embeddings(x: object, name: str, w_q: FloatArray) -> FloatArray:
+    """Validate ``x`` as ``(..., n, d_model)`` rows in the dtype of the weight ``w_q``.
+
+    ``d_model`` is the number of rows of ``w_q`` (d_model, h d_k); ``x`` must be finite.
+    """
+    arr = as_float_array(x, name)
+    at_least_ndim(arr, 2, name, "(..., n, d_model)")
+    if arr.shape[-1] != w_q.shape[0]:
+        msg = (
+            f"{name}'s last dimension must be d_model = {w_q.shape[0]} (the rows of w_q): "
+            f"{name} {arr.shape}, w_q {w_q.shape}"
+        )
+        raise ValueError(msg)
+    if arr.dtype != w_q.dtype:
+        msg = (
+            f"{name} and params must share one floating dtype, "
+            f"got {name} {arr.dtype}, params {w_q.dtype}"
+        )
+        raise TypeError(msg)
+    check_finite(arr, name)
+    return arr

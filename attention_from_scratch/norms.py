@@ -78,7 +78,7 @@ def _non_empty_last_axis(arr: FloatArray, name: str) -> None:
         raise ValueError(msg)
 
 
-def _affine(param: object, name: str, x: FloatArray) -> FloatArray | None:
+def _elementwise_param(param: object, name: str, x: FloatArray) -> FloatArray | None:
     """Validate an elementwise weight or bias of shape ``(d,)`` against ``x (..., d)``."""
     if param is None:
         return None
@@ -580,8 +580,8 @@ def layer_norm(
     at_least_ndim(arr, 1, "x", _VECTOR_AXIS)
     _non_empty_last_axis(arr, "x")
     eps_f = non_negative_finite(eps, "eps")
-    g = _affine(gamma, "gamma", arr)
-    b = _affine(beta, "beta", arr)
+    g = _elementwise_param(gamma, "gamma", arr)
+    b = _elementwise_param(beta, "beta", arr)
     dtype: np.dtype[Any] = working_dtype(arr.dtype)
     y, e = _scaled(as_working(arr), -1, arr, "x")  # y = x / 2^e, |y| < 1
     mean = np.mean(y, axis=-1, keepdims=True)  # mu = sum(y) / d: (..., d) -> (..., 1)
@@ -675,7 +675,7 @@ def rms_norm(x: ArrayLike, /, gamma: ArrayLike | None = None, *, eps: float = 1e
     at_least_ndim(arr, 1, "x", _VECTOR_AXIS)
     _non_empty_last_axis(arr, "x")
     eps_f = non_negative_finite(eps, "eps")
-    g = _affine(gamma, "gamma", arr)
+    g = _elementwise_param(gamma, "gamma", arr)
     dtype: np.dtype[Any] = working_dtype(arr.dtype)
     y, e = _scaled(as_working(arr), -1, arr, "x")  # y = x / 2^e, |y| < 1
     mean_square = np.mean(y * y, axis=-1, keepdims=True)  # mean(y^2): (..., d) -> (..., 1)

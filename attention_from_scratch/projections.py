@@ -70,16 +70,16 @@ from numpy.typing import ArrayLike, DTypeLike
 from attention_from_scratch._checks import (
     FloatArray,
     as_float_array,
-    as_working,
     at_least_ndim,
     check_bool,
+    check_embeddings,
     check_finite,
     check_instance,
     check_same_dtype,
-    finite_result,
     positive_int,
     read_only,
 )
+from attention_from_scratch._kernel import affine
 
 __all__ = [
     "AttentionParams",
@@ -92,25 +92,6 @@ __all__ = [
 _WEIGHTS = ("w_q", "w_k", "w_v", "w_o")
 _BIASES = {"b_q": "w_q", "b_k": "w_k", "b_v": "w_v", "b_o": "w_o"}
 _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _affine(
-    x: FloatArray, weight: FloatArray, bias: FloatArray | None, what: str = "x @ weight + bias"
-) -> FloatArray:
-    """``x @ weight + bias`` on validated arrays of one dtype, float16 in float32.
-
-    The operands are made C-contiguous first, so the result does not depend on the
-    memory layout of ``x`` (Fortran order, negative strides). Finite inputs whose
-    products or sums overflow the dtype raise :class:`FloatingPointError` (naming
-    ``what``) instead of returning ``inf`` with a ``RuntimeWarning``.
-    """
-    xw = as_working(x)  # (..., d_in), C order, float16 -> float32
-    ww = as_working(weight)  # (d_in, d_out)
-    with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
-        out = xw @ ww  # (..., d_in) @ (d_in, d_out) -> (..., d_out)
-        if bias is not None:
-            out += as_working(bias)  # + b, broadcast over the rows
-    return finite_result(out, x.dtype, what)
 
 
 def linear(x: ArrayLike, weight: ArrayLike, /, bias: ArrayLike | None = None) -> FloatArray:
@@ -214,7 +195,7 @@ def linear(x: ArrayLike, weight: ArrayLike, /, bias: ArrayLike | None = None) ->
         check_same_dtype(x=x_arr, weight=w_arr)
     check_finite(x_arr, "x")
     check_finite(w_arr, "weight")
-    return _affine(x_arr, w_arr, b_arr)
+    return affine(x_arr, w_arr, b_arr)
 
 
 @dataclass(frozen=True, eq=False)
@@ -511,26 +492,6 @@ class AttentionParams:
         return cls(w_q=w_q, w_k=w_k, w_v=w_v, w_o=w_o, b_q=b_q, b_k=b_k, b_v=b_v, b_o=b_o)
 
 
-def _embeddings(x: ArrayLike, params: AttentionParams, name: str) -> FloatArray:
-    """Validate ``x`` as ``(..., n, d_model)`` rows in ``params``'s dtype."""
-    arr = as_float_array(x, name)
-    at_least_ndim(arr, 2, name, "(..., n, d_model)")
-    if arr.shape[-1] != params.d_model:
-        msg = (
-            f"{name}'s last dimension must be d_model = {params.d_model} (the rows of w_q): "
-            f"{name} {arr.shape}, w_q {params.w_q.shape}"
-        )
-        raise ValueError(msg)
-    if arr.dtype != params.dtype:
-        msg = (
-            f"{name} and params must share one floating dtype, "
-            f"got {name} {arr.dtype}, params {params.dtype}"
-        )
-        raise TypeError(msg)
-    check_finite(arr, name)
-    return arr
-
-
 def project_qkv(
     x: ArrayLike, params: AttentionParams, /, *, context: ArrayLike | None = None
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -610,12 +571,12 @@ def project_qkv(
     (3, 4) (2, 4) (2, 4)
     """
     check_instance(params, AttentionParams, "params")
-    x_arr = _embeddings(x, params, "x")
+    x_arr = check_embeddings(x, "x", params.w_q)
     c_name = "x" if context is None else "context"
-    c_arr = x_arr if context is None else _embeddings(context, params, "context")
-    q = _affine(x_arr, params.w_q, params.b_q, "q = x @ w_q + b_q")  # (..., n, h * d_k)
-    k = _affine(c_arr, params.w_k, params.b_k, f"k = {c_name} @ w_k + b_k")  # (..., m, h_kv d_k)
-    v = _affine(c_arr, params.w_v, params.b_v, f"v = {c_name} @ w_v + b_v")  # (..., m, h_kv d_v)
+    c_arr = x_arr if context is None else check_embeddings(context, "context", params.w_q)
+    q = affine(x_arr, params.w_q, params.b_q, "q = x @ w_q + b_q")  # (..., n, h * d_k)
+    k = affine(c_arr, params.w_k, params.b_k, f"k = {c_name} @ w_k + b_k")  # (..., m, h_kv d_k)
+    v = affine(c_arr, params.w_v, params.b_v, f"v = {c_name} @ w_v + b_v")  # (..., m, h_kv d_v)
     return q, k, v
 
 

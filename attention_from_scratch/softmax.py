@@ -32,15 +32,13 @@ tokens ``x = [[1, 0, 1, 0], [0, 2, 0, 2], [1, 1, 1, 1]]`` attending to each othe
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from attention_from_scratch._checks import (
     BoolArray,
-    F,
     FloatArray,
     as_bool_mask,
     as_float_array,
@@ -56,6 +54,7 @@ from attention_from_scratch._checks import (
     positive_finite,
     working_dtype,
 )
+from attention_from_scratch._kernel import report_rows, softmax_rows
 
 __all__ = [
     "entropy",
@@ -69,87 +68,6 @@ __all__ = [
 
 def _at_least_1d(arr: FloatArray, name: str) -> None:
     at_least_ndim(arr, 1, name, "(the axis to normalise over)")
-
-
-#: Bytes in one block of rows. A block this size stays in the L2 cache between the
-#: max, subtract, exp, sum and scale passes over it, so each entry comes from main
-#: memory once instead of once per pass.
-_BLOCK_BYTES = 1 << 19
-
-
-def _softmax_rows(
-    z: FloatArray,
-    out: NDArray[F],
-    *,
-    temperature: float = 1.0,
-    where: BoolArray | None = None,
-    allow_empty_rows: bool,
-    report: Callable[[], object],
-) -> NDArray[F]:
-    """Write the softmax of each row of the 2-D ``z`` into ``out`` and return ``out``.
-
-    The worker behind :func:`softmax` and attention. ``z`` (rows, n) is read, never
-    written, unless it *is* ``out`` (attention lets the softmax overwrite its score
-    buffer). ``out`` (rows, n) is C-contiguous in the working dtype; ``where`` (rows, n)
-    marks the entries that may be read. The rows are processed in blocks of about
-    ``_BLOCK_BYTES``. When a row maximum is not finite, ``report()`` validates the
-    whole input and raises; if it returns, those rows are empty rows, allowed.
-    """
-    n = out.shape[1]
-    step = max(1, _BLOCK_BYTES // max(1, n * out.itemsize))  # rows per block
-    # over: (-1e308) - 1e308 -> -inf, whose exp is exactly 0. errstate also restores
-    # numpy's buffer size, which _short_buffers changes.
-    with np.errstate(over="ignore"):
-        _short_buffers(n)
-        for start in range(0, out.shape[0], step):
-            rows = slice(start, start + step)
-            z_blk, o_blk = z[rows], out[rows]  # (r, n) each, views
-            allowed = None if where is None else where[rows]  # (r, n)
-            # m = max_j z_j over the allowed entries: the stabilising shift, and a cheap
-            # validation (NaN, +inf or a row of -inf make it non-finite).
-            if allowed is None:
-                row_max = np.max(z_blk, axis=1, keepdims=True)  # (r, n) -> (r, 1)
-            else:
-                row_max = np.max(z_blk, axis=1, keepdims=True, where=allowed, initial=-np.inf)
-            if not np.isfinite(row_max).all():
-                report()  # raises unless the rows are empty rows, which are allowed
-                # Empty rows: shift by 0 so they stay -inf (not -inf - -inf = NaN).
-                np.copyto(row_max, 0.0, where=np.isneginf(row_max))
-            # e = z - m <= 0, written straight into the output block
-            np.subtract(z_blk, row_max, out=o_blk, dtype=o_blk.dtype)
-            if allowed is not None:  # entries not allowed are never read: -inf
-                np.copyto(o_blk, -np.inf, where=~allowed)
-            if temperature != 1.0:  # e = (z - m) / T, in float64: T never rounds to 0
-                np.divide(o_blk, temperature, out=o_blk, dtype=np.float64, casting="same_kind")
-            np.exp(o_blk, out=o_blk)  # e = exp(e) in (0, 1]: the row maximum gives exactly 1
-            total = np.sum(o_blk, axis=1, keepdims=True)  # s = sum_j e_j >= 1, (r, 1)
-            if allow_empty_rows:
-                np.copyto(total, 1.0, where=total == 0.0)  # empty rows: 0 * (1 / 1) = 0
-            np.multiply(o_blk, np.reciprocal(total, out=total), out=o_blk)  # p = e * (1 / s)
-    return out
-
-
-def _short_buffers(n: int) -> None:
-    """Let numpy broadcast a column of row maxima or row sums over rows of ``n`` entries.
-
-    numpy's ufuncs work through buffers of 8192 entries; an ``(r, 1)`` operand broadcast
-    over rows shorter than that is copied into them, which makes ``z - m`` and
-    ``e * (1 / s)`` two to three times slower than a plain elementwise product. With a
-    buffer as long as a row the column is read in place. (Below a few hundred entries a
-    row is too short to gain; the default stays.) Call it inside ``np.errstate()``,
-    which restores the buffer size.
-    """
-    if 256 <= n < 8192:
-        np.setbufsize(n - n % 16)
-
-
-def _check_rows(
-    x: FloatArray, axis: int, where: BoolArray | None, name: str, *, allow_empty_rows: bool
-) -> None:
-    """Raise the error that a non-finite row maximum of ``x`` (``where`` applied) stands for."""
-    masked = x if where is None else np.where(where, x, -np.inf)
-    row_max = np.max(masked, axis=axis, keepdims=True)
-    check_row_max(row_max, masked, name, allow_empty_rows=allow_empty_rows)
 
 
 def softmax(
@@ -275,13 +193,13 @@ def softmax(
     n = rows.shape[-1]
     out = np.empty(rows.shape, dtype=working_dtype(arr.dtype))  # float16 works in float32
     if out.size:
-        _softmax_rows(
+        softmax_rows(
             rows.reshape(-1, n),  # (..., n) -> (rows, n), a view unless x is not contiguous
             out.reshape(-1, n),
             temperature=t,
             where=None if mask is None else np.moveaxis(mask, ax, -1).reshape(-1, n),
             allow_empty_rows=mask is not None,
-            report=lambda: _check_rows(arr, ax, mask, "x", allow_empty_rows=mask is not None),
+            report=lambda: report_rows(arr, ax, mask, "x", allow_empty_rows=mask is not None),
         )
     weights = np.moveaxis(out, -1, ax)  # the axis back in its place
     return weights.astype(arr.dtype, copy=False)  # float16: rounded once, at the end

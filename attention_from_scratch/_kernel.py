@@ -1,0 +1,402 @@
+r"""The same computations, arranged for speed (private).
+
+The public functions of :mod:`~attention_from_scratch.softmax` and
+:mod:`~attention_from_scratch.self_attention` show their formulas as the few lines
+they are, and run them as written on small inputs (the running examples of the book
+go through those lines). On large inputs they hand the same computation to this
+module, which arranges it for speed and memory:
+
+* the softmax goes over blocks of rows that stay in the processor's cache through
+  every pass, writing in place (:func:`softmax_rows`);
+* attention goes a few heads (or query rows) at a time, so that each chunk of scores
+  stays in cache from the product with ``k``, through the softmax, to the product
+  with ``v``, and the scores are overwritten by the weights (:func:`attend`);
+* the overflow guards decide from cheap bounds whether a result can have overflowed
+  and only then scan it (:func:`score_bound`, :func:`check_overflow`,
+  :func:`within_values`).
+
+Nothing here validates its input: the public functions have done that once. Tests
+(``tests/test_kernel.py``) pin every arrangement to the readable formula, within
+2 ulp, for every dtype, masks, bias, broadcasting and fully masked rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from attention_from_scratch._checks import (
+    BoolArray,
+    F,
+    FloatArray,
+    as_working,
+    check_row_max,
+    finite_result,
+    peak,
+    working_dtype,
+)
+
+__all__ = [
+    "BLOCK_BYTES",
+    "CHUNK_BYTES",
+    "affine",
+    "attend",
+    "attention",
+    "check_overflow",
+    "masked_softmax",
+    "may_overflow",
+    "merge_heads",
+    "near_top",
+    "raw_scores",
+    "report_rows",
+    "score_bound",
+    "short_buffers",
+    "softmax_rows",
+    "split_heads",
+    "within_values",
+]
+
+
+#: Bytes in one block of rows. A block this size stays in the L2 cache between the
+#: max, subtract, exp, sum and scale passes over it, so each entry comes from main
+#: memory once instead of once per pass.
+BLOCK_BYTES = 1 << 19
+
+
+def softmax_rows(
+    z: FloatArray,
+    out: NDArray[F],
+    *,
+    temperature: float = 1.0,
+    where: BoolArray | None = None,
+    allow_empty_rows: bool,
+    report: Callable[[], object],
+) -> NDArray[F]:
+    """Write the softmax of each row of the 2-D ``z`` into ``out`` and return ``out``.
+
+    The worker behind :func:`softmax` and attention. ``z`` (rows, n) is read, never
+    written, unless it *is* ``out`` (attention lets the softmax overwrite its score
+    buffer). ``out`` (rows, n) is C-contiguous in the working dtype; ``where`` (rows, n)
+    marks the entries that may be read. The rows are processed in blocks of about
+    ``BLOCK_BYTES``. When a row maximum is not finite, ``report()`` validates the
+    whole input and raises; if it returns, those rows are empty rows, allowed.
+    """
+    n = out.shape[1]
+    step = max(1, BLOCK_BYTES // max(1, n * out.itemsize))  # rows per block
+    # over: (-1e308) - 1e308 -> -inf, whose exp is exactly 0. errstate also restores
+    # numpy's buffer size, which short_buffers changes.
+    with np.errstate(over="ignore"):
+        short_buffers(n)
+        for start in range(0, out.shape[0], step):
+            rows = slice(start, start + step)
+            z_blk, o_blk = z[rows], out[rows]  # (r, n) each, views
+            allowed = None if where is None else where[rows]  # (r, n)
+            # m = max_j z_j over the allowed entries: the stabilising shift, and a cheap
+            # validation (NaN, +inf or a row of -inf make it non-finite).
+            if allowed is None:
+                row_max = np.max(z_blk, axis=1, keepdims=True)  # (r, n) -> (r, 1)
+            else:
+                row_max = np.max(z_blk, axis=1, keepdims=True, where=allowed, initial=-np.inf)
+            if not np.isfinite(row_max).all():
+                report()  # raises unless the rows are empty rows, which are allowed
+                # Empty rows: shift by 0 so they stay -inf (not -inf - -inf = NaN).
+                np.copyto(row_max, 0.0, where=np.isneginf(row_max))
+            # e = z - m <= 0, written straight into the output block
+            np.subtract(z_blk, row_max, out=o_blk, dtype=o_blk.dtype)
+            if allowed is not None:  # entries not allowed are never read: -inf
+                np.copyto(o_blk, -np.inf, where=~allowed)
+            if temperature != 1.0:  # e = (z - m) / T, in float64: T never rounds to 0
+                np.divide(o_blk, temperature, out=o_blk, dtype=np.float64, casting="same_kind")
+            np.exp(o_blk, out=o_blk)  # e = exp(e) in (0, 1]: the row maximum gives exactly 1
+            total = np.sum(o_blk, axis=1, keepdims=True)  # s = sum_j e_j >= 1, (r, 1)
+            if allow_empty_rows:
+                np.copyto(total, 1.0, where=total == 0.0)  # empty rows: 0 * (1 / 1) = 0
+            np.multiply(o_blk, np.reciprocal(total, out=total), out=o_blk)  # p = e * (1 / s)
+    return out
+
+
+def short_buffers(n: int) -> None:
+    """Let numpy broadcast a column of row maxima or row sums over rows of ``n`` entries.
+
+    numpy's ufuncs work through buffers of 8192 entries; an ``(r, 1)`` operand broadcast
+    over rows shorter than that is copied into them, which makes ``z - m`` and
+    ``e * (1 / s)`` two to three times slower than a plain elementwise product. With a
+    buffer as long as a row the column is read in place. (Below a few hundred entries a
+    row is too short to gain; the default stays.) Call it inside ``np.errstate()``,
+    which restores the buffer size.
+    """
+    if 256 <= n < 8192:
+        np.setbufsize(n - n % 16)
+
+
+def report_rows(
+    x: FloatArray, axis: int, where: BoolArray | None, name: str, *, allow_empty_rows: bool
+) -> None:
+    """Raise the error that a non-finite row maximum of ``x`` (``where`` applied) stands for."""
+    masked = x if where is None else np.where(where, x, -np.inf)
+    row_max = np.max(masked, axis=axis, keepdims=True)
+    check_row_max(row_max, masked, name, allow_empty_rows=allow_empty_rows)
+
+
+def raw_scores(q: FloatArray, k: FloatArray, scale: float, dtype: np.dtype[Any]) -> FloatArray:
+    """``(q * scale) @ k^T`` in ``dtype``: scale the (n, d) queries, not the (n, m) scores.
+
+    An overflow gives inf or NaN silently here; :func:`check_overflow` reports it.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        # C-contiguous operands, as in the forward pass: the bits do not depend on layout
+        q_scaled = np.multiply(q, dtype.type(scale), dtype=dtype, order="C")  # (..., n, d_k)
+        scores: FloatArray = np.matmul(q_scaled, np.swapaxes(as_working(k), -1, -2))
+    return scores
+
+
+def score_bound(peak_qk: float, d_k: int, scale: float, bias: FloatArray | None) -> float:
+    """An upper bound of ``|scores|``: ``|q_i . k_j| * |scale| <= d_k max|q| max|k| |scale|``.
+
+    Plus ``max |bias|`` over its finite entries. q and k are finite, so only a bound near
+    the largest float can let the scores overflow.
+    """
+    with np.errstate(over="ignore"):
+        bound = peak_qk * d_k * abs(scale)
+        if bias is not None and bias.size:
+            finite = np.isfinite(bias)
+            if finite.any():
+                bound += float(np.max(np.abs(bias), where=finite, initial=0.0))
+    return bound
+
+
+def may_overflow(bound: float, dtype: np.dtype[Any]) -> bool:
+    """Whether scores bounded by ``bound`` may overflow ``dtype`` (then they are scanned)."""
+    return bound >= float(np.finfo(dtype).max) / 2
+
+
+def check_overflow(scores: FloatArray, bias: FloatArray | None) -> None:
+    """Raise FloatingPointError if the scores (bias added) hold NaN or an infinity.
+
+    An entry is -inf legitimately only where the bias is -inf.
+    """
+    overflowed = np.isnan(scores) | np.isposinf(scores)
+    if bias is None:
+        overflowed |= np.isneginf(scores)
+    else:
+        overflowed |= np.isneginf(scores) & np.isfinite(bias)
+    if overflowed.any():
+        big = float(np.finfo(scores.dtype).max)
+        msg = (
+            f"the attention scores overflowed {scores.dtype} (q.k * scale is beyond "
+            f"{big:.3g}); compute in float64 or rescale q and k"
+        )
+        raise FloatingPointError(msg)
+
+
+def near_top(peak_v: float, dtype: np.dtype[Any]) -> bool:
+    """Whether averages of values up to ``peak_v`` may round past the top of ``dtype``.
+
+    A computed convex combination exceeds ``max|v|`` by a factor below 4, rounding of
+    the weights and of the sum included, so below a quarter of the range it cannot; only
+    above it does :func:`within_values` run.
+    """
+    return peak_v >= float(np.finfo(dtype).max) / 4
+
+
+def within_values(output: FloatArray, v: FloatArray, dtype: np.dtype[Any]) -> None:
+    """Clip the entries of ``output`` that rounded past the largest float of ``dtype``.
+
+    ``O = P V`` is a convex combination of the value rows, but the rounded weights of a
+    row can sum to ``1 + a few ulps``: with values within a few ulps of the largest
+    float, the sum rounds to infinity (or, for float16 computed in float32, past the
+    largest float16). Such an entry's exact value is within rounding of the largest (or
+    smallest) value of its column of ``v`` (..., m, d_v); every other entry, the zeros
+    of rows with no key allowed included, is left as it is.
+    """
+    beyond = ~(np.abs(output) <= float(np.finfo(dtype).max))  # inf, or past the top
+    if not beyond.any():
+        return
+    low = np.min(v, axis=-2, keepdims=True)  # (..., m, d_v) -> (..., 1, d_v)
+    high = np.max(v, axis=-2, keepdims=True)
+    np.copyto(output, np.clip(output, low, high), where=beyond)
+
+
+#: Bytes of scores computed at once: a chunk of heads (or of the query rows of one head)
+#: whose scores stay in the processors' L2 caches from the product with k, through the
+#: softmax, to the product with v, instead of going out to main memory and back.
+CHUNK_BYTES = 1 << 22
+
+
+def attend(
+    q: FloatArray,
+    k: FloatArray,
+    v: FloatArray,
+    weights: FloatArray,
+    output: FloatArray,
+    *,
+    mask: BoolArray | None,
+    bias: FloatArray | None,
+    guard: bool,
+) -> None:
+    """Fill ``weights`` with ``softmax(q k^T + bias, where=mask)`` and ``output`` with ``weights v``.
+
+    Every array is broadcast to the full batch shape: q (..., n, d_k) already scaled,
+    k (..., m, d_k), v (..., m, d_v), mask and bias (..., n, m); weights (..., n, m) and
+    output (..., n, d_v) are the C-contiguous result buffers, all in the working dtype.
+    The work goes chunk by chunk, each chunk a few heads or some query rows of one head.
+    """
+    batch = weights.shape[:-2]
+    n, m = weights.shape[-2:]
+    # Drop the batch axes of length 1 (a view): chunks are then taken along the last axis.
+    *outer, heads = tuple(size for size in batch if size != 1) or (1,)
+
+    def chunked(arr: Any) -> Any:
+        return arr.reshape(*outer, heads, *arr.shape[-2:])  # (..., heads, a, b), a view
+
+    q, v, weights, output = chunked(q), chunked(v), chunked(weights), chunked(output)
+    k_t = chunked(np.swapaxes(k, -1, -2))  # (..., heads, d_k, m), a view
+    mask = None if mask is None else chunked(mask)
+    bias = None if bias is None else chunked(bias)
+    rows = max(1, CHUNK_BYTES // max(1, m * weights.itemsize))  # score rows per chunk
+    head_step = max(1, rows // max(1, n))  # whole heads per chunk, or one head ...
+    row_step = max(1, n if head_step > 1 else min(n, rows))  # ... in blocks of rows
+    for index in np.ndindex(*outer):
+        for h in range(0, heads, head_step):
+            at_heads = (*index, slice(h, h + head_step))
+            for r in range(0, n, row_step):
+                at = (*at_heads, slice(r, r + row_step))
+                scores = weights[at]  # (h, r, m): a C-contiguous block of the buffer
+                # S = (Q scale) K^T + B   (Eq. 1)
+                with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+                    np.matmul(q[at], k_t[at_heads], out=scores)  # (h, r, d_k) @ (h, d_k, m)
+                    if bias is not None:
+                        np.add(scores, bias[at], out=scores)
+                if guard:
+                    check_overflow(scores, None if bias is None else bias[at])
+                # P = softmax(S) over the keys, in place; masked entries 0, empty rows 0
+                flat = scores.reshape(-1, m)  # (h r, m), a view
+                allowed = None if mask is None else mask[at].reshape(-1, m)
+                softmax_rows(
+                    flat,
+                    flat,
+                    where=allowed,
+                    allow_empty_rows=True,
+                    report=partial(
+                        report_rows, flat, -1, allowed, "scores", allow_empty_rows=True
+                    ),
+                )
+                # O = P V (near the largest float it may round past it: within_values)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    np.matmul(scores, v[at_heads], out=output[at])  # (h, r, m) @ (h, m, d_v)
+
+
+def affine(
+    x: FloatArray, weight: FloatArray, bias: FloatArray | None, what: str = "x @ weight + bias"
+) -> FloatArray:
+    """``x @ weight + bias`` on validated arrays of one dtype, float16 in float32.
+
+    The operands are made C-contiguous first, so the result does not depend on the
+    memory layout of ``x`` (Fortran order, negative strides). Finite inputs whose
+    products or sums overflow the dtype raise :class:`FloatingPointError` (naming
+    ``what``) instead of returning ``inf`` with a ``RuntimeWarning``.
+    """
+    xw = as_working(x)  # (..., d_in), C order, float16 -> float32
+    ww = as_working(weight)  # (d_in, d_out)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
+        out = xw @ ww  # (..., d_in) @ (d_in, d_out) -> (..., d_out)
+        if bias is not None:
+            out += as_working(bias)  # + b, broadcast over the rows
+    return finite_result(out, x.dtype, what)
+
+
+def masked_softmax(
+    scores: FloatArray,
+    shape: tuple[int, ...],
+    mask: BoolArray | None,
+    bias: FloatArray | None,
+    *,
+    guard: bool | None,
+) -> FloatArray:
+    """``softmax(scores, where=mask)`` over the last axis, broadcast to ``shape``.
+
+    The softmax step of attention on finite scores in the working dtype: masked keys
+    get 0 and a row with no key allowed is all zeros. With ``guard`` (the bound of
+    :func:`score_bound` says the scores may have overflowed) the scores are scanned
+    first and an overflow raises :class:`FloatingPointError`; with ``guard=None`` (no
+    bound known) they are scanned when one of them is not finite. The scores' buffer is
+    reused for the weights when it already has ``shape``.
+    """
+    if guard or (guard is None and not np.isfinite(scores).all()):
+        check_overflow(np.broadcast_to(scores, shape), bias)
+    weights: FloatArray = scores
+    if scores.shape != shape or not (scores.flags.c_contiguous and scores.flags.writeable):
+        weights = np.array(np.broadcast_to(scores, shape), order="C")  # (..., n, m), a copy
+    n = shape[-1]
+    flat = weights.reshape(-1, n)  # (rows, m), a view
+    allowed = None if mask is None else np.broadcast_to(mask, shape).reshape(-1, n)
+    if flat.size:
+        softmax_rows(
+            flat,
+            flat,
+            where=allowed,
+            allow_empty_rows=True,
+            report=partial(report_rows, flat, -1, allowed, "scores", allow_empty_rows=True),
+        )
+    return weights
+
+
+def attention(
+    q: FloatArray,
+    k: FloatArray,
+    v: FloatArray,
+    shape: tuple[int, ...],
+    *,
+    scale: float,
+    mask: BoolArray | None,
+    bias: FloatArray | None,
+    guard: bool | None,
+) -> tuple[FloatArray, FloatArray]:
+    """Eq. 1 chunk by chunk (:func:`attend`): ``(output, weights)`` in the working dtype.
+
+    ``q`` (..., n, d_k), ``k`` (..., m, d_k), ``v`` (..., m, d_v) are checked and in
+    one dtype; ``shape`` is the scores' (..., n, m) with every batch axis broadcast.
+    ``guard`` says whether the scores may overflow; None: decide from ``max|q| max|k|``.
+    """
+    *batch, n, m = shape
+    d_k, d_v = q.shape[-1], v.shape[-1]
+    dtype = working_dtype(q.dtype)
+    if guard is None:
+        guard = may_overflow(score_bound(peak(q, "q") * peak(k, "k"), d_k, scale, bias), dtype)
+    # Q scale: scale the n x d_k queries, not the n x m scores (n d_k multiplies).
+    # C-contiguous operands: BLAS sums in one order (with the same FMAs) whatever the
+    # memory layout of q, k, v, so the result does not depend on it, bit for bit; an
+    # operand that already is C-contiguous in the working dtype is not copied.
+    with np.errstate(over="ignore"):  # an overflow here shows in the scores, checked there
+        q_scaled = np.multiply(q, dtype.type(scale), dtype=dtype, order="C")  # (..., n, d_k)
+    weights = np.empty(shape, dtype=dtype)  # (..., n, m): S, then P in place
+    output = np.empty((*batch, n, d_v), dtype=dtype)  # (..., n, d_v)
+    attend(
+        np.broadcast_to(q_scaled, (*batch, n, d_k)),
+        np.broadcast_to(as_working(k), (*batch, m, d_k)),
+        np.broadcast_to(as_working(v), (*batch, m, d_v)),
+        weights,
+        output,
+        mask=None if mask is None else np.broadcast_to(mask, shape),
+        bias=None if bias is None else np.broadcast_to(bias, shape),
+        guard=guard,
+    )
+    return output, weights
+
+
+def split_heads(arr: FloatArray, n_heads: int) -> FloatArray:
+    """``(..., n, h*d) -> (..., h, n, d)``, a view (no validation)."""
+    *batch, n, width = arr.shape
+    split: FloatArray = np.swapaxes(arr.reshape(*batch, n, n_heads, width // n_heads), -3, -2)
+    return split
+
+
+def merge_heads(heads: FloatArray) -> FloatArray:
+    """``(..., h, n, d) -> (..., n, h*d)``: the head blocks side by side (no validation)."""
+    *batch, h, n, d = heads.shape
+    merged: FloatArray = np.swapaxes(heads, -3, -2).reshape(*batch, n, h * d)
+    return merged

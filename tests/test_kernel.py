@@ -1,0 +1,124 @@
+"""The kernel is the readable formula, arranged for speed: the two are pinned together.
+
+``scaled_dot_product_attention`` (and everything built on it) runs the three lines of
+Eq. 1 as written when the scores are small, and the chunked kernel of
+:mod:`attention_from_scratch._kernel` when they are large. Here the size switch is
+moved so that the same inputs go through both, and the results must agree to 2 ulp
+(of each weight; of each output entry, relative to ``|P| @ |V|``, the size of the
+terms it sums) for every dtype, with masks, bias, broadcasting and fully masked rows.
+The softmax's blocked rows are pinned to the textbook formula the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from attention_from_scratch import self_attention as sa_module
+from attention_from_scratch.projections import AttentionParams
+from attention_from_scratch.self_attention import (
+    multi_head_attention,
+    scaled_dot_product_attention,
+)
+from attention_from_scratch.softmax import softmax
+
+DTYPES = [np.float16, np.float32, np.float64]
+ULPS = 2
+
+
+def _within_ulps(actual: NDArray[Any], desired: NDArray[Any], scale: NDArray[Any]) -> None:
+    """|actual - desired| <= ULPS ulp of ``scale`` (in the arrays' dtype), entry by entry."""
+    spacing = np.spacing(np.abs(scale).astype(desired.dtype))
+    diff = np.abs(actual.astype(np.float64) - desired.astype(np.float64))
+    bad = diff > ULPS * spacing.astype(np.float64)
+    assert not bad.any(), f"{int(bad.sum())} entries differ by more than {ULPS} ulp"
+
+
+def _both_paths(
+    monkeypatch: pytest.MonkeyPatch, run: Any
+) -> tuple[Any, Any]:
+    """``run()`` through the readable lines, then through the kernel."""
+    with monkeypatch.context() as patch:
+        patch.setattr(sa_module, "_READABLE_BYTES", 1 << 62)
+        readable = run()
+    with monkeypatch.context() as patch:
+        patch.setattr(sa_module, "_READABLE_BYTES", 0)
+        kernel = run()
+    return readable, kernel
+
+
+def _cases(dtype: type[np.floating[Any]]) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(7)
+    q = rng.normal(size=(2, 3, 5, 4)).astype(dtype)
+    k = rng.normal(size=(3, 6, 4)).astype(dtype)  # broadcast over the leading 2
+    v = rng.normal(size=(2, 1, 6, 3)).astype(dtype)  # broadcast over the heads
+    mask = rng.random((5, 6)) < 0.6
+    mask[1] = False  # a fully masked row
+    bias = rng.normal(size=(3, 5, 6)).astype(dtype)
+    bias[:, 2, 0] = -np.inf
+    return [
+        {"q": q, "k": k, "v": v},
+        {"q": q, "k": k, "v": v, "mask": mask},
+        {"q": q, "k": k, "v": v, "bias": bias},
+        {"q": q, "k": k, "v": v, "mask": mask, "bias": bias, "is_causal": True},
+        {"q": q[0, 0], "k": k[0], "v": v[0, 0], "is_causal": True, "scale": 0.3},
+    ]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", range(5))
+def test_kernel_equals_the_readable_formula(
+    monkeypatch: pytest.MonkeyPatch, dtype: type[np.floating[Any]], case: int
+) -> None:
+    kwargs = _cases(dtype)[case]
+    q, k, v = kwargs.pop("q"), kwargs.pop("k"), kwargs.pop("v")
+    readable, kernel = _both_paths(
+        monkeypatch, lambda: scaled_dot_product_attention(q, k, v, **kwargs)
+    )
+    assert kernel.weights.dtype == readable.weights.dtype == dtype
+    _within_ulps(kernel.weights, readable.weights, readable.weights)
+    magnitude = np.abs(readable.weights.astype(np.float64)) @ np.abs(v.astype(np.float64))
+    _within_ulps(kernel.output, readable.output, magnitude)
+    if readable.mask is not None:
+        np.testing.assert_array_equal(kernel.weights[~readable.mask], 0)
+        np.testing.assert_array_equal(readable.weights[~readable.mask], 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_multi_head_paths_agree(monkeypatch: pytest.MonkeyPatch, dtype: type[Any]) -> None:
+    params = AttentionParams.random(
+        8, 2, n_heads=4, n_kv_heads=2, out_proj=True, bias=True, rng=1, dtype=dtype
+    )
+    x = np.random.default_rng(2).normal(size=(2, 5, 8)).astype(dtype)
+    readable, kernel = _both_paths(
+        monkeypatch,
+        lambda: multi_head_attention(x, params, n_heads=4, n_kv_heads=2, is_causal=True),
+    )
+    _within_ulps(kernel.weights, readable.weights, readable.weights)
+    _within_ulps(kernel.head_outputs, readable.head_outputs, np.abs(readable.head_outputs) + 1)
+
+
+def test_the_running_example_takes_the_readable_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a reader steps through in a debugger is the formula, not the kernel."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the 3x4 example must not need the kernel")
+
+    monkeypatch.setattr(sa_module, "attention", refuse)
+    x = np.array([[1.0, 0, 1, 0], [0, 2, 0, 2], [1, 1, 1, 1]])
+    weights = scaled_dot_product_attention(x, x, x).weights
+    np.testing.assert_allclose(weights[0], [0.422319, 0.155362, 0.422319], atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_blocked_softmax_equals_the_textbook_formula(dtype: type[Any]) -> None:
+    """softmax's blocked in-place rows against exp(x - max) / sum, 2 ulp."""
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(3000, 70)) * 4).astype(dtype)  # many blocks of rows
+    work = x.astype(np.float32 if dtype == np.float16 else dtype)
+    e = np.exp(work - work.max(axis=-1, keepdims=True))
+    textbook = (e / e.sum(axis=-1, keepdims=True)).astype(dtype)
+    _within_ulps(softmax(x), textbook, textbook)
