@@ -45,12 +45,10 @@ def _module_name(path: Path) -> str:
 
 
 def _layer(module: str) -> str:
-    return module.split(".")[0]
+    return module.split(".", maxsplit=1)[0]
 
 
-def package_imports(
-    source: str, module: str
-) -> list[tuple[str, int, tuple[str, ...], bool]]:
+def package_imports(source: str, module: str) -> list[tuple[str, int, tuple[str, ...], bool]]:
     """``(imported module, line, names, inside a function)`` for each import of the package."""
     found: list[tuple[str, int, tuple[str, ...], bool]] = []
 

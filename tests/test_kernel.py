@@ -37,9 +37,7 @@ def _within_ulps(actual: NDArray[Any], desired: NDArray[Any], scale: NDArray[Any
     assert not bad.any(), f"{int(bad.sum())} entries differ by more than {ULPS} ulp"
 
 
-def _both_paths(
-    monkeypatch: pytest.MonkeyPatch, run: Any
-) -> tuple[Any, Any]:
+def _both_paths(monkeypatch: pytest.MonkeyPatch, run: Any) -> tuple[Any, Any]:
     """``run()`` through the readable lines, then through the kernel."""
     with monkeypatch.context() as patch:
         patch.setattr(sa_module, "_READABLE_BYTES", 1 << 62)
@@ -104,8 +102,9 @@ def test_multi_head_paths_agree(monkeypatch: pytest.MonkeyPatch, dtype: type[Any
 def test_the_running_example_takes_the_readable_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """What a reader steps through in a debugger is the formula, not the kernel."""
 
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the 3x4 example must not need the kernel")
+    def refuse(*_: object, **__: object) -> None:
+        msg = "the 3x4 example must not need the kernel"
+        raise AssertionError(msg)
 
     monkeypatch.setattr(sa_module, "attention", refuse)
     x = np.array([[1.0, 0, 1, 0], [0, 2, 0, 2], [1, 1, 1, 1]])
