@@ -43,6 +43,7 @@ from attention_from_scratch._checks import (
 __all__ = [
     "BLOCK_BYTES",
     "CHUNK_BYTES",
+    "READABLE_ENTRIES",
     "affine",
     "attend",
     "attention",
@@ -60,6 +61,10 @@ __all__ = [
     "within_values",
 ]
 
+
+#: Entries up to which the public functions run their formulas as written; larger
+#: inputs come here (a softmax of this size fits in the L2 cache, blocking gains nothing).
+READABLE_ENTRIES = 1 << 14
 
 #: Bytes in one block of rows. A block this size stays in the L2 cache between the
 #: max, subtract, exp, sum and scale passes over it, so each entry comes from main

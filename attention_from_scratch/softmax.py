@@ -42,6 +42,7 @@ from attention_from_scratch._checks import (
     FloatArray,
     as_bool_mask,
     as_float_array,
+    as_working,
     at_least_ndim,
     broadcast_to_shape,
     check_bool,
@@ -54,7 +55,7 @@ from attention_from_scratch._checks import (
     positive_finite,
     working_dtype,
 )
-from attention_from_scratch._kernel import report_rows, softmax_rows
+from attention_from_scratch._kernel import READABLE_ENTRIES, report_rows, softmax_rows
 
 __all__ = [
     "entropy",
@@ -190,19 +191,63 @@ def softmax(
         mask = _broadcast_where(where, arr.shape)
     # Put the softmax axis last: each row of `rows` is one softmax of n entries.
     rows = np.moveaxis(arr, ax, -1)  # (..., n), a view
-    n = rows.shape[-1]
-    out = np.empty(rows.shape, dtype=working_dtype(arr.dtype))  # float16 works in float32
-    if out.size:
-        softmax_rows(
-            rows.reshape(-1, n),  # (..., n) -> (rows, n), a view unless x is not contiguous
-            out.reshape(-1, n),
-            temperature=t,
-            where=None if mask is None else np.moveaxis(mask, ax, -1).reshape(-1, n),
-            allow_empty_rows=mask is not None,
-            report=lambda: report_rows(arr, ax, mask, "x", allow_empty_rows=mask is not None),
-        )
+    allowed = None if mask is None else np.moveaxis(mask, ax, -1)  # (..., n)
+    if rows.size > READABLE_ENTRIES or rows.size == 0:
+        out = _blocked(arr, rows, allowed, t, ax, mask)  # the same, arranged for speed
+    else:
+        z = as_working(rows)  # (..., n), C order; float16 works in float32
+        # m = max_j z_j over the allowed entries: exp(z_j - m) <= 1 never overflows
+        m = np.max(z, axis=-1, keepdims=True, where=_everywhere(allowed), initial=-np.inf)
+        if not np.isfinite(m).all():  # NaN, +inf or a row with nothing allowed: checked
+            report_rows(arr, ax, mask, "x", allow_empty_rows=mask is not None)
+        m[np.isneginf(m)] = 0.0  # a row with nothing allowed: no shift, its e stays 0
+        # e_j = exp((z_j - m) / T), 0 where not allowed (z - m below the range: -inf, e = 0)
+        with np.errstate(over="ignore"):
+            e = np.exp(
+                _over_temperature(z - m, t), where=_everywhere(allowed), out=np.zeros_like(z)
+            )
+        # p_j = e_j / sum_l e_l   (the sum is >= 1: the maximum gives e = 1)
+        total = np.sum(e, axis=-1, keepdims=True)
+        out = e / np.where(total == 0.0, 1.0, total)  # a row with nothing allowed: 0
     weights = np.moveaxis(out, -1, ax)  # the axis back in its place
     return weights.astype(arr.dtype, copy=False)  # float16: rounded once, at the end
+
+
+def _everywhere(allowed: BoolArray | None) -> BoolArray | bool:
+    """The ``where=`` of a ufunc: the mask, or True."""
+    return True if allowed is None else allowed
+
+
+def _over_temperature(shifted: FloatArray, t: float) -> FloatArray:
+    """``shifted / t``, divided in float64 and rounded once (T = 1: untouched)."""
+    if t == 1.0:
+        return shifted
+    out: FloatArray = np.divide(shifted, t, dtype=np.float64).astype(shifted.dtype)
+    return out
+
+
+def _blocked(
+    arr: FloatArray,
+    rows: FloatArray,
+    allowed: BoolArray | None,
+    t: float,
+    ax: int,
+    mask: BoolArray | None,
+) -> FloatArray:
+    """:func:`softmax` of the rows (..., n) by the kernel's blocked, in-place passes."""
+    n = rows.shape[-1]
+    out = np.empty(rows.shape, dtype=working_dtype(arr.dtype))  # float16 works in float32
+    if out.size == 0:
+        return out
+    softmax_rows(
+        rows.reshape(-1, n),  # (..., n) -> (rows, n), a view unless x is not contiguous
+        out.reshape(-1, n),
+        temperature=t,
+        where=None if allowed is None else allowed.reshape(-1, n),
+        allow_empty_rows=mask is not None,
+        report=lambda: report_rows(arr, ax, mask, "x", allow_empty_rows=mask is not None),
+    )
+    return out
 
 
 def _broadcast_where(where: object, shape: tuple[int, ...]) -> BoolArray:

@@ -18,6 +18,7 @@ import pytest
 from numpy.typing import NDArray
 
 from attention_from_scratch import self_attention as sa_module
+from attention_from_scratch import softmax as softmax_module
 from attention_from_scratch.projections import AttentionParams
 from attention_from_scratch.self_attention import (
     multi_head_attention,
@@ -121,3 +122,24 @@ def test_blocked_softmax_equals_the_textbook_formula(dtype: type[Any]) -> None:
     e = np.exp(work - work.max(axis=-1, keepdims=True))
     textbook = (e / e.sum(axis=-1, keepdims=True)).astype(dtype)
     _within_ulps(softmax(x), textbook, textbook)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("temperature", [1.0, 0.3])
+def test_softmax_paths_agree(
+    monkeypatch: pytest.MonkeyPatch, dtype: type[Any], temperature: float
+) -> None:
+    """softmax's readable lines and its blocked kernel, same input, 2 ulp; masked rows 0."""
+    rng = np.random.default_rng(4)
+    x = (rng.normal(size=(40, 7, 9)) * 5).astype(dtype)
+    where = rng.random((7, 9)) < 0.5
+    where[:, 3] = False  # along axis 1: nothing allowed at column 3
+    results = []
+    for limit in (1 << 62, 0):
+        with monkeypatch.context() as patch:
+            patch.setattr(softmax_module, "READABLE_ENTRIES", limit)
+            results.append(softmax(x, axis=1, temperature=temperature, where=where))
+    readable, kernel = results
+    _within_ulps(kernel, readable, readable)
+    np.testing.assert_array_equal(readable[:, :, 3], 0)
+    np.testing.assert_array_equal(kernel[:, :, 3], 0)
