@@ -42,12 +42,14 @@ fluffy's key is ``k = [1, 1, 0, 0]`` ("is an adjective, is a texture"): their sc
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from attention_from_scratch._checks import (
+    F,
+    Float64Like,
     FloatArray,
     IntArray,
     as_float_array,
@@ -205,6 +207,16 @@ def _unit(
 # --- public API ---
 
 
+@overload
+def l2_norm(x: NDArray[F], /, *, axis: int = -1, keepdims: bool = False) -> NDArray[F]: ...
+@overload
+def l2_norm(
+    x: Float64Like, /, *, axis: int = -1, keepdims: bool = False
+) -> NDArray[np.float64]: ...
+@overload
+def l2_norm(x: ArrayLike, /, *, axis: int = -1, keepdims: bool = False) -> FloatArray: ...
+
+
 def l2_norm(x: ArrayLike, /, *, axis: int = -1, keepdims: bool = False) -> FloatArray:
     r"""Euclidean length of ``x`` along ``axis``, without overflow or underflow.
 
@@ -303,6 +315,16 @@ def l2_norm(x: ArrayLike, /, *, axis: int = -1, keepdims: bool = False) -> Float
     return finite_result(norm, arr.dtype, "l2_norm(x)")
 
 
+@overload
+def l2_normalize(x: NDArray[F], /, *, axis: int = -1, eps: float | None = None) -> NDArray[F]: ...
+@overload
+def l2_normalize(
+    x: Float64Like, /, *, axis: int = -1, eps: float | None = None
+) -> NDArray[np.float64]: ...
+@overload
+def l2_normalize(x: ArrayLike, /, *, axis: int = -1, eps: float | None = None) -> FloatArray: ...
+
+
 def l2_normalize(x: ArrayLike, /, *, axis: int = -1, eps: float | None = None) -> FloatArray:
     r"""Unit vectors: ``x`` divided by its Euclidean length along ``axis``.
 
@@ -386,6 +408,20 @@ def l2_normalize(x: ArrayLike, /, *, axis: int = -1, eps: float | None = None) -
     why = "it has no direction; pass eps= (as torch.nn.functional.normalize) to get zeros"
     out = _unit(work, ax, arr, "x", eps=eps_f, why=why)  # x / max(||x||, eps)
     return out.astype(arr.dtype, copy=False)
+
+
+@overload
+def cosine_similarity(a: NDArray[F], b: NDArray[F], /, *, axis: int = -1) -> NDArray[F]: ...
+@overload
+def cosine_similarity(
+    a: Float64Like | NDArray[np.float64],
+    b: Float64Like | NDArray[np.float64],
+    /,
+    *,
+    axis: int = -1,
+) -> NDArray[np.float64]: ...
+@overload
+def cosine_similarity(a: ArrayLike, b: ArrayLike, /, *, axis: int = -1) -> FloatArray: ...
 
 
 def cosine_similarity(a: ArrayLike, b: ArrayLike, /, *, axis: int = -1) -> FloatArray:
@@ -480,6 +516,35 @@ def cosine_similarity(a: ArrayLike, b: ArrayLike, /, *, axis: int = -1) -> Float
     cos = np.sum(unit_a * unit_b, axis=ax)  # (..., d, ...) -> (..., ...)
     out = np.clip(cos, -1.0, 1.0)  # rounding may overshoot |cos| = 1 by an ulp
     return np.asarray(out, dtype=a_arr.dtype)
+
+
+@overload
+def layer_norm(
+    x: NDArray[F],
+    /,
+    gamma: NDArray[F] | None = None,
+    beta: NDArray[F] | None = None,
+    *,
+    eps: float = 1e-5,
+) -> NDArray[F]: ...
+@overload
+def layer_norm(
+    x: Float64Like,
+    /,
+    gamma: Float64Like | NDArray[np.float64] | None = None,
+    beta: Float64Like | NDArray[np.float64] | None = None,
+    *,
+    eps: float = 1e-5,
+) -> NDArray[np.float64]: ...
+@overload
+def layer_norm(
+    x: ArrayLike,
+    /,
+    gamma: ArrayLike | None = None,
+    beta: ArrayLike | None = None,
+    *,
+    eps: float = 1e-5,
+) -> FloatArray: ...
 
 
 def layer_norm(
@@ -599,6 +664,20 @@ def layer_norm(
         if b is not None:
             out += b.astype(dtype, copy=False)  # + beta
     return finite_result(out, arr.dtype, "layer_norm(x)")
+
+
+@overload
+def rms_norm(
+    x: NDArray[F], /, gamma: NDArray[F] | None = None, *, eps: float = 1e-6
+) -> NDArray[F]: ...
+@overload
+def rms_norm(
+    x: Float64Like, /, gamma: Float64Like | NDArray[np.float64] | None = None, *, eps: float = 1e-6
+) -> NDArray[np.float64]: ...
+@overload
+def rms_norm(
+    x: ArrayLike, /, gamma: ArrayLike | None = None, *, eps: float = 1e-6
+) -> FloatArray: ...
 
 
 def rms_norm(x: ArrayLike, /, gamma: ArrayLike | None = None, *, eps: float = 1e-6) -> FloatArray:

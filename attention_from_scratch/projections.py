@@ -62,12 +62,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from attention_from_scratch._checks import (
+    F,
+    Float64Like,
     FloatArray,
     as_float_array,
     at_least_ndim,
@@ -92,6 +94,19 @@ __all__ = [
 _WEIGHTS = ("w_q", "w_k", "w_v", "w_o")
 _BIASES = {"b_q": "w_q", "b_k": "w_k", "b_v": "w_v", "b_o": "w_o"}
 _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+@overload
+def linear(x: NDArray[F], weight: NDArray[F], /, bias: NDArray[F] | None = None) -> NDArray[F]: ...
+@overload
+def linear(
+    x: Float64Like | NDArray[np.float64],
+    weight: Float64Like | NDArray[np.float64],
+    /,
+    bias: Float64Like | NDArray[np.float64] | None = None,
+) -> NDArray[np.float64]: ...
+@overload
+def linear(x: ArrayLike, weight: ArrayLike, /, bias: ArrayLike | None = None) -> FloatArray: ...
 
 
 def linear(x: ArrayLike, weight: ArrayLike, /, bias: ArrayLike | None = None) -> FloatArray:
@@ -492,6 +507,24 @@ class AttentionParams:
         return cls(w_q=w_q, w_k=w_k, w_v=w_v, w_o=w_o, b_q=b_q, b_k=b_k, b_v=b_v, b_o=b_o)
 
 
+@overload
+def project_qkv(
+    x: NDArray[F], params: AttentionParams, /, *, context: NDArray[F] | None = None
+) -> tuple[NDArray[F], NDArray[F], NDArray[F]]: ...
+@overload
+def project_qkv(
+    x: Float64Like | NDArray[np.float64],
+    params: AttentionParams,
+    /,
+    *,
+    context: Float64Like | NDArray[np.float64] | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]: ...
+@overload
+def project_qkv(
+    x: ArrayLike, params: AttentionParams, /, *, context: ArrayLike | None = None
+) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+
+
 def project_qkv(
     x: ArrayLike, params: AttentionParams, /, *, context: ArrayLike | None = None
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -580,6 +613,14 @@ def project_qkv(
     return q, k, v
 
 
+@overload
+def split_heads(x: NDArray[F], n_heads: int, /) -> NDArray[F]: ...
+@overload
+def split_heads(x: Float64Like, n_heads: int, /) -> NDArray[np.float64]: ...
+@overload
+def split_heads(x: ArrayLike, n_heads: int, /) -> FloatArray: ...
+
+
 def split_heads(x: ArrayLike, n_heads: int, /) -> FloatArray:
     r"""Cut the last axis into ``n_heads`` heads: ``(..., n, h*d) -> (..., h, n, d)``.
 
@@ -648,6 +689,14 @@ def split_heads(x: ArrayLike, n_heads: int, /) -> FloatArray:
     heads = np.swapaxes(split, -3, -2)  # (..., n, h, d) -> (..., h, n, d)
     out: FloatArray = np.array(heads, order="C", copy=True)  # never a view of x
     return out
+
+
+@overload
+def merge_heads(x: NDArray[F], /) -> NDArray[F]: ...
+@overload
+def merge_heads(x: Float64Like, /) -> NDArray[np.float64]: ...
+@overload
+def merge_heads(x: ArrayLike, /) -> FloatArray: ...
 
 
 def merge_heads(x: ArrayLike, /) -> FloatArray:

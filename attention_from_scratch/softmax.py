@@ -32,13 +32,15 @@ tokens ``x = [[1, 0, 1, 0], [0, 2, 0, 2], [1, 1, 1, 1]]`` attending to each othe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from attention_from_scratch._checks import (
     BoolArray,
+    F,
+    Float64Like,
     FloatArray,
     as_bool_mask,
     as_float_array,
@@ -69,6 +71,20 @@ __all__ = [
 
 def _at_least_1d(arr: FloatArray, name: str) -> None:
     at_least_ndim(arr, 1, name, "(the axis to normalise over)")
+
+
+@overload
+def softmax(
+    x: NDArray[F], /, *, axis: int = -1, temperature: float = 1.0, where: ArrayLike | None = None
+) -> NDArray[F]: ...
+@overload
+def softmax(
+    x: Float64Like, /, *, axis: int = -1, temperature: float = 1.0, where: ArrayLike | None = None
+) -> NDArray[np.float64]: ...
+@overload
+def softmax(
+    x: ArrayLike, /, *, axis: int = -1, temperature: float = 1.0, where: ArrayLike | None = None
+) -> FloatArray: ...
 
 
 def softmax(
@@ -274,6 +290,16 @@ def _shifted(
     return shifted, row_max
 
 
+@overload
+def log_softmax(x: NDArray[F], /, *, axis: int = -1, temperature: float = 1.0) -> NDArray[F]: ...
+@overload
+def log_softmax(
+    x: Float64Like, /, *, axis: int = -1, temperature: float = 1.0
+) -> NDArray[np.float64]: ...
+@overload
+def log_softmax(x: ArrayLike, /, *, axis: int = -1, temperature: float = 1.0) -> FloatArray: ...
+
+
 def log_softmax(
     x: ArrayLike,
     /,
@@ -353,6 +379,16 @@ def log_softmax(
     with np.errstate(over="ignore"):  # below the dtype's range: -inf, correctly rounded
         out: FloatArray = (shifted - normaliser).astype(arr.dtype, copy=False)
     return out
+
+
+@overload
+def logsumexp(x: NDArray[F], /, *, axis: int = -1, keepdims: bool = False) -> NDArray[F]: ...
+@overload
+def logsumexp(
+    x: Float64Like, /, *, axis: int = -1, keepdims: bool = False
+) -> NDArray[np.float64]: ...
+@overload
+def logsumexp(x: ArrayLike, /, *, axis: int = -1, keepdims: bool = False) -> FloatArray: ...
 
 
 def logsumexp(x: ArrayLike, /, *, axis: int = -1, keepdims: bool = False) -> FloatArray:
@@ -436,6 +472,14 @@ def logsumexp(x: ArrayLike, /, *, axis: int = -1, keepdims: bool = False) -> Flo
     return lse
 
 
+@overload
+def entropy(p: NDArray[F], /, *, axis: int = -1) -> NDArray[F]: ...
+@overload
+def entropy(p: Float64Like, /, *, axis: int = -1) -> NDArray[np.float64]: ...
+@overload
+def entropy(p: ArrayLike, /, *, axis: int = -1) -> FloatArray: ...
+
+
 def entropy(p: ArrayLike, /, *, axis: int = -1) -> FloatArray:
     r"""Shannon entropy :math:`-\sum_i p_i \log p_i` of weights along ``axis``, in nats.
 
@@ -510,6 +554,14 @@ def entropy(p: ArrayLike, /, *, axis: int = -1) -> FloatArray:
     return finite_result(np.asarray(h + 0.0), arr.dtype, "entropy(p)")
 
 
+@overload
+def softmax_jacobian(p: NDArray[F], /) -> NDArray[F]: ...
+@overload
+def softmax_jacobian(p: Float64Like, /) -> NDArray[np.float64]: ...
+@overload
+def softmax_jacobian(p: ArrayLike, /) -> FloatArray: ...
+
+
 def softmax_jacobian(p: ArrayLike, /) -> FloatArray:
     r"""Jacobian of softmax at the weights ``p``: ``diag(p) - p p^T`` along the last axis.
 
@@ -580,6 +632,20 @@ def softmax_jacobian(p: ArrayLike, /) -> FloatArray:
         diagonal = np.arange(n)
         jac[..., diagonal, diagonal] = work * (1.0 - work)  # p_i (1 - p_i): no cancellation
     return finite_result(jac, arr.dtype, "softmax_jacobian(p)")
+
+
+@overload
+def softmax_vjp(p: NDArray[F], grad: NDArray[F], /, *, axis: int = -1) -> NDArray[F]: ...
+@overload
+def softmax_vjp(
+    p: Float64Like | NDArray[np.float64],
+    grad: Float64Like | NDArray[np.float64],
+    /,
+    *,
+    axis: int = -1,
+) -> NDArray[np.float64]: ...
+@overload
+def softmax_vjp(p: ArrayLike, grad: ArrayLike, /, *, axis: int = -1) -> FloatArray: ...
 
 
 def softmax_vjp(p: ArrayLike, grad: ArrayLike, /, *, axis: int = -1) -> FloatArray:

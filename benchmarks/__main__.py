@@ -362,8 +362,8 @@ def bench_breakdown(report: Report, rounds: int, shape: tuple[int, int, int, int
     exponentials alone, which any softmax must compute. The call itself runs the steps
     a few heads at a time, in cache, so it takes less than their sum.
     """
-    from attention_from_scratch.self_attention import _validate_qkv
-    from attention_from_scratch.softmax import _softmax_rows
+    from attention_from_scratch._checks import check_qkv
+    from attention_from_scratch._kernel import softmax_rows
 
     rng = np.random.default_rng(3)
     q, k, v = _qkv(rng, shape, np.float32)
@@ -380,11 +380,11 @@ def bench_breakdown(report: Report, rounds: int, shape: tuple[int, int, int, int
 
     steps: list[tuple[str, Callable[[], object]]] = [
         ("the whole call", partial(scaled_dot_product_attention, q, k, v)),
-        ("checks: the largest and smallest entry of q, k, v", partial(_validate_qkv, q, k, v)),
+        ("checks: the largest and smallest entry of q, k, v", partial(check_qkv, q, k, v)),
         ("S = (q scale) k^T into a new n x m buffer", scores),
         (
             "softmax of the rows of S, in place",
-            partial(_softmax_rows, rows, rows, allow_empty_rows=True, report=lambda: None),
+            partial(softmax_rows, rows, rows, allow_empty_rows=True, report=lambda: None),
         ),
         ("O = P v", partial(np.matmul, buffer, v)),
         (

@@ -627,12 +627,12 @@ def test_gamma_and_beta_shapes_and_dtypes() -> None:
 )
 def test_bad_eps(eps: object, error: type[Exception]) -> None:
     with pytest.raises(error, match="eps"):
-        layer_norm(X, eps=eps)  # type: ignore[arg-type]
+        layer_norm(X, eps=eps)  # type: ignore[call-overload]
     with pytest.raises(error, match="eps"):
-        rms_norm(X, eps=eps)  # type: ignore[arg-type]
+        rms_norm(X, eps=eps)  # type: ignore[call-overload]
     if eps is not None:
         with pytest.raises(error, match="eps"):
-            l2_normalize(X, eps=eps)  # type: ignore[arg-type]
+            l2_normalize(X, eps=eps)  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="eps"):
         l2_normalize(X, eps=0.0)
 

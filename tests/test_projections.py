@@ -679,7 +679,7 @@ def test_project_qkv_dtype_mismatch() -> None:
 
 def test_project_qkv_params_type() -> None:
     with pytest.raises(TypeError, match="params"):
-        project_qkv(np.ones((3, 4)), {"w_q": np.eye(4)})  # type: ignore[arg-type]
+        project_qkv(np.ones((3, 4)), {"w_q": np.eye(4)})  # type: ignore[call-overload]
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -850,7 +850,7 @@ def test_split_heads_bad_n_heads(n_heads: Any, error: type[Exception]) -> None:
 
 
 def test_split_heads_accepts_numpy_int() -> None:
-    assert split_heads(np.ones((3, 4)), np.int64(2)).shape == (2, 3, 2)  # type: ignore[arg-type]
+    assert split_heads(np.ones((3, 4)), np.int64(2)).shape == (2, 3, 2)  # type: ignore[call-overload]
 
 
 @pytest.mark.parametrize("x", [np.ones(4), np.float64(1.0)])

@@ -676,12 +676,12 @@ def test_padding_lengths_must_be_integers(bad: Any, error: type[Exception]) -> N
         (lambda: causal_mask(True), "n_q", TypeError),
         (lambda: causal_mask(3, -1), "n_k", ValueError),
         (lambda: padding_mask([1], None), "n", TypeError),  # type: ignore[arg-type]
-        (lambda: split_heads(X4, 2.0), "n_heads", TypeError),  # type: ignore[arg-type]
+        (lambda: split_heads(X4, 2.0), "n_heads", TypeError),  # type: ignore[call-overload]
         (lambda: split_heads(X4, 0), "n_heads", ValueError),
         (lambda: multi_head_attention(X4, PARAMS2, n_heads="2"), "n_heads", TypeError),  # type: ignore[arg-type]
         (lambda: AttentionParams.random(4, 2, out_proj=1), "out_proj", TypeError),  # type: ignore[arg-type]
         (lambda: AttentionParams.random(4, 2, bias="yes"), "bias", TypeError),  # type: ignore[arg-type]
-        (lambda: project_qkv(X4, {"w_q": E4}), "params", TypeError),  # type: ignore[arg-type]
+        (lambda: project_qkv(X4, {"w_q": E4}), "params", TypeError),  # type: ignore[call-overload]
         (lambda: self_attention(X4, None), "params", TypeError),  # type: ignore[arg-type]
         (lambda: Example("e", ("a",), ("f",), np.ones((1, 1)), None, ""), "params", TypeError),  # type: ignore[arg-type]
         (lambda: explain_score(None, 0, 0), "result", TypeError),  # type: ignore[arg-type]

@@ -1002,7 +1002,7 @@ def test_bad_temperature_type_is_type_error(fn: Fn, temperature: object) -> None
 @pytest.mark.parametrize("temperature", [2, np.float32(2.0), np.int64(2), np.float64(2.0)])
 def test_numpy_and_int_temperatures_are_accepted(temperature: object) -> None:
     expected = softmax([1.0, 2.0, 4.0], temperature=2.0)
-    assert_array_equal(softmax([1.0, 2.0, 4.0], temperature=temperature), expected)  # type: ignore[arg-type]
+    assert_array_equal(softmax([1.0, 2.0, 4.0], temperature=temperature), expected)  # type: ignore[call-overload]
 
 
 @pytest.mark.parametrize(
@@ -1016,7 +1016,7 @@ def test_numpy_and_int_temperatures_are_accepted(temperature: object) -> None:
 )
 def test_where_not_bool_is_type_error_naming_dtype(where: object, dtype: str) -> None:
     with pytest.raises(TypeError, match=rf"^where must be bool.*got {dtype}"):
-        softmax([[1.0, 2.0, 3.0]], where=where)  # type: ignore[arg-type]
+        softmax([[1.0, 2.0, 3.0]], where=where)  # type: ignore[call-overload]
 
 
 @pytest.mark.parametrize(
@@ -1028,7 +1028,7 @@ def test_where_not_bool_is_type_error_naming_dtype(where: object, dtype: str) ->
 )
 def test_where_of_the_wrong_kind_is_type_error(where: object, pattern: str) -> None:
     with pytest.raises(TypeError, match=pattern):
-        softmax([1.0, 2.0, 3.0], where=where)  # type: ignore[arg-type]
+        softmax([1.0, 2.0, 3.0], where=where)  # type: ignore[call-overload]
 
 
 def test_ragged_where_is_value_error() -> None:
@@ -1094,7 +1094,7 @@ def test_axis_not_an_int_is_type_error(fn: Fn, axis: object, what: str) -> None:
 
 
 def test_numpy_integer_axis_is_accepted() -> None:
-    assert_array_equal(softmax(CUBE, axis=np.int64(1)), softmax(CUBE, axis=1))  # type: ignore[arg-type]
+    assert_array_equal(softmax(CUBE, axis=np.int64(1)), softmax(CUBE, axis=1))  # type: ignore[call-overload]
 
 
 def test_vjp_shape_mismatch_is_value_error() -> None:

@@ -1,0 +1,181 @@
+"""The dtypes that the type annotations promise are the dtypes the functions return.
+
+Every test here is checked twice. mypy (``[tool.mypy] files`` includes ``tests``)
+checks each :func:`typing.assert_type`: the overloads must give ``NDArray[np.float32]``
+for ``float32`` input, ``NDArray[np.float64]`` for lists and integer arrays, and so on.
+pytest runs the same lines and asserts the runtime dtype, so the static claim and the
+behaviour cannot drift apart. (At runtime :func:`typing.assert_type` only returns its
+argument.)
+
+The overloads of the dtype-preserving functions, in order:
+
+* ``NDArray[F] -> NDArray[F]`` for any floating ``F`` (``float16``/``32``/``64``);
+* ``Float64Like -> NDArray[np.float64]``: Python numbers, nested lists of them and
+  integer arrays, which :func:`~attention_from_scratch._checks.as_float_array` casts to
+  ``float64``;
+* ``ArrayLike -> FloatArray``: any other array-like (an object with ``__array__``, a
+  list of ``float32`` arrays), whose floating dtype is only known at runtime.
+"""
+
+from __future__ import annotations
+
+from typing import assert_type
+
+import numpy as np
+from numpy.typing import NDArray
+
+from attention_from_scratch._checks import FloatArray
+from attention_from_scratch.norms import (
+    cosine_similarity,
+    l2_norm,
+    l2_normalize,
+    layer_norm,
+    rms_norm,
+)
+from attention_from_scratch.projections import (
+    AttentionParams,
+    linear,
+    merge_heads,
+    project_qkv,
+    split_heads,
+)
+from attention_from_scratch.self_attention import causal_mask, padding_mask
+from attention_from_scratch.softmax import (
+    entropy,
+    log_softmax,
+    logsumexp,
+    softmax,
+    softmax_jacobian,
+    softmax_vjp,
+)
+
+SCORES = [[1.0, 0.0, 1.0], [0.0, 4.0, 2.0], [1.0, 2.0, 2.0]]  # the book's running example
+X16 = np.array(SCORES, dtype=np.float16)
+X32 = np.array(SCORES, dtype=np.float32)
+X64 = np.array(SCORES, dtype=np.float64)
+XINT = np.array([[1, 0, 1], [0, 4, 2], [1, 2, 2]], dtype=np.int64)
+
+
+# --- softmax.py ---
+
+
+def test_softmax_keeps_each_floating_dtype() -> None:
+    p16 = assert_type(softmax(X16), NDArray[np.float16])
+    p32 = assert_type(softmax(X32), NDArray[np.float32])
+    p64 = assert_type(softmax(X64), NDArray[np.float64])
+    assert p16.dtype == np.float16
+    assert p32.dtype == np.float32
+    assert p64.dtype == np.float64
+
+
+def test_softmax_of_a_list_or_integers_is_float64() -> None:
+    from_list = assert_type(softmax(SCORES), NDArray[np.float64])
+    from_row = assert_type(softmax([0.0, 4.0, 2.0]), NDArray[np.float64])
+    from_ints = assert_type(softmax(XINT), NDArray[np.float64])
+    from_int_list = assert_type(softmax([[1, 2], [3, 4]]), NDArray[np.float64])
+    for out in (from_list, from_row, from_ints, from_int_list):
+        assert out.dtype == np.float64
+
+
+def test_softmax_of_a_float_array_of_unknown_precision() -> None:
+    x: FloatArray = X32  # statically "some floating dtype"
+    out = assert_type(softmax(x), FloatArray)
+    assert out.dtype == np.float32
+
+
+def test_other_softmax_functions_keep_float32() -> None:
+    p = assert_type(softmax(X32), NDArray[np.float32])
+    g = np.ones_like(X32)
+    results = (
+        assert_type(log_softmax(X32), NDArray[np.float32]),
+        assert_type(logsumexp(X32), NDArray[np.float32]),
+        assert_type(logsumexp(X32, keepdims=True), NDArray[np.float32]),
+        assert_type(entropy(p), NDArray[np.float32]),
+        assert_type(softmax_jacobian(p), NDArray[np.float32]),
+        assert_type(softmax_vjp(p, g), NDArray[np.float32]),
+    )
+    assert [r.dtype for r in results] == [np.float32] * len(results)
+
+
+def test_softmax_vjp_of_lists_is_float64() -> None:
+    out = assert_type(softmax_vjp([0.5, 0.5], [1.0, 0.0]), NDArray[np.float64])
+    mixed = assert_type(softmax_vjp(softmax(SCORES), [[1.0, 0.0, 0.0]] * 3), NDArray[np.float64])
+    assert out.dtype == mixed.dtype == np.float64
+
+
+# --- norms.py ---
+
+
+def test_norms_keep_float32() -> None:
+    gamma = np.full(3, 2.0, dtype=np.float32)
+    beta = np.zeros(3, dtype=np.float32)
+    results = (
+        assert_type(l2_norm(X32), NDArray[np.float32]),
+        assert_type(l2_normalize(X32), NDArray[np.float32]),
+        assert_type(cosine_similarity(X32, X32), NDArray[np.float32]),
+        assert_type(layer_norm(X32), NDArray[np.float32]),
+        assert_type(layer_norm(X32, gamma, beta), NDArray[np.float32]),
+        assert_type(rms_norm(X32), NDArray[np.float32]),
+        assert_type(rms_norm(X32, gamma), NDArray[np.float32]),
+    )
+    assert [r.dtype for r in results] == [np.float32] * len(results)
+
+
+def test_norms_of_lists_are_float64() -> None:
+    results = (
+        assert_type(l2_norm([3.0, 4.0]), NDArray[np.float64]),
+        assert_type(l2_normalize(XINT), NDArray[np.float64]),
+        assert_type(cosine_similarity([1.0, 0.0], X64[0, :2]), NDArray[np.float64]),
+        assert_type(layer_norm(SCORES, [1.0, 1.0, 1.0]), NDArray[np.float64]),
+        assert_type(rms_norm(SCORES), NDArray[np.float64]),
+    )
+    assert [r.dtype for r in results] == [np.float64] * len(results)
+
+
+# --- projections.py ---
+
+
+def test_projections_keep_float32() -> None:
+    w = np.eye(3, 4, dtype=np.float32)
+    b = np.zeros(4, dtype=np.float32)
+    params = AttentionParams.random(3, 2, n_heads=2, rng=0, dtype=np.float32)
+    y = assert_type(linear(X32, w), NDArray[np.float32])
+    y_b = assert_type(linear(X32, w, b), NDArray[np.float32])
+    heads = assert_type(split_heads(y, 2), NDArray[np.float32])
+    merged = assert_type(merge_heads(heads), NDArray[np.float32])
+    qkv = assert_type(
+        project_qkv(X32, params),
+        tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]],
+    )
+    cross = assert_type(
+        project_qkv(X32, params, context=X32[:2]),
+        tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]],
+    )
+    for out in (y, y_b, heads, merged, *qkv, *cross):
+        assert out.dtype == np.float32
+    assert heads.shape == (2, 3, 2)
+
+
+def test_projections_of_lists_are_float64() -> None:
+    params = AttentionParams.random(3, 2, rng=0)
+    y = assert_type(linear(SCORES, np.eye(3)), NDArray[np.float64])
+    y_b = assert_type(linear(XINT, np.eye(3), [0.0, 0.0, 1.0]), NDArray[np.float64])
+    heads = assert_type(split_heads([[1.0, 2.0], [3.0, 4.0]], 2), NDArray[np.float64])
+    merged = assert_type(merge_heads([[[1.0], [2.0]]]), NDArray[np.float64])
+    q, k, v = assert_type(
+        project_qkv(SCORES, params),
+        tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]],
+    )
+    for out in (y, y_b, heads, merged, q, k, v):
+        assert out.dtype == np.float64
+
+
+# --- self_attention.py: the masks are boolean ---
+
+
+def test_masks_are_bool() -> None:
+    causal = assert_type(causal_mask(3), NDArray[np.bool_])
+    rect = assert_type(causal_mask(2, 3), NDArray[np.bool_])
+    padding = assert_type(padding_mask([1, 3], 3), NDArray[np.bool_])
+    for mask in (causal, rect, padding):
+        assert mask.dtype == np.bool_
