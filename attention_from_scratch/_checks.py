@@ -49,6 +49,7 @@ Float64Like = (
 )
 
 __all__ = [
+    "FLOAT_DTYPES",
     "BoolArray",
     "F",
     "Float64Like",
@@ -74,6 +75,7 @@ __all__ = [
     "finite_real",
     "finite_result",
     "first_index",
+    "float_dtype",
     "int_index",
     "non_negative_finite",
     "non_negative_int",
@@ -561,3 +563,25 @@ def check_embeddings(x: object, name: str, w_q: FloatArray) -> FloatArray:
         raise TypeError(msg)
     check_finite(arr, name)
     return arr
+
+
+# --- dtypes asked for by name ---
+
+#: The floating dtypes the package computes in (float16 is accumulated in float32).
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_dtype(
+    dtype: object, name: str = "dtype", allowed: tuple[np.dtype[Any], ...] = FLOAT_DTYPES
+) -> np.dtype[Any]:
+    """``dtype`` as a numpy dtype if it is one of ``allowed``, else :class:`TypeError`."""
+    words = ", ".join(str(d) for d in allowed[:-1]) + f" or {allowed[-1]}"
+    try:
+        dt: np.dtype[Any] = np.dtype(dtype)  # type: ignore[call-overload]
+    except TypeError:
+        msg = f"{name} must be {words}, got {dtype!r}"
+        raise TypeError(msg) from None
+    if dt not in allowed:
+        msg = f"{name} must be {words}, got {dt}"
+        raise TypeError(msg)
+    return dt

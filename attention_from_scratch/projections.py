@@ -78,6 +78,7 @@ from attention_from_scratch._checks import (
     check_finite,
     check_instance,
     check_same_dtype,
+    float_dtype,
     positive_int,
     read_only,
 )
@@ -93,7 +94,6 @@ __all__ = [
 
 _WEIGHTS = ("w_q", "w_k", "w_v", "w_o")
 _BIASES = {"b_q": "w_q", "b_k": "w_k", "b_v": "w_v", "b_o": "w_o"}
-_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 @overload
@@ -473,14 +473,7 @@ class AttentionParams:
         if n_heads % n_kv_heads:
             msg = f"n_kv_heads must divide n_heads: n_heads={n_heads}, n_kv_heads={n_kv_heads}"
             raise ValueError(msg)
-        try:
-            dt = np.dtype(dtype)
-        except TypeError:
-            msg = f"dtype must be float16, float32 or float64, got {dtype!r}"
-            raise TypeError(msg) from None
-        if dt not in _FLOAT_DTYPES:
-            msg = f"dtype must be float16, float32 or float64, got {dt}"
-            raise TypeError(msg)
+        dt = float_dtype(dtype)
         if isinstance(rng, bool):
             msg = "rng must be None, an int seed or a numpy.random.Generator, got bool"
             raise TypeError(msg)
