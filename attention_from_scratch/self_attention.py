@@ -524,33 +524,11 @@ def multi_head_attention(
      [1. 1. 1.]
      [1. 1. 1.]]
     """
-    check_instance(params, AttentionParams, "params")
-    h = positive_int(n_heads, "n_heads")
-    h_kv = h if n_kv_heads is None else positive_int(n_kv_heads, "n_kv_heads")
-    _check_heads(params, h, h_kv)
-    x_arr = check_embeddings(x, "x", params.w_q)  # (..., n, d_model)
-    c_arr = None if context is None else check_embeddings(context, "context", params.w_q)
-    # Errors about the keys quote the user's shapes, not the grouped (..., h_kv, g, m, d).
-    source, keys = ("x", x_arr) if c_arr is None else ("context", c_arr)
-    if keys.shape[-2] == 0:
-        msg = f"attention needs at least one key (m = 0): {source} {keys.shape}"
-        raise ValueError(msg)
-    try:
-        batch = np.broadcast_shapes(x_arr.shape[:-2], keys.shape[:-2])
-    except ValueError:
-        msg = (
-            "the batch dimensions of x and context do not broadcast: "
-            f"x {x_arr.shape}, context {keys.shape}"
-        )
-        raise ValueError(msg) from None
+    x_arr, keys, source, h, h_kv, applied = _check_multi_head(
+        x, params, n_heads, n_kv_heads, context, mask, is_causal
+    )
+    batch = np.broadcast_shapes(x_arr.shape[:-2], keys.shape[:-2])
     n, m = x_arr.shape[-2], keys.shape[-2]
-    mask_arr = None
-    if mask is not None:
-        mask_arr = as_bool_mask(mask, "mask")
-        at_least_ndim(mask_arr, 2, "mask", "(..., n, m)")
-        broadcast_to_shape(mask_arr, (*batch, n, m), "mask", "scores (..., n, m)")
-    applied = _applied_mask(mask_arr, check_bool(is_causal, "is_causal"), (*batch, n, m))
-
     # Q = X W_Q + b_Q;  K = C W_K + b_K,  V = C W_V + b_V with C = X or the context
     q = affine(x_arr, params.w_q, params.b_q, "q = x @ w_q + b_q")  # (..., n, h d_k)
     k = affine(keys, params.w_k, params.b_k, f"k = {source} @ w_k + b_k")  # (..., m, h_kv d_k)
@@ -593,9 +571,53 @@ def multi_head_attention(
         params=params,
         n_heads=h,
         n_kv_heads=h_kv,
-        context=kept(c_arr),
+        context=None if source == "x" else kept(keys),
         has_head_axis=True,
     )
+
+
+def _check_multi_head(
+    x: ArrayLike,
+    params: AttentionParams,
+    n_heads: int,
+    n_kv_heads: int | None,
+    context: ArrayLike | None,
+    mask: ArrayLike | None,
+    is_causal: bool,
+) -> tuple[FloatArray, FloatArray, str, int, int, BoolArray | None]:
+    """The checks of :func:`multi_head_attention`, once.
+
+    Returns ``x``, the rows keys and values come from (``x`` or the context) and the
+    name to quote for them, the head counts, and the applied mask (mask AND causal)
+    broadcast to the scores (..., n, m).
+    """
+    check_instance(params, AttentionParams, "params")
+    h = positive_int(n_heads, "n_heads")
+    h_kv = h if n_kv_heads is None else positive_int(n_kv_heads, "n_kv_heads")
+    _check_heads(params, h, h_kv)
+    x_arr = check_embeddings(x, "x", params.w_q)  # (..., n, d_model)
+    c_arr = None if context is None else check_embeddings(context, "context", params.w_q)
+    # Errors about the keys quote the user's shapes, not the grouped (..., h_kv, g, m, d).
+    source, keys = ("x", x_arr) if c_arr is None else ("context", c_arr)
+    if keys.shape[-2] == 0:
+        msg = f"attention needs at least one key (m = 0): {source} {keys.shape}"
+        raise ValueError(msg)
+    try:
+        batch = np.broadcast_shapes(x_arr.shape[:-2], keys.shape[:-2])
+    except ValueError:
+        msg = (
+            "the batch dimensions of x and context do not broadcast: "
+            f"x {x_arr.shape}, context {keys.shape}"
+        )
+        raise ValueError(msg) from None
+    n, m = x_arr.shape[-2], keys.shape[-2]
+    mask_arr = None
+    if mask is not None:
+        mask_arr = as_bool_mask(mask, "mask")
+        at_least_ndim(mask_arr, 2, "mask", "(..., n, m)")
+        broadcast_to_shape(mask_arr, (*batch, n, m), "mask", "scores (..., n, m)")
+    applied = _applied_mask(mask_arr, check_bool(is_causal, "is_causal"), (*batch, n, m))
+    return x_arr, keys, source, h, h_kv, applied
 
 
 def _check_heads(params: AttentionParams, h: int, h_kv: int) -> None:
