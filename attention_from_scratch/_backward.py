@@ -39,9 +39,9 @@ from attention_from_scratch._checks import (
     check_finite,
     working_dtype,
 )
+from attention_from_scratch._kernel import masked_softmax, softmax_vjp_rescaled
 from attention_from_scratch._results import Attention, AttentionGrads, ProjectedAttention
 from attention_from_scratch.projections import AttentionParams
-from attention_from_scratch.softmax import softmax, softmax_vjp
 
 __all__ = ["AttentionGrads", "attention_vjp"]
 
@@ -102,8 +102,7 @@ def _probabilities(
     scores = np.matmul(q * q.dtype.type(scale), np.swapaxes(k, -1, -2))  # (..., n, m)
     if bias is not None:
         scores = scores + bias.astype(q.dtype)  # + B
-    allowed = np.ones(stored.shape, dtype=bool) if mask is None else mask
-    return softmax(np.broadcast_to(scores, stored.shape), where=allowed)
+    return masked_softmax(scores, stored.shape, mask, bias, guard=None)
 
 
 def _attention_backward(
@@ -127,7 +126,9 @@ def _attention_backward(
         )
         raise FloatingPointError(msg)
     # dS = P * (dP - rowsum(dP * P)): 0 where P is 0 (masked keys, empty rows)
-    d_s = softmax_vjp(p, d_p)  # (..., n, m)
+    d_s = p * (d_p - np.sum(d_p * p, axis=-1, keepdims=True))  # (..., n, m)
+    if not np.isfinite(d_s).all():  # |dP| near the largest float: rescaled rows
+        d_s = softmax_vjp_rescaled(p, d_p, -1)
     # dQ = scale dS K,  dK = scale dS^T Q
     d_q = np.matmul(d_s, k) * scale  # (..., n, m) @ (..., m, d_k) -> (..., n, d_k)
     d_k = np.matmul(np.swapaxes(d_s, -1, -2), q) * scale  # (..., m, n) @ (..., n, d_k)

@@ -57,6 +57,7 @@ __all__ = [
     "score_bound",
     "short_buffers",
     "softmax_rows",
+    "softmax_vjp_rescaled",
     "split_heads",
     "within_values",
 ]
@@ -405,3 +406,19 @@ def merge_heads(heads: FloatArray) -> FloatArray:
     *batch, h, n, d = heads.shape
     merged: FloatArray = np.swapaxes(heads, -3, -2).reshape(*batch, n, h * d)
     return merged
+
+
+def softmax_vjp_rescaled(p: FloatArray, g: FloatArray, axis: int) -> FloatArray:
+    """``p * (g - sum(g * p))`` when ``|g|`` is near the largest float.
+
+    The direct formula's ``g_j - <g, p>`` may overflow although the result does not.
+    The VJP is linear in ``g``, so each row of ``g`` is scaled by a power of two
+    (exactly) below 1, and the result scaled back; what still overflows is the exact
+    result's, for the caller to report.
+    """
+    _, e = np.frexp(np.max(np.abs(g), axis=axis, keepdims=True))  # max|g| < 2^e
+    gy = np.ldexp(g, -e)  # |g / 2^e| < 1
+    with np.errstate(over="ignore", invalid="ignore"):
+        inner = np.sum(gy * p, axis=axis, keepdims=True)
+        out: FloatArray = np.ldexp(p * (gy - inner), e)
+    return out

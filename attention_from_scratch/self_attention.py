@@ -285,9 +285,11 @@ def scaled_dot_product_attention(
     :math:`n m`), and the product is written into one :math:`n \times m` buffer that the
     softmax then overwrites with the weights: no second :math:`n \times m` array is made.
     The softmax is the stable one of :func:`~attention_from_scratch.softmax.softmax`.
-    The work goes a few heads (or query rows) at a time, so that each chunk of scores
-    stays in the processor's cache from the product with k, through the softmax, to
-    the product with v.
+    Up to 64 KiB of scores (every example of the book) these three steps run as the
+    three lines they are; larger inputs go a few heads (or query rows) at a time,
+    through the package's private kernel, so that each chunk of scores stays in the
+    processor's cache from the product with k, through the softmax, to the product
+    with v: the same computation, arranged for speed, equal to 2 ulp.
     Since q and k are finite (checked through their largest and smallest entries, which
     also give :math:`\max|q|` and :math:`\max|k|`), an infinite or NaN score can only
     come from overflow; the cheap bound :math:`|q_i \cdot k_j| \le d_k \max|q| \max|k|`

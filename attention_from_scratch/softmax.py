@@ -57,7 +57,12 @@ from attention_from_scratch._checks import (
     positive_finite,
     working_dtype,
 )
-from attention_from_scratch._kernel import READABLE_ENTRIES, report_rows, softmax_rows
+from attention_from_scratch._kernel import (
+    READABLE_ENTRIES,
+    report_rows,
+    softmax_rows,
+    softmax_vjp_rescaled,
+)
 
 __all__ = [
     "entropy",
@@ -156,7 +161,9 @@ def softmax(
     NaN, ``+inf`` when it holds ``+inf`` and ``-inf`` only when the whole row is
     ``-inf``. ``float16`` input is computed in ``float32`` and rounded once at the end.
 
-    For speed the rows go in blocks small enough to stay in the processor's cache
+    Up to 16384 entries these steps run as the three lines they are. For larger
+    inputs the package's private kernel computes the same, arranged for speed (equal
+    to 2 ulp): the rows go in blocks small enough to stay in the processor's cache
     through every pass (the maximum; ``x - m`` written straight into the output; the
     exponential in place; the sum; the scaling), and the scaling multiplies by
     :math:`1/\sum_j e^{x_j - m}`, one division per row instead of one per entry.
@@ -723,13 +730,6 @@ def softmax_vjp(p: ArrayLike, grad: ArrayLike, /, *, axis: int = -1) -> FloatArr
     with np.errstate(over="ignore", invalid="ignore"):  # handled below
         inner = np.sum(gw * pw, axis=ax, keepdims=True)  # sum_i g_i p_i
         out = pw * (gw - inner)  # p_j (g_j - <g, p>)
-    if not np.isfinite(out).all():
-        # |grad| near the largest float: g_j - <g, p> may overflow although the result
-        # does not. The VJP is linear in grad, so scale each row of grad by a power of
-        # two (exactly) below 1, and scale the result back.
-        _, e = np.frexp(np.max(np.abs(gw), axis=ax, keepdims=True))  # max|g| < 2^e
-        gy = np.ldexp(gw, -e)  # |g / 2^e| < 1
-        with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
-            inner = np.sum(gy * pw, axis=ax, keepdims=True)
-            out = np.ldexp(pw * (gy - inner), e)
+    if not np.isfinite(out).all():  # |grad| near the largest float: rescaled rows
+        out = softmax_vjp_rescaled(pw, gw, ax)
     return finite_result(out, p_arr.dtype, "softmax_vjp(p, grad)")
