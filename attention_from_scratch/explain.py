@@ -38,7 +38,6 @@ approximated: the contributions sum to the raw score, ``|q| |k| cos`` equals it,
 from __future__ import annotations
 
 import math
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,6 +45,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from attention_from_scratch._checks import as_float_array, check_finite
+from attention_from_scratch._narrative import query_narrative, score_narrative
 from attention_from_scratch.norms import l2_norm
 from attention_from_scratch.self_attention import Attention, ProjectedAttention
 from attention_from_scratch.softmax import entropy as _entropy
@@ -64,20 +64,6 @@ Result = Attention | ProjectedAttention
 Float64Array = NDArray[np.float64]
 
 
-def _fmt(value: float) -> str:
-    """A number for prose: 4 significant digits, no ``-0``."""
-    if value == 0.0:
-        return "0"
-    if math.isinf(value):
-        return "-inf" if value < 0 else "inf"
-    return f"{value:.4g}"
-
-
-def _signed(value: float) -> str:
-    text = _fmt(value)
-    return text if text.startswith("-") else f"+{text}"
-
-
 @dataclass(frozen=True)
 class _Row:
     """One query's row of a result, in float64, with everything an explanation needs."""
@@ -92,12 +78,13 @@ class _Row:
     scale: float
     query_tokens: tuple[str, ...]
     key_tokens: tuple[str, ...]
-    x_i: Float64Array | None  # (d_model,)
-    x_keys: Float64Array | None  # (m, d_model)
-    w_q: Float64Array | None  # (d_model, d_k) of this head
-    w_k: Float64Array | None  # (d_model, d_k) of this head's key/value group
-    b_q: Float64Array | None  # (d_k,)
-    b_k: Float64Array | None  # (d_k,)
+    # What the features go back to; None for a result of scaled_dot_product_attention.
+    x_i: Float64Array | None = None  # (d_model,)
+    x_keys: Float64Array | None = None  # (m, d_model)
+    w_q: Float64Array | None = None  # (d_model, d_k) of this head
+    w_k: Float64Array | None = None  # (d_model, d_k) of this head's key/value group
+    b_q: Float64Array | None = None  # (d_k,)
+    b_k: Float64Array | None = None  # (d_k,)
 
     @property
     def raw(self) -> Float64Array:
@@ -141,13 +128,10 @@ def _batch_index(batch: int | tuple[int, ...] | None, shape: tuple[int, ...]) ->
     if len(index) != len(shape):
         msg = f"batch must index all {len(shape)} batch dimensions {shape}, got {batch!r}"
         raise ValueError(msg)
-    out: list[int] = []
-    for axis, (i, size) in enumerate(zip(index, shape, strict=True)):
-        if isinstance(i, bool) or not isinstance(i, int | np.integer):
-            msg = f"batch indices must be ints, got {type(i).__name__}"
-            raise TypeError(msg)
-        out.append(_check_index(int(i), size, f"batch axis {axis}"))
-    return tuple(out)
+    return tuple(
+        _int_index(i, size, f"batch axis {axis}")
+        for axis, (i, size) in enumerate(zip(index, shape, strict=True))
+    )
 
 
 def _int_index(value: object, size: int, what: str) -> int:
@@ -258,9 +242,7 @@ def _attention_row(
     bias = np.zeros(m)
     if result.bias is not None:
         bias = _f64(np.broadcast_to(result.bias, result.weights.shape)[idx][i])
-    allowed = np.ones(m, dtype=bool)
-    if result.mask is not None:
-        allowed = np.array(result.mask[idx][i])
+    allowed = np.ones(m, dtype=bool) if result.mask is None else np.array(result.mask[idx][i])
     allowed &= ~np.isneginf(bias)
     return _Row(
         query=i,
@@ -273,12 +255,6 @@ def _attention_row(
         scale=result.scale,
         query_tokens=query_tokens,
         key_tokens=key_tokens,
-        x_i=None,
-        x_keys=None,
-        w_q=None,
-        w_k=None,
-        b_q=None,
-        b_k=None,
     )
 
 
@@ -443,191 +419,7 @@ class ScoreExplanation:
 
     def __str__(self) -> str:
         """The narrative: why this query gives this key its weight."""
-        q, k = f"'{self.query_token}'", f"'{self.key_token}'"
-        if self.masked:
-            return _paragraphs(
-                [
-                    (
-                        f"{q} does not attend to {k}: the pair is masked, so its weight is "
-                        "exactly 0 and its score plays no part in the softmax."
-                    )
-                ]
-            )
-        lines = [self._opening(q, k)]
-        lines.extend(self._decomposition(q, k))
-        lines.append(self._competition(k))
-        lines.append(self._scale_sentence())
-        lines.append(
-            f"It passes on {_fmt(self.weight)} x v({k}) = "
-            f"{_vector(self.value_contribution)} into the output of {q}."
-        )
-        return _paragraphs(lines)
-
-    def _opening(self, q: str, k: str) -> str:
-        weight = _fmt(self.weight)
-        rank = f"rank {self.rank} of {self.n_allowed} key{'' if self.n_allowed == 1 else 's'}"
-        if self.n_tied:
-            rank += f", tied with {self.n_tied} other{'' if self.n_tied == 1 else 's'}"
-        # "only a little": below the uniform share 1/n of the keys it may see.
-        little = self.n_allowed > 1 and self.weight * self.n_allowed < 1.0 - 1e-12
-        if self.n_allowed == 1:
-            reason = (
-                f"it is the only key {q} may attend to: the softmax gives all the weight to "
-                f"a single allowed key, whatever its score (weight {weight}, {rank})."
-            )
-        elif self.query_norm == 0.0:
-            if abs(self.weight * self.n_allowed - 1.0) < 1e-12:
-                reason = (
-                    f"its query is zero: it asks for nothing, so every key scores the same "
-                    f"and the softmax shares the attention evenly (weight {weight}, {rank})."
-                )
-            else:
-                reason = (
-                    f"its query is zero: it asks for nothing, so only the bias sets the "
-                    f"scores (here {_fmt(self.bias)}), which gives weight {weight} ({rank})."
-                )
-        elif self.raw_score > 0:
-            if self.cosine >= 0.7:
-                direction = "point the same way"
-            elif self.cosine >= 0.3:
-                direction = "point partly the same way"
-            else:
-                direction = "are nearly orthogonal, tilted slightly the same way"
-            reason = (
-                f"the query of {q} and the key of {k} {direction} (cos "
-                f"{_fmt(self.cosine)}): their dot product is {_fmt(self.raw_score)} "
-                f"= |q| {_fmt(self.query_norm)} x |k| {_fmt(self.key_norm)} x cos "
-                f"{_fmt(self.cosine)}, which gives weight {weight} ({rank})."
-            )
-            if little and self.competitor_token is not None:
-                reason = reason[:-1] + (
-                    f"; other keys score higher, '{self.competitor_token}' most of all."
-                )
-        elif self.raw_score < 0:
-            reason = (
-                f"the query of {q} and the key of {k} point apart (cos {_fmt(self.cosine)}): "
-                f"their dot product {_fmt(self.raw_score)} pushes the score down, which "
-                f"leaves weight {weight} ({rank})."
-            )
-        elif self.key_norm == 0.0:
-            reason = (
-                f"the key of {k} is zero: it offers nothing the query asks for, so their dot "
-                f"product is 0 (weight {weight}, {rank})."
-            )
-        else:
-            reason = (
-                f"its query and the key of {k} are orthogonal: {k} offers nothing the query "
-                f"asks for, so their dot product is 0 (weight {weight}, {rank})."
-            )
-        if little:
-            reason = reason.replace(f"weight {weight}", f"only a small share, weight {weight}", 1)
-        return f"{q} attends to {k} because {reason}"
-
-    def _decomposition(self, q: str, k: str) -> list[str]:
-        lines: list[str] = []
-        total = _fmt(self.raw_score)
-        if self.feature_contributions is not None and self.raw_score != 0.0:
-            names = self.feature_names
-            flat = self.feature_contributions.ravel()
-            magnitude = np.abs(flat)
-            if magnitude.size > 3:  # the top 3, ties in index order, without a full sort
-                third = np.partition(magnitude, -3)[-3]
-                candidates = np.flatnonzero(magnitude >= third)
-                order = candidates[np.argsort(-magnitude[candidates], kind="stable")]
-            else:
-                order = np.argsort(-magnitude, kind="stable")
-            parts = []
-            for index in order[:3]:
-                value = float(flat[index])
-                if value == 0.0:
-                    break
-                a, b = divmod(int(index), self.feature_contributions.shape[1])
-                if names is None:
-                    pair = f"feature {a} of {q} meeting feature {b} of {k}"
-                else:
-                    pair = (
-                        f"the '{names[a]}' feature of {q} meeting the '{names[b]}' feature of {k}"
-                    )
-                parts.append(f"{pair} contributes {_signed(value)}")
-            if self.bias_contribution:
-                parts.append(f"the projection biases contribute {_signed(self.bias_contribution)}")
-            if parts:
-                lines.append(
-                    "In the embedding features: " + "; ".join(parts) + f" (total {total})."
-                )
-        dims = np.argsort(-np.abs(self.dim_contributions), kind="stable")
-        dim_parts = [
-            f"dimension {int(d)} contributes {_signed(float(self.dim_contributions[d]))}"
-            for d in dims[:3]
-            if self.dim_contributions[d] != 0.0
-        ]
-        if dim_parts:
-            lines.append(
-                "In the head's dimensions: " + "; ".join(dim_parts) + f" (total {total})."
-            )
-        return lines
-
-    def _competition(self, k: str) -> str:
-        bias = f" plus the bias {_fmt(self.bias)}" if self.bias else ""
-        text = (
-            f"Scaled by {self._scale_name()}{bias}, the score is {_fmt(self.score)}. The softmax "
-            "weighs it against the row's other scores: weight = exp(score - logsumexp) = "
-            f"exp({_fmt(self.score)} - {_fmt(self.logsumexp)}) = {_fmt(self.weight)}"
-        )
-        if self.competitor_token is None:
-            return text + f"; {k} is the only key allowed."
-        return (
-            text + f"; the strongest competitor is '{self.competitor_token}' (score "
-            f"{_fmt(self.competitor_score)}, weight {_fmt(self.competitor_weight)})."
-        )
-
-    def _scale_name(self) -> str:
-        d_k = self.dim_contributions.shape[0]
-        if d_k and math.isclose(self.scale, 1.0 / math.sqrt(d_k), rel_tol=1e-12):
-            return f"1/sqrt(d_k) = 1/sqrt({d_k}) = {_fmt(self.scale)}"
-        return _fmt(self.scale)
-
-    def _scale_sentence(self) -> str:
-        unscaled = _fmt(self.unscaled_weight)
-        if self.scale == 1.0:
-            return "No scale was applied (scale = 1)."
-        if _fmt(self.unscaled_weight) == _fmt(self.weight):
-            return f"Without the scale the weight would be the same, {unscaled}."
-        if abs(self.scale) < 1.0:  # without it, the dot products lie further apart
-            spread = (
-                f"{_fmt(1.0 / abs(self.scale))} times further apart"
-                if self.scale
-                else "apart instead of all equal"
-            )
-            effect = "sharper"
-        else:  # a scale above 1 spreads them: without it they lie closer together
-            spread = f"{_fmt(abs(self.scale))} times closer together"
-            effect = "softer"
-        return (
-            f"Without the scale the weight would be {unscaled}: the unscaled scores "
-            f"lie {spread}, so the softmax is {effect}."
-        )
-
-
-_WIDTH = 88
-
-
-def _paragraphs(lines: list[str]) -> str:
-    """One paragraph per line, wrapped at 88 columns, continuation lines indented."""
-    return "\n".join(
-        textwrap.fill(
-            line,
-            _WIDTH,
-            subsequent_indent="  ",
-            break_long_words=False,
-            break_on_hyphens=False,
-        )
-        for line in lines
-    )
-
-
-def _vector(values: Float64Array) -> str:
-    return "[" + ", ".join(_fmt(float(v)) for v in values) + "]"
+        return score_narrative(self)
 
 
 def explain_score(
@@ -859,55 +651,7 @@ class QueryExplanation:
 
     def __str__(self) -> str:
         """The narrative: where this token looks and how sharply."""
-        q = f"'{self.query_token}'"
-        if self.attends_to_nothing:
-            return _paragraphs(
-                [
-                    (
-                        f"{q} attends to nothing: every key is masked, so its weights and its "
-                        "output are exactly 0."
-                    )
-                ]
-            )
-        ranked = [j for j in self.order if self.allowed[j]]
-        listing = ", ".join(
-            f"'{self.key_tokens[j]}' {_fmt(float(self.weights[j]))}" for j in ranked
-        )
-        n_allowed = len(ranked)
-        if n_allowed == 1:
-            sharpness = "entirely on the one key it may see"
-        elif abs(self.effective_keys - n_allowed) < 1e-9 * n_allowed:
-            sharpness = f"evenly over all {n_allowed} keys it may see"
-        elif self.effective_keys < 1.5:
-            sharpness = "almost entirely on one key"
-        else:
-            sharpness = f"over about {_fmt(self.effective_keys)} of its {n_allowed} keys"
-        lines = [
-            f"{q} looks at {listing}.",
-            (
-                f"Its attention is spread {sharpness} (entropy {_fmt(self.entropy)} nats, "
-                f"effective keys {_fmt(self.effective_keys)})."
-            ),
-        ]
-        allowed_scores = self.scores[self.allowed]
-        unscaled = _fmt(self.unscaled_entropy)
-        if allowed_scores.size == 1:
-            lines.append("The scale changes nothing here: with one key, the weight is 1.")
-        elif allowed_scores.max() == allowed_scores.min():
-            lines.append("The scale changes nothing here: every allowed score is equal.")
-        elif self.unscaled_entropy < self.entropy - 1e-12:
-            lines.append(
-                f"Without the scale ({_fmt(self.scale)}) the entropy would be {unscaled} nats: "
-                "the scale keeps the softmax from saturating."
-            )
-        elif self.unscaled_entropy > self.entropy + 1e-12:
-            lines.append(
-                f"Without the scale the entropy would be {unscaled} nats: here the scale "
-                "makes the softmax sharper, not softer."
-            )
-        else:
-            lines.append(f"Without the scale the entropy would be the same, {unscaled} nats.")
-        return _paragraphs(lines)
+        return query_narrative(self)
 
 
 def explain_query(

@@ -13,8 +13,12 @@ no CDN) with
   computed in Python and embedded in the page.
 
 In Jupyter the same view appears by itself: attention results and explanations have a
-``_repr_html_`` that calls this module (a result with batch dimensions falls back to
-its plain ``repr``; pass ``batch=`` to :func:`to_html` for those).
+``_repr_html_`` that calls :func:`notebook_html` (a result with batch dimensions falls
+back to its plain ``repr``; pass ``batch=`` to :func:`to_html` for those). That view is
+bounded, because a notebook displays every result a cell ends with: at most
+:data:`NOTEBOOK_MAX_TOKENS` tokens and :data:`NOTEBOOK_MAX_HEADS` heads, and the
+narratives of every pair only up to :data:`NOTEBOOK_MAX_PAIRS` pairs; beyond, numbers
+and the calls that print or draw the rest.
 
 Token text is escaped: it reaches the page as JSON whose ``<``, ``>`` and ``&`` are
 written as ``\u`` escapes, and the script inserts it with ``textContent``, never as
@@ -25,13 +29,20 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from attention_from_scratch.explain import explain_query, explain_score
 from attention_from_scratch.self_attention import Attention, ProjectedAttention
 
-__all__ = ["to_html"]
+__all__ = [
+    "NOTEBOOK_MAX_HEADS",
+    "NOTEBOOK_MAX_PAIRS",
+    "NOTEBOOK_MAX_TOKENS",
+    "notebook_html",
+    "to_html",
+]
 
 _CSS = """
 .afs-view { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5rem;
@@ -161,16 +172,44 @@ _JS = r"""
     box.appendChild(table);
   }
 
+  function num(x) { return String(+x.toPrecision(4)); }
+
+  // A page without embedded pair narratives (the bounded notebook view) shows the
+  // pair's numbers and the Python call that prints its narrative.
+  function brief(head, i, j) {
+    var q = "'" + data.query_tokens[i] + "'", k = "'" + data.key_tokens[j] + "'";
+    var call = head.call.replace("{i}", i).replace("{j}", j);
+    if (head.masked[i][j]) {
+      return q + " does not attend to " + k + ": the pair is masked, so its weight is " +
+        "exactly 0.\nWhy, in Python: " + call;
+    }
+    var row = head.weights[i], w = row[j], rank = 1, allowed = 0;
+    row.forEach(function (v, l) {
+      if (v > w) { rank += 1; }
+      if (!head.masked[i][l]) { allowed += 1; }
+    });
+    return q + " attends to " + k + " with weight " + num(w) + " (rank " + rank + " of " +
+      allowed + (allowed === 1 ? " key" : " keys") + "; score " + num(head.scores[i][j]) +
+      ").\nWhy, in Python: " + call;
+  }
+
   function pick(i, j) {
     state.query = i; state.key = j;
     render();
-    text.textContent = data.heads[state.head].explanations[i][j];
+    var head = data.heads[state.head];
+    text.textContent = head.explanations ? head.explanations[i][j] : brief(head, i, j);
   }
 
   function showQuery(i) {
     state.query = i; state.key = null;
     render();
-    text.textContent = data.heads[state.head].queries[i];
+    var head = data.heads[state.head];
+    if (head.queries) { text.textContent = head.queries[i]; return; }
+    var q = "'" + data.query_tokens[i] + "'", e = head.effective_keys[i];
+    var spread = head.masked[i].every(Boolean) ? " attends to nothing: every key is masked." :
+      " spreads its attention over about " + num(e) + (e === 1 ? " key" : " keys") +
+      " (e^entropy).";
+    text.textContent = q + spread + "\nWhy, in Python: " + head.query_call.replace("{i}", i);
   }
 
   var heads = el("div", "afs-heads");
@@ -203,8 +242,15 @@ _JS = r"""
 
 def _safe_json(payload: Any) -> str:
     """JSON that cannot close its ``<script>`` element or start markup."""
-    text = json.dumps(payload, ensure_ascii=False, allow_nan=False)
+    text = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def _head_ids(result: Attention | ProjectedAttention) -> list[int | None]:
+    """The heads a view can show: ``0 .. h-1``, or ``[None]`` for a result without heads."""
+    if isinstance(result, ProjectedAttention) and result.has_head_axis:
+        return list(range(result.n_heads))
+    return [None]
 
 
 def _payload(
@@ -212,25 +258,36 @@ def _payload(
     tokens: Sequence[str] | tuple[Sequence[str], Sequence[str]] | None,
     batch: int | tuple[int, ...] | None,
     feature_names: Sequence[str] | None,
+    *,
+    heads: Sequence[int | None],
+    pairs: bool = True,
 ) -> dict[str, Any]:
-    if isinstance(result, ProjectedAttention) and result.has_head_axis:
-        head_ids: list[int | None] = list(range(result.n_heads))
-    else:
-        head_ids = [None]
-    heads = []
+    """The page's data: per head, weights, masks, query narratives and pair narratives.
+
+    With ``pairs=False`` the narratives (``h n m`` calls of ``explain_score``, most of
+    the cost and the size) are left out; the page then shows a pair's weight, rank and
+    score, or a query's effective number of keys, and the call that prints the
+    narrative (``scores``, ``effective_keys``, ``call``, ``query_call``).
+    """
+    heads_out = []
     query_tokens: tuple[str, ...] = ()
     key_tokens: tuple[str, ...] = ()
-    for head in head_ids:
+    for head in heads:
         first = explain_query(result, 0, batch=batch, head=head, tokens=tokens)
-        n, m = len(first.query_tokens), len(first.key_tokens)
-        query_tokens, key_tokens = first.query_tokens, first.key_tokens
-        weights, masked, explanations, queries = [], [], [], []
-        for i in range(n):
-            row = explain_query(result, i, batch=batch, head=head, tokens=tokens)
-            queries.append(str(row))
-            weights.append([round(float(w), 6) for w in row.weights])
-            masked.append([not bool(a) for a in row.allowed])
-            explanations.append(
+        rows = [first] + [
+            explain_query(result, i, batch=batch, head=head, tokens=tokens)
+            for i in range(1, len(first.query_tokens))
+        ]
+        query_tokens, key_tokens = rows[0].query_tokens, rows[0].key_tokens
+        head_arg = "" if head is None else f", head={head}"
+        entry: dict[str, Any] = {
+            "label": "single head" if head is None else f"head {head}",
+            "weights": [[round(float(w), 6) for w in row.weights] for row in rows],
+            "masked": [[not bool(a) for a in row.allowed] for row in rows],
+        }
+        if pairs:
+            entry["queries"] = [str(row) for row in rows]
+            entry["explanations"] = [
                 [
                     str(
                         explain_score(
@@ -243,20 +300,27 @@ def _payload(
                             feature_names=feature_names,
                         )
                     )
-                    for j in range(m)
+                    for j in range(len(key_tokens))
                 ]
-            )
-        label = "single head" if head is None else f"head {head}"
-        heads.append(
-            {
-                "label": label,
-                "weights": weights,
-                "masked": masked,
-                "explanations": explanations,
-                "queries": queries,
-            }
-        )
-    return {"query_tokens": list(query_tokens), "key_tokens": list(key_tokens), "heads": heads}
+                for i in range(len(query_tokens))
+            ]
+        else:  # numbers, and the calls that print the narratives
+            entry["scores"] = [
+                [
+                    round(float(x), 6) if a else None
+                    for x, a in zip(row.scores, row.allowed, strict=True)
+                ]
+                for row in rows
+            ]
+            entry["effective_keys"] = [round(row.effective_keys, 4) for row in rows]
+            entry["call"] = f"print(explain_score(result, {{i}}, {{j}}{head_arg}))"
+            entry["query_call"] = f"print(explain_query(result, {{i}}{head_arg}))"
+        heads_out.append(entry)
+    return {
+        "query_tokens": list(query_tokens),
+        "key_tokens": list(key_tokens),
+        "heads": heads_out,
+    }
 
 
 def to_html(
@@ -267,6 +331,7 @@ def to_html(
     title: str | None = None,
     batch: int | tuple[int, ...] | None = None,
     feature_names: Sequence[str] | None = None,
+    heads: Sequence[int] | None = None,
     fragment: bool = False,
 ) -> str:
     r"""One self-contained HTML page showing ``result``, with explanations on click.
@@ -285,6 +350,9 @@ def to_html(
         Which sequence of a batched result to show.
     feature_names : sequence of str, optional
         Names of the embedding features, used by the explanations.
+    heads : sequence of int, optional
+        The heads to show (default: all); a page holds :math:`n \, m` explanations per
+        head, so a subset keeps a page of many heads small.
     fragment : bool, optional
         Return only the ``<div>`` with its style and script (for Jupyter), not a page.
 
@@ -296,11 +364,13 @@ def to_html(
     Raises
     ------
     TypeError, ValueError, IndexError
-        As :func:`~attention_from_scratch.explain.explain_score`.
+        As :func:`~attention_from_scratch.explain.explain_score` (an unknown head is an
+        :class:`IndexError`); ``ValueError`` also if ``heads`` is empty.
 
     See Also
     --------
-    attention_from_scratch.explain.explain_score, attention_from_scratch.explain.heatmap
+    notebook_html, attention_from_scratch.explain.explain_score,
+    attention_from_scratch.explain.heatmap
 
     Notes
     -----
@@ -327,15 +397,29 @@ def to_html(
     >>> print("'creature' attends to 'fluffy' because" in page)
     True
     """
-    payload = _payload(result, tokens, batch, feature_names)
+    shown: list[int | None] = _head_ids(result) if heads is None else list(heads)
+    if not shown:
+        msg = "heads must name at least one head, got an empty sequence"
+        raise ValueError(msg)
+    payload = _payload(result, tokens, batch, feature_names, heads=shown)
+    return _page(payload, title=title, fragment=fragment, total_heads=len(_head_ids(result)))
+
+
+def _page(
+    payload: dict[str, Any], *, title: str | None, fragment: bool, total_heads: int, note: str = ""
+) -> str:
+    """The view's HTML around ``payload``: a page, or its ``<div>`` when ``fragment``."""
     heading = html.escape(title if title is not None else "Attention")
-    n_heads = len(payload["heads"])
-    subtitle = f"{len(payload['query_tokens'])} queries x {len(payload['key_tokens'])} keys" + (
-        f", {n_heads} heads" if n_heads > 1 else ""
-    )
+    labels = [head["label"] for head in payload["heads"]]
+    subtitle = f"{len(payload['query_tokens'])} queries x {len(payload['key_tokens'])} keys"
+    if len(labels) < total_heads:
+        shown = ", ".join(labels) if len(labels) <= 3 else str(len(labels))
+        subtitle += f", {shown} of {total_heads} heads shown"
+    elif total_heads > 1:
+        subtitle += f", {total_heads} heads"
     body = (
         f'<div class="afs-view"><style>{_CSS}</style>'
-        f'<h1>{heading}</h1><div class="afs-sub">{html.escape(subtitle)}</div>'
+        f'<h1>{heading}</h1><div class="afs-sub">{html.escape(subtitle)}</div>{note}'
         f'<div class="afs-root"></div>'
         f'<script type="application/json" class="afs-data">{_safe_json(payload)}</script>'
         f"<script>{_JS}</script></div>"
@@ -349,16 +433,103 @@ def to_html(
     )
 
 
-def _notebook_html(result: Attention | ProjectedAttention) -> str | None:
-    """The view of ``result`` as a notebook fragment, or None when it needs ``batch=``.
+NOTEBOOK_MAX_TOKENS = 64
+"""The notebook view draws at most this many queries and keys per head."""
+NOTEBOOK_MAX_HEADS = 16
+"""The notebook view draws at most this many heads (the first ones)."""
+NOTEBOOK_MAX_PAIRS = 256
+"""Up to this many (head, query, key) pairs the notebook view embeds every narrative."""
+
+
+def _layout(result: Attention | ProjectedAttention) -> tuple[tuple[int, ...], int, int, int]:
+    """``(batch_shape, n_heads, n, m)`` of a result, read from its weights' shape."""
+    *lead, n, m = result.weights.shape
+    has_heads = isinstance(result, ProjectedAttention) and result.has_head_axis
+    n_heads = result.n_heads if isinstance(result, ProjectedAttention) else 1
+    return tuple(lead[:-1] if has_heads else lead), n_heads, n, m
+
+
+def notebook_html(result: Attention | ProjectedAttention, /) -> str | None:
+    """The bounded view of ``result`` for Jupyter, or None when it needs ``batch=``.
 
     Used by the results' ``_repr_html_``: Jupyter shows the fragment, and falls back to
-    the plain ``repr`` when this returns None.
+    the plain ``repr`` when this returns None. Every cell of a notebook that ends in a
+    result displays it, so the view is kept cheap and small:
+
+    * up to :data:`NOTEBOOK_MAX_TOKENS` queries and keys and :data:`NOTEBOOK_MAX_HEADS`
+      heads, the interactive view of :func:`to_html` (the first heads, with a note
+      giving the call that shows the others);
+    * beyond :data:`NOTEBOOK_MAX_TOKENS` tokens, a short summary (shapes, heads) and the
+      calls that show the rest;
+    * up to :data:`NOTEBOOK_MAX_PAIRS` (head, query, key) pairs it embeds every pair's
+      narrative, as :func:`to_html` does; beyond, a click on a pair shows its weight,
+      rank and score and the ``explain_score`` call that prints its narrative (the
+      narratives are most of the cost of a page: about 1 ms each).
+
+    Parameters
+    ----------
+    result : Attention or ProjectedAttention
+        An attention result.
+
+    Returns
+    -------
+    str or None
+        An HTML fragment (a ``<div>``), or None for a result with batch dimensions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attention_from_scratch.projections import AttentionParams
+    >>> from attention_from_scratch.self_attention import multi_head_attention
+    >>> from attention_from_scratch.view import notebook_html
+    >>> x = np.random.default_rng(0).normal(size=(80, 8))
+    >>> result = multi_head_attention(x, AttentionParams.random(8, 2, n_heads=2, rng=0),
+    ...                               n_heads=2)
+    >>> print("to_html(result, heads=[0])" in notebook_html(result))
+    True
     """
-    try:
-        return to_html(result, fragment=True)
-    except ValueError:  # a batched result: which sequence to show is the caller's choice
+    batch_shape, n_heads, n, m = _layout(result)
+    if math.prod(batch_shape) > 1:  # which sequence to show is the caller's choice
         return None
+    if max(n, m) > NOTEBOOK_MAX_TOKENS:
+        return _summary_html(n_heads, n, m)
+    shown: list[int | None] = _head_ids(result)[:NOTEBOOK_MAX_HEADS]
+    pairs = len(shown) * n * m <= NOTEBOOK_MAX_PAIRS
+    payload = _payload(result, None, None, None, heads=shown, pairs=pairs)
+    note = ""
+    if len(shown) < n_heads:
+        rest = f"to_html(result, heads=range({len(shown)}, {n_heads}))"
+        note = (
+            f'<p class="afs-sub">Heads 0 to {len(shown) - 1} of {n_heads} are shown here; '
+            f"the others: <code>{html.escape(rest)}</code> (a page; "
+            "<code>from attention_from_scratch.view import to_html</code>).</p>"
+        )
+    return _page(payload, title=None, fragment=True, total_heads=n_heads, note=note)
+
+
+def _summary_html(n_heads: int, n: int, m: int) -> str:
+    """The notebook summary of a result too long to draw: its shape and the calls."""
+    heads = f"{n_heads} head{'' if n_heads == 1 else 's'}"
+    head_arg = ", heads=[0]" if n_heads > 1 else ""
+    calls = [
+        ("a page of one head", f"to_html(result{head_arg})"),
+        ("one query, why", f"print(explain_query(result, 0{', head=0' if n_heads > 1 else ''}))"),
+    ]
+    items = "".join(
+        f"<li>{html.escape(what)}: <code>{html.escape(call)}</code></li>" for what, call in calls
+    )
+    return (
+        f'<div class="afs-view"><style>{_CSS}</style><h1>Attention</h1>'
+        f'<div class="afs-sub">{n} queries x {m} keys, {heads}: no head or row is shown '
+        f"here, because the notebook view draws at most {NOTEBOOK_MAX_TOKENS} x "
+        f"{NOTEBOOK_MAX_TOKENS} tokens.</div><ul>{items}</ul>"
+        "<p>From <code>attention_from_scratch.view</code> (<code>to_html</code>) and "
+        "<code>attention_from_scratch.explain</code>; write the page to a file and open it "
+        "in a browser.</p></div>"
+    )
+
+
+_notebook_html = notebook_html  # what self_attention's results call until they register one
 
 
 def _text_html(text: str) -> str:

@@ -28,7 +28,13 @@ from attention_from_scratch.self_attention import (
     scaled_dot_product_attention,
     self_attention,
 )
-from attention_from_scratch.view import to_html
+from attention_from_scratch.view import (
+    NOTEBOOK_MAX_HEADS,
+    NOTEBOOK_MAX_PAIRS,
+    NOTEBOOK_MAX_TOKENS,
+    notebook_html,
+    to_html,
+)
 
 SVG_NS = "http://www.w3.org/2000/svg"
 DATA_OPEN = '<script type="application/json" class="afs-data">'
@@ -273,7 +279,8 @@ def test_notebook_reprs_reuse_the_view() -> None:
     result = self_attention(ex.x, ex.params)
     fragment = result._repr_html_()
     assert fragment is not None
-    assert fragment == to_html(result, fragment=True)
+    assert fragment == notebook_html(result)
+    assert fragment == to_html(result, fragment=True)  # 9 pairs: every narrative embedded
     assert "<html" not in fragment
     assert "body {" not in fragment  # the style is scoped: it cannot restyle a notebook
     why = explain_score(result, "creature", "<b>", tokens=("<b>", "blue", "creature"))
@@ -287,3 +294,136 @@ def test_notebook_reprs_reuse_the_view() -> None:
         np.ones((2, 3, 4)), np.ones((2, 3, 4)), np.ones((2, 3, 4))
     )
     assert batched._repr_html_() is None  # needs batch=: Jupyter falls back to repr
+    assert notebook_html(batched) is None
+
+
+# --- the bounded notebook view ------------------------------------------------------------
+
+
+def _multi_head(
+    n: int, n_heads: int, *, seed: int = 0, causal: bool = False
+) -> ProjectedAttention:
+    params = AttentionParams.random(8, 2, n_heads=n_heads, rng=seed)
+    x = np.random.default_rng(seed).normal(size=(n, 8))
+    return multi_head_attention(x, params, n_heads=n_heads, is_causal=causal)
+
+
+def test_notebook_too_many_tokens_is_a_summary_with_the_call() -> None:
+    result = _multi_head(NOTEBOOK_MAX_TOKENS + 16, 2)  # 80 tokens
+    fragment = notebook_html(result)
+    assert fragment is not None
+    assert fragment.startswith('<div class="afs-view">')
+    assert fragment.endswith("</div>")
+    assert DATA_OPEN not in fragment  # nothing drawn, no data
+    assert "<script" not in fragment
+    assert "80 queries x 80 keys, 2 heads: no head or row is shown" in fragment
+    assert "<code>to_html(result, heads=[0])</code>" in fragment
+    assert "<code>print(explain_query(result, 0, head=0))</code>" in fragment
+    assert len(fragment) < 4000
+    # the call it prints works and gives the page of that head
+    page = to_html(result, heads=[0])
+    assert [head["label"] for head in _data(page)["heads"]] == ["head 0"]
+    # queries or keys beyond the bound: cross-attention with a long context
+    params = AttentionParams.random(4, 2, rng=1)
+    rng = np.random.default_rng(1)
+    cross = multi_head_attention(
+        rng.normal(size=(3, 4)), params, n_heads=1, context=rng.normal(size=(65, 4))
+    )
+    summary = notebook_html(cross)
+    assert summary is not None
+    assert "3 queries x 65 keys, 1 head:" in summary
+    assert "<code>to_html(result)</code>" in summary
+    assert "<code>print(explain_query(result, 0))</code>" in summary
+
+
+def test_notebook_too_many_heads_shows_the_first_ones() -> None:
+    result = _multi_head(3, NOTEBOOK_MAX_HEADS + 4)  # 20 heads of 3 x 3
+    fragment = notebook_html(result)
+    assert fragment is not None
+    data = _data(fragment)
+    assert [head["label"] for head in data["heads"]] == [f"head {h}" for h in range(16)]
+    cells = sum(len(row) for head in data["heads"] for row in head["weights"])
+    assert cells == NOTEBOOK_MAX_HEADS * 3 * 3
+    assert "Heads 0 to 15 of 20 are shown here" in fragment
+    assert "<code>to_html(result, heads=range(16, 20))</code>" in fragment
+    assert "3 queries x 3 keys, 16 of 20 heads shown" in fragment
+    # 16 * 9 = 144 pairs: within the budget, so the narratives are embedded
+    assert NOTEBOOK_MAX_PAIRS >= 16 * 9
+    assert data["heads"][15]["explanations"][2][1] == str(explain_score(result, 2, 1, head=15))
+    # the call in the note gives the rest
+    rest = _data(to_html(result, heads=range(16, 20)))
+    assert [head["label"] for head in rest["heads"]] == [f"head {h}" for h in range(16, 20)]
+    np.testing.assert_allclose(rest["heads"][3]["weights"], result.weights[19], atol=5e-7)
+
+
+def test_notebook_compact_payload_values() -> None:
+    """Beyond the pair budget the view holds numbers and calls, and the numbers are right."""
+    n, n_heads = 10, 4  # 400 pairs > 256
+    assert n_heads * n * n > NOTEBOOK_MAX_PAIRS
+    result = _multi_head(n, n_heads, seed=5, causal=True)
+    fragment = notebook_html(result)
+    assert fragment is not None
+    data = _data(fragment)
+    assert data["query_tokens"] == [f"token {i}" for i in range(n)]
+    assert len(data["heads"]) == n_heads
+    for h, head in enumerate(data["heads"]):
+        assert "explanations" not in head
+        assert "queries" not in head
+        np.testing.assert_allclose(head["weights"], result.weights[h], atol=5e-7)
+        assert head["masked"] == np.triu(np.ones((n, n), dtype=bool), k=1).tolist()
+        assert head["call"] == f"print(explain_score(result, {{i}}, {{j}}, head={h}))"
+        assert head["query_call"] == f"print(explain_query(result, {{i}}, head={h}))"
+        for i in range(n):
+            row = explain_query(result, i, head=h)
+            assert head["effective_keys"][i] == round(row.effective_keys, 4)
+            for j in range(n):
+                if j > i:
+                    assert head["scores"][i][j] is None  # masked: no score
+                else:
+                    why = explain_score(result, i, j, head=h)
+                    assert head["scores"][i][j] == pytest.approx(why.score, abs=5e-7)
+    assert len(fragment) < 40_000  # 400 pairs of numbers, no narratives
+
+
+def test_to_html_heads_subset() -> None:
+    result, tokens = _hostile_multi_head()
+    page = to_html(result, tokens=tokens, heads=[1])
+    data = _data(page)
+    assert [head["label"] for head in data["heads"]] == ["head 1"]
+    assert data["heads"][0]["explanations"][2][1] == str(
+        explain_score(result, 2, 1, head=1, tokens=tokens)
+    )
+    assert "3 queries x 3 keys, head 1 of 2 heads shown" in page
+    with pytest.raises(IndexError, match="head"):
+        to_html(result, heads=[2])
+    with pytest.raises(ValueError, match="at least one head"):
+        to_html(result, heads=[])
+
+
+def test_chromium_compact_notebook_view(tmp_path: Path) -> None:
+    """Without embedded narratives a click shows the pair's numbers and the call."""
+    result = _multi_head(10, 4, seed=5, causal=True)
+    fragment = notebook_html(result)
+    assert fragment is not None
+    page = f"<!DOCTYPE html><html><body>{fragment}</body></html>"
+    dom, stderr = _render(page, tmp_path, "pick=7,2,3")
+    assert 'data-rendered="ok"' in dom
+    assert "Uncaught" not in stderr
+    assert dom.count("<td") == 100  # one head of 10 x 10
+    text = html.unescape(_explanation_text(dom))
+    match = re.fullmatch(
+        r"'token 7' attends to 'token 2' with weight (\S+) \(rank (\d+) of 8 keys; "
+        r"score (\S+)\)\.\nWhy, in Python: print\(explain_score\(result, 7, 2, head=3\)\)",
+        text,
+    )
+    assert match is not None, text
+    why = explain_score(result, 7, 2, head=3)
+    assert float(match.group(1)) == pytest.approx(why.weight, rel=1e-3)
+    assert int(match.group(2)) == why.rank
+    assert float(match.group(3)) == pytest.approx(why.score, rel=1e-3, abs=1e-6)
+    (tmp_path / "masked").mkdir()
+    masked, _ = _render(page, tmp_path / "masked", "pick=1,4,0")
+    assert html.unescape(_explanation_text(masked)) == (
+        "'token 1' does not attend to 'token 4': the pair is masked, so its weight is "
+        "exactly 0.\nWhy, in Python: print(explain_score(result, 1, 4, head=0))"
+    )
