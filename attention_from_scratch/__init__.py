@@ -22,6 +22,7 @@ from attention_from_scratch import (
     projections,
     self_attention,
     softmax,
+    view,
 )
 
 __version__ = "0.1.0"
@@ -34,4 +35,5 @@ __all__ = [
     "projections",
     "self_attention",
     "softmax",
+    "view",
 ]

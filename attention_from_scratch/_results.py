@@ -26,7 +26,7 @@ where they are documented and imported from.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -49,6 +49,7 @@ __all__ = [
     "ProjectedAttention",
     "frozen",
     "kept",
+    "notebook_display",
     "register_notebook_display",
 ]
 
@@ -63,8 +64,9 @@ def register_notebook_display(render: Callable[[object], str | None], /) -> None
     _NOTEBOOK_DISPLAY[:] = [render]
 
 
-def _notebook_html(result: object) -> str | None:
-    return _NOTEBOOK_DISPLAY[0](result) if _NOTEBOOK_DISPLAY else None
+def notebook_display(obj: object) -> str | None:
+    """The HTML a notebook shows for ``obj`` (None: its plain repr), by the registered renderer."""
+    return _NOTEBOOK_DISPLAY[0](obj) if _NOTEBOOK_DISPLAY else None
 
 
 def frozen(arr: FloatArray) -> FloatArray:
@@ -109,7 +111,8 @@ class HeadView:
     weights : (n, m) ndarray
         The attention weights.
     scores : (n, m) ndarray
-        The scaled logits plus bias that the softmax saw.
+        The scaled logits plus bias that the softmax saw (the result's ``scores``,
+        computed on first use).
     allowed : (n, m) ndarray of bool
         Which pairs the mask (and a ``-inf`` bias) allows.
     bias : (n, m) ndarray
@@ -136,10 +139,11 @@ class HeadView:
     k: FloatArray
     v: FloatArray
     weights: FloatArray
-    scores: FloatArray
     allowed: BoolArray
     bias: FloatArray
     scale: float
+    _all_scores: Callable[[], FloatArray] = field(repr=False)
+    _index: tuple[int, ...] = field(repr=False)
     head: int | None = None
     kv_head: int | None = None
     x: FloatArray | None = None
@@ -150,6 +154,12 @@ class HeadView:
     b_q: FloatArray | None = None
     b_k: FloatArray | None = None
     b_v: FloatArray | None = None
+
+    @property
+    def scores(self) -> FloatArray:
+        """(n, m) ndarray: this head's slice of the result's ``scores`` (computed once)."""
+        scores: FloatArray = self._all_scores()[self._index]
+        return scores
 
 
 def _allowed(mask: BoolArray | None, bias: FloatArray, shape: tuple[int, ...]) -> BoolArray:
@@ -252,16 +262,17 @@ class Attention:
             k=np.broadcast_to(self.k, (*lead_shape, m, self.k.shape[-1]))[idx],
             v=np.broadcast_to(self.v, (*lead_shape, m, self.v.shape[-1]))[idx],
             weights=self.weights[idx],
-            scores=self.scores[idx],
             allowed=_allowed(mask, bias, (n, m)),
             bias=bias,
             scale=self.scale,
+            _all_scores=lambda: self.scores,
+            _index=idx,
             head=None if head is None else idx[-1],
         )
 
     def _repr_html_(self) -> str | None:
         """Jupyter: the interactive view of :func:`~attention_from_scratch.view.to_html`."""
-        return _notebook_html(self)
+        return notebook_display(self)
 
 
 @dataclass(frozen=True, eq=False)
@@ -391,10 +402,11 @@ class ProjectedAttention:
             k=self.with_head_axis(self.k)[(*b, hk)],
             v=self.with_head_axis(self.v)[(*b, hk)],
             weights=weights[(*b, hq)],
-            scores=self.with_head_axis(self.scores)[(*b, hq)],
             allowed=_allowed(mask, bias, (n, m)),
             bias=bias,
             scale=self.scale,
+            _all_scores=lambda: self.with_head_axis(self.scores),
+            _index=(*b, hq),
             head=hq if self.has_head_axis else None,
             kv_head=hk if self.has_head_axis else None,
             x=np.broadcast_to(self.x, (*lead_shape, n, self.x.shape[-1]))[b],
@@ -409,7 +421,7 @@ class ProjectedAttention:
 
     def _repr_html_(self) -> str | None:
         """Jupyter: the interactive view of :func:`~attention_from_scratch.view.to_html`."""
-        return _notebook_html(self)
+        return notebook_display(self)
 
 
 @dataclass(frozen=True, eq=False)

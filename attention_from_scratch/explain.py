@@ -44,10 +44,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from attention_from_scratch._checks import as_float_array, check_finite
+from attention_from_scratch._checks import as_float_array, check_finite, check_index
 from attention_from_scratch._narrative import query_narrative, score_narrative
+from attention_from_scratch._results import Attention, ProjectedAttention, notebook_display
 from attention_from_scratch.norms import l2_norm
-from attention_from_scratch.self_attention import Attention, ProjectedAttention
 from attention_from_scratch.softmax import entropy as _entropy
 from attention_from_scratch.softmax import logsumexp as _logsumexp
 from attention_from_scratch.softmax import softmax as _softmax
@@ -117,38 +117,6 @@ def _finite(values: Float64Array, what: str) -> Float64Array:
     return values
 
 
-def _batch_index(batch: int | tuple[int, ...] | None, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Turn ``batch`` into a full index of the leading dimensions ``shape``."""
-    if batch is None:
-        if math.prod(shape) > 1:
-            msg = f"the result has batch dimensions {shape}: pass batch= (an int or a tuple)"
-            raise ValueError(msg)
-        return (0,) * len(shape)
-    index = tuple(batch) if isinstance(batch, tuple | list) else (batch,)
-    if len(index) != len(shape):
-        msg = f"batch must index all {len(shape)} batch dimensions {shape}, got {batch!r}"
-        raise ValueError(msg)
-    return tuple(
-        _int_index(i, size, f"batch axis {axis}")
-        for axis, (i, size) in enumerate(zip(index, shape, strict=True))
-    )
-
-
-def _int_index(value: object, size: int, what: str) -> int:
-    """Validate an int index (bool, float, str are :class:`TypeError`) of an axis of ``size``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        msg = f"{what} must be an int, got {type(value).__name__}"
-        raise TypeError(msg)
-    return _check_index(int(value), size, what)
-
-
-def _check_index(i: int, size: int, what: str) -> int:
-    if not -size <= i < size:
-        msg = f"index {i} is out of bounds for {what} with size {size}"
-        raise IndexError(msg)
-    return i % size
-
-
 def _token_lists(
     tokens: Sequence[str] | tuple[Sequence[str], Sequence[str]] | None, n: int, m: int
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -190,7 +158,7 @@ def _resolve(position: int | str, labels: tuple[str, ...], what: str) -> int:
     if isinstance(position, bool) or not isinstance(position, int | np.integer):
         msg = f"{what} must be an int index or a token string, got {type(position).__name__}"
         raise TypeError(msg)
-    return _check_index(int(position), len(labels), what)
+    return check_index(int(position), len(labels), what)
 
 
 def _row(
@@ -202,113 +170,38 @@ def _row(
     tokens: Sequence[str] | tuple[Sequence[str], Sequence[str]] | None,
 ) -> _Row:
     """Extract one query's row of ``result`` (and its head's weights) in float64."""
-    if isinstance(result, ProjectedAttention):
-        return _projected_row(result, query, batch=batch, head=head, tokens=tokens)
-    if isinstance(result, Attention):
-        return _attention_row(result, query, batch=batch, head=head, tokens=tokens)
-    msg = (
-        "result must come from scaled_dot_product_attention, self_attention or "
-        f"multi_head_attention, got {type(result).__name__}"
+    if not isinstance(result, Attention | ProjectedAttention):
+        msg = (
+            "result must come from scaled_dot_product_attention, self_attention or "
+            f"multi_head_attention, got {type(result).__name__}"
+        )
+        raise TypeError(msg)
+    view = result.head_view(batch=batch, head=head)  # (n, m) arrays of one sequence, one head
+    query_tokens, key_tokens = _token_lists(tokens, *view.weights.shape)
+    i = _resolve(query, query_tokens, "query")
+    allowed = np.array(view.allowed[i])  # (m,)
+    return _Row(
+        query=i,
+        q=_f64(view.q[i]),
+        k=_f64(view.k),
+        v=_f64(view.v),
+        weights=_f64(view.weights[i]),
+        bias=np.where(allowed, _f64(view.bias[i]), 0.0),
+        allowed=allowed,
+        scale=view.scale,
+        query_tokens=query_tokens,
+        key_tokens=key_tokens,
+        x_i=None if view.x is None else _f64(view.x[i]),
+        x_keys=None if view.source is None else _f64(view.source),
+        w_q=None if view.w_q is None else _f64(view.w_q),
+        w_k=None if view.w_k is None else _f64(view.w_k),
+        b_q=None if view.b_q is None else _f64(view.b_q),
+        b_k=None if view.b_k is None else _f64(view.b_k),
     )
-    raise TypeError(msg)
 
 
 def _f64(arr: ArrayLike) -> Float64Array:
     return np.asarray(arr, dtype=np.float64)
-
-
-def _attention_row(
-    result: Attention,
-    query: int | str,
-    *,
-    batch: int | tuple[int, ...] | None,
-    head: int | None,
-    tokens: Sequence[str] | tuple[Sequence[str], Sequence[str]] | None,
-) -> _Row:
-    *lead, n, m = result.weights.shape
-    lead_shape = tuple(lead)
-    if head is not None:  # the head is the last leading dimension
-        if not lead_shape:
-            msg = "head= needs a result with a head dimension (..., h, n, m)"
-            raise ValueError(msg)
-        idx = (*_batch_index(batch, lead_shape[:-1]), _int_index(head, lead_shape[-1], "head"))
-    else:
-        idx = _batch_index(batch, lead_shape)
-    query_tokens, key_tokens = _token_lists(tokens, n, m)
-    i = _resolve(query, query_tokens, "query")
-    q = np.broadcast_to(result.q, (*lead_shape, n, result.q.shape[-1]))[idx]
-    k = np.broadcast_to(result.k, (*lead_shape, m, result.k.shape[-1]))[idx]
-    v = np.broadcast_to(result.v, (*lead_shape, m, result.v.shape[-1]))[idx]
-    bias = np.zeros(m)
-    if result.bias is not None:
-        bias = _f64(np.broadcast_to(result.bias, result.weights.shape)[idx][i])
-    allowed = np.ones(m, dtype=bool) if result.mask is None else np.array(result.mask[idx][i])
-    allowed &= ~np.isneginf(bias)
-    return _Row(
-        query=i,
-        q=_f64(q[i]),
-        k=_f64(k),
-        v=_f64(v),
-        weights=_f64(result.weights[idx][i]),
-        bias=np.where(allowed, bias, 0.0),
-        allowed=allowed,
-        scale=result.scale,
-        query_tokens=query_tokens,
-        key_tokens=key_tokens,
-    )
-
-
-def _projected_row(
-    result: ProjectedAttention,
-    query: int | str,
-    *,
-    batch: int | tuple[int, ...] | None,
-    head: int | None,
-    tokens: Sequence[str] | tuple[Sequence[str], Sequence[str]] | None,
-) -> _Row:
-    h, h_kv = result.n_heads, result.n_kv_heads
-    weights = result.weights if result.has_head_axis else result.weights[..., None, :, :]
-    q_all = result.q if result.has_head_axis else result.q[..., None, :, :]
-    k_all = result.k if result.has_head_axis else result.k[..., None, :, :]
-    v_all = result.v if result.has_head_axis else result.v[..., None, :, :]
-    *lead, _, n, m = weights.shape
-    lead_shape = tuple(lead)
-    if head is None:
-        if h > 1:
-            msg = f"the result has {h} heads: pass head= (0 .. {h - 1})"
-            raise ValueError(msg)
-        head = 0
-    hq = _int_index(head, h, "head")
-    hk = hq // (h // h_kv)  # query head i uses key/value head i // g
-    b = _batch_index(batch, lead_shape)
-    query_tokens, key_tokens = _token_lists(tokens, n, m)
-    i = _resolve(query, query_tokens, "query")
-    d_k = q_all.shape[-1]
-    params = result.params
-    keys_from = result.x if result.context is None else result.context
-    x = np.broadcast_to(result.x, (*lead_shape, n, result.x.shape[-1]))
-    ctx = np.broadcast_to(keys_from, (*lead_shape, m, keys_from.shape[-1]))
-    allowed = np.ones(m, dtype=bool) if result.mask is None else np.array(result.mask[b][i])
-    cols_q = slice(hq * d_k, (hq + 1) * d_k)
-    cols_k = slice(hk * d_k, (hk + 1) * d_k)
-    return _Row(
-        query=i,
-        q=_f64(q_all[(*b, hq, i)]),
-        k=_f64(k_all[(*b, hk)]),
-        v=_f64(v_all[(*b, hk)]),
-        weights=_f64(weights[(*b, hq, i)]),
-        bias=np.zeros(m),
-        allowed=allowed,
-        scale=result.scale,
-        query_tokens=query_tokens,
-        key_tokens=key_tokens,
-        x_i=_f64(x[(*b, i)]),
-        x_keys=_f64(ctx[b]),
-        w_q=_f64(params.w_q[:, cols_q]),
-        w_k=_f64(params.w_k[:, cols_k]),
-        b_q=None if params.b_q is None else _f64(params.b_q[cols_q]),
-        b_k=None if params.b_k is None else _f64(params.b_k[cols_k]),
-    )
 
 
 def _row_logsumexp(scores: Float64Array, allowed: NDArray[np.bool_]) -> float:
@@ -411,11 +304,9 @@ class ScoreExplanation:
     unscaled_weight: float
     value_contribution: Float64Array
 
-    def _repr_html_(self) -> str:
+    def _repr_html_(self) -> str | None:
         """Jupyter: the narrative, escaped, styled like the HTML view."""
-        from attention_from_scratch.view import _text_html  # noqa: PLC0415 - on demand
-
-        return _text_html(str(self))
+        return notebook_display(self)
 
     def __str__(self) -> str:
         """The narrative: why this query gives this key its weight."""
@@ -643,11 +534,9 @@ class QueryExplanation:
         """True when every key is masked: the weights and the output are 0."""
         return not bool(self.allowed.any())
 
-    def _repr_html_(self) -> str:
+    def _repr_html_(self) -> str | None:
         """Jupyter: the narrative, escaped, styled like the HTML view."""
-        from attention_from_scratch.view import _text_html  # noqa: PLC0415 - on demand
-
-        return _text_html(str(self))
+        return notebook_display(self)
 
     def __str__(self) -> str:
         """The narrative: where this token looks and how sharply."""

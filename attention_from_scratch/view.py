@@ -33,7 +33,13 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from attention_from_scratch.explain import explain_query, explain_score
+from attention_from_scratch._results import register_notebook_display
+from attention_from_scratch.explain import (
+    QueryExplanation,
+    ScoreExplanation,
+    explain_query,
+    explain_score,
+)
 from attention_from_scratch.self_attention import Attention, ProjectedAttention
 
 __all__ = [
@@ -443,10 +449,11 @@ NOTEBOOK_MAX_PAIRS = 256
 
 def _layout(result: Attention | ProjectedAttention) -> tuple[tuple[int, ...], int, int, int]:
     """``(batch_shape, n_heads, n, m)`` of a result, read from its weights' shape."""
+    if isinstance(result, ProjectedAttention):
+        *lead, _, n, m = result.with_head_axis(result.weights).shape
+        return tuple(lead), result.n_heads, n, m
     *lead, n, m = result.weights.shape
-    has_heads = isinstance(result, ProjectedAttention) and result.has_head_axis
-    n_heads = result.n_heads if isinstance(result, ProjectedAttention) else 1
-    return tuple(lead[:-1] if has_heads else lead), n_heads, n, m
+    return tuple(lead), 1, n, m
 
 
 def notebook_html(result: Attention | ProjectedAttention, /) -> str | None:
@@ -529,12 +536,22 @@ def _summary_html(n_heads: int, n: int, m: int) -> str:
     )
 
 
-_notebook_html = notebook_html  # what self_attention's results call until they register one
-
-
 def _text_html(text: str) -> str:
     """A narrative (``str`` of an explanation) as an escaped, styled HTML fragment."""
     return (
         f'<div class="afs-view"><style>{_CSS}</style>'
         f'<pre class="afs-text">{html.escape(text)}</pre></div>'
     )
+
+
+def _display(obj: object) -> str | None:
+    """What a notebook shows for a result (the bounded view) or an explanation (its text)."""
+    if isinstance(obj, ScoreExplanation | QueryExplanation):
+        return _text_html(str(obj))
+    if isinstance(obj, Attention | ProjectedAttention):
+        return notebook_html(obj)
+    return None
+
+
+# Results and explanations sit below this module; they display through this renderer.
+register_notebook_display(_display)
