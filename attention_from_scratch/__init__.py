@@ -7,9 +7,10 @@ Functions live in the module that owns them and are imported from there::
 
     from attention_from_scratch.softmax import softmax
 
-The package imports its submodules (all but the optional ``view`` and
-``pretrained``, which load on first use), so ``import attention_from_scratch as afs;
-afs.softmax.softmax(x)`` works too. Functions are never re-exported here: the
+The package imports its submodules (all but ``pretrained``, whose dependencies are
+optional and which loads on first use), so ``import attention_from_scratch as afs;
+afs.softmax.softmax(x)`` works too. Importing ``view`` also lets results and
+explanations display themselves in Jupyter. Functions are never re-exported here: the
 function ``softmax`` would shadow the module ``softmax``.
 """
 
