@@ -37,9 +37,14 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def doctests(session: nox.Session) -> None:
-    """Run ``python -m doctest`` on every module, from the repo root, as readers do."""
+    """Run ``python -m doctest`` on every module, from the repo root, as readers do.
+
+    Subpackages included: ``python -m doctest`` imports a file as a top-level module
+    from its own directory, and every module imports absolutely, so a subpackage's
+    ``__init__.py`` and its private modules run too.
+    """
     _install(session)
-    modules = sorted(p for p in PACKAGE.glob("*.py") if p.name != "__main__.py")
+    modules = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__main__.py")
     for module in modules:
         session.run("python", "-m", "doctest", str(module.relative_to(ROOT)))
 
