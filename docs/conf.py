@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import os
 import sys
 from pathlib import Path
@@ -64,10 +65,7 @@ plot_rcparams = {"figure.figsize": (6.4, 3.6), "figure.dpi": 110}
 
 # Doctest builder over the narrative pages' {doctest} blocks.
 doctest_global_setup = "import numpy as np"
-doctest_default_flags = 0
-import doctest as _doctest
-
-doctest_default_flags = _doctest.NORMALIZE_WHITESPACE | _doctest.ELLIPSIS
+doctest_default_flags = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 
 # Intersphinx needs the network; only enable it when asked (AFS_INTERSPHINX=1).
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
