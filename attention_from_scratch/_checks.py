@@ -2,7 +2,7 @@
 
 Every public routine validates its inputs once, here, at the public boundary,
 and then works on plain floating-point arrays. The policy is the one written in
-the book's guarantees page (docs/guarantees.md): an error names the argument and shows the offending shape,
+``docs/guarantees.md``: an error names the argument and shows the offending shape,
 dtype or index; nothing returns NaN silently.
 
 The rules, in one place:

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import doctest
+import html
 import os
+import runpy
 import sys
 from pathlib import Path
+
+from sphinx.application import Sphinx
+from sphinx.util import logging
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import attention_from_scratch
+
+DOCS = ROOT / "docs"
+GENERATED = DOCS / "_generated"  # book assets written at build time, never committed
+GENERATED.mkdir(exist_ok=True)  # Sphinx checks html_static_path before builder-inited
 
 project = "attention_from_scratch"
 author = "attention_from_scratch developers"
@@ -64,10 +74,7 @@ plot_rcparams = {"figure.figsize": (6.4, 3.6), "figure.dpi": 110}
 
 # Doctest builder over the narrative pages' {doctest} blocks.
 doctest_global_setup = "import numpy as np"
-doctest_default_flags = 0
-import doctest as _doctest
-
-doctest_default_flags = _doctest.NORMALIZE_WHITESPACE | _doctest.ELLIPSIS
+doctest_default_flags = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 
 # Intersphinx needs the network; only enable it when asked (AFS_INTERSPHINX=1).
 intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
@@ -98,6 +105,43 @@ mathjax_path = os.environ.get(
 
 html_theme = "furo"
 html_title = "attention from scratch"
-html_static_path = ["_static"]
+# _generated: pages made by docs/scripts/ when the build starts (see setup below).
+html_static_path = ["_static", "_generated"]
 html_show_sourcelink = False
 pygments_style = "sphinx"
+
+
+# --------------------------------------------------------------------------- build-time assets
+
+
+def _write_minilm_view(app: Sphinx) -> None:
+    """Write ``_generated/minilm_layer.html`` (the real-model chapter links to it).
+
+    Written by docs/scripts/minilm_layer_view.py on every HTML build, so the page always
+    shows what the package computes now. Without the extra ``pretrained`` and the model
+    it writes a page that says so and warns (``-W`` turns that into an error).
+    """
+    if app.builder.format != "html":
+        return
+    log = logging.getLogger(__name__)
+    script = runpy.run_path(str(DOCS / "scripts" / "minilm_layer_view.py"))
+    target = GENERATED / "minilm_layer.html"
+    log.info(
+        "writing %s (all-MiniLM-L6-v2, layer %d, head %d)", target, script["LAYER"], script["HEAD"]
+    )
+    try:
+        script["write_page"](target)
+    except ImportError as exc:
+        reason = html.escape(str(exc))
+        target.write_text(
+            "<!doctype html><meta charset='utf-8'><title>Not built</title>"
+            f"<p>This book was built without the model, so this page is missing: {reason}</p>",
+            encoding="utf-8",
+        )
+        log.warning("the view of all-MiniLM-L6-v2 was not built: %s", exc)
+
+
+def setup(app: Sphinx) -> dict[str, bool]:
+    """Generate the book's assets when the builder starts."""
+    app.connect("builder-inited", _write_minilm_view)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
