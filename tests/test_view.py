@@ -285,11 +285,13 @@ def test_notebook_reprs_reuse_the_view() -> None:
     assert "body {" not in fragment  # the style is scoped: it cannot restyle a notebook
     why = explain_score(result, "creature", "<b>", tokens=("<b>", "blue", "creature"))
     html_text = why._repr_html_()
+    assert html_text is not None
     assert "&lt;b&gt;" in html_text
     assert "<b>" not in html_text
     assert "attends to" in html_text
-    row = explain_query(result, 2)
-    assert "looks at" in row._repr_html_()
+    row_html = explain_query(result, 2)._repr_html_()
+    assert row_html is not None
+    assert "looks at" in row_html
     batched = scaled_dot_product_attention(
         np.ones((2, 3, 4)), np.ones((2, 3, 4)), np.ones((2, 3, 4))
     )
