@@ -54,6 +54,7 @@ __all__ = [
     "near_top",
     "raw_scores",
     "report_rows",
+    "scaled_operands",
     "score_bound",
     "short_buffers",
     "softmax_rows",
@@ -148,15 +149,44 @@ def report_rows(
     check_row_max(row_max, masked, name, allow_empty_rows=allow_empty_rows)
 
 
+def scaled_operands(
+    q: FloatArray, k: FloatArray, scale: float, dtype: np.dtype[Any]
+) -> tuple[FloatArray, FloatArray]:
+    """``(q * scale, k)`` in ``dtype``, C order; ``(q, k * scale)`` if ``q * scale`` overflows.
+
+    Scaling the (n, d_k) queries instead of the (n, m) scores saves multiplies, and
+    :math:`(q s) k^\top = q (k s)^\top`, so the scale goes on whichever side stays finite
+    (q and k are finite: a query of 1.7e38 with a scale of 2 and keys of 0 has scores 0,
+    not NaN). C-contiguous operands make the bits independent of the inputs' layout.
+
+    Raises
+    ------
+    FloatingPointError
+        If both ``q * scale`` and ``k * scale`` overflow ``dtype``.
+    """
+    s = dtype.type(scale)
+    with np.errstate(over="ignore", invalid="ignore"):
+        q_scaled = np.multiply(q, s, dtype=dtype, order="C")  # (..., n, d_k)
+        if np.isfinite(q_scaled).all():
+            return q_scaled, as_working(k)
+        k_scaled = np.multiply(k, s, dtype=dtype, order="C")  # (..., m, d_k)
+    if np.isfinite(k_scaled).all():
+        return as_working(q), k_scaled
+    msg = (
+        f"the attention scores overflowed {dtype}: q * scale and k * scale are both beyond "
+        f"{float(np.finfo(dtype).max):.3g}; rescale q and k"
+    )
+    raise FloatingPointError(msg)
+
+
 def raw_scores(q: FloatArray, k: FloatArray, scale: float, dtype: np.dtype[Any]) -> FloatArray:
     """``(q * scale) @ k^T`` in ``dtype``: scale the (n, d) queries, not the (n, m) scores.
 
     An overflow gives inf or NaN silently here; :func:`check_overflow` reports it.
     """
+    q_scaled, k_w = scaled_operands(q, k, scale, dtype)
     with np.errstate(over="ignore", invalid="ignore"):
-        # C-contiguous operands, as in the forward pass: the bits do not depend on layout
-        q_scaled = np.multiply(q, dtype.type(scale), dtype=dtype, order="C")  # (..., n, d_k)
-        scores: FloatArray = np.matmul(q_scaled, np.swapaxes(as_working(k), -1, -2))
+        scores: FloatArray = np.matmul(q_scaled, np.swapaxes(k_w, -1, -2))
     return scores
 
 
@@ -377,13 +407,12 @@ def attention(
     # C-contiguous operands: BLAS sums in one order (with the same FMAs) whatever the
     # memory layout of q, k, v, so the result does not depend on it, bit for bit; an
     # operand that already is C-contiguous in the working dtype is not copied.
-    with np.errstate(over="ignore"):  # an overflow here shows in the scores, checked there
-        q_scaled = np.multiply(q, dtype.type(scale), dtype=dtype, order="C")  # (..., n, d_k)
+    q_scaled, k_w = scaled_operands(q, k, scale, dtype)  # q * scale, or k * scale
     weights = np.empty(shape, dtype=dtype)  # (..., n, m): S, then P in place
     output = np.empty((*batch, n, d_v), dtype=dtype)  # (..., n, d_v)
     attend(
         np.broadcast_to(q_scaled, (*batch, n, d_k)),
-        np.broadcast_to(as_working(k), (*batch, m, d_k)),
+        np.broadcast_to(k_w, (*batch, m, d_k)),
         np.broadcast_to(as_working(v), (*batch, m, d_v)),
         weights,
         output,

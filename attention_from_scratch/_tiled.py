@@ -28,6 +28,7 @@ from attention_from_scratch._kernel import (
     check_overflow,
     may_overflow,
     near_top,
+    scaled_operands,
     score_bound,
     short_buffers,
     within_values,
@@ -233,10 +234,9 @@ def tiled_attention(
     guard = may_overflow(score_bound(peak_qk, d_k, s, None), dtype)
 
     # C-contiguous operands (see scaled_dot_product_attention): layout changes no bit
-    with np.errstate(over="ignore"):  # an overflow here shows in the scores, checked there
-        q_scaled = np.multiply(q_arr, dtype.type(s), dtype=dtype, order="C")  # (..., n, d_k)
+    q_scaled, k_w = scaled_operands(q_arr, k_arr, s, dtype)  # q * scale, or k * scale
     q_scaled = np.broadcast_to(q_scaled, (*batch, n, d_k))  # every block of scores: (*batch, .)
-    k_t = np.swapaxes(as_working(k_arr), -1, -2)  # (..., d_k, m), a view of a C-order array
+    k_t = np.swapaxes(k_w, -1, -2)  # (..., d_k, m), a view of a C-order array
     v_w = as_working(v_arr)  # (..., m, d_v)
     # o = sum_j e^(s_j - m) v_j reaches m max|v|: near the top of the range accumulate
     # o / l instead (see _online_softmax_block)

@@ -74,6 +74,7 @@ from attention_from_scratch._kernel import (
     may_overflow,
     merge_heads,
     near_top,
+    scaled_operands,
     score_bound,
     split_heads,
     within_values,
@@ -421,12 +422,11 @@ def _attention(
             q, k, v, shape, scale=scale, mask=mask, bias=bias, guard=guard
         )
     else:
-        q, k, v = as_working(q), as_working(k), as_working(v)  # C order: layout changes no bit
+        q_scaled, k = scaled_operands(q, k, scale, dtype)  # C order: layout changes no bit
+        v = as_working(v)
         with np.errstate(over="ignore", invalid="ignore"):  # overflow: the guard reports it
             # S = Q K^T / sqrt(d_k) + B                      (..., n, d_k) @ (..., d_k, m)
-            scores = (q * dtype.type(scale)) @ np.swapaxes(k, -1, -2) + (
-                0 if bias is None else bias
-            )
+            scores = q_scaled @ np.swapaxes(k, -1, -2) + (0 if bias is None else bias)
             # P = softmax(S) over the keys; masked keys get 0  (..., n, m)
             weights = masked_softmax(scores, shape, mask, bias, guard=guard)
             # O = P V                                          (..., n, m) @ (..., m, d_v)
