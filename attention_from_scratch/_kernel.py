@@ -22,6 +22,7 @@ Nothing here validates its input: the public functions have done that once. Test
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -249,6 +250,8 @@ def within_values(output: FloatArray, v: FloatArray, dtype: np.dtype[Any]) -> No
     smallest) value of its column of ``v`` (..., m, d_v); every other entry, the zeros
     of rows with no key allowed included, is left as it is.
     """
+    if output.dtype == dtype and np.isfinite(output).all():
+        return  # in its own dtype, past the top is inf
     beyond = ~(np.abs(output) <= float(np.finfo(dtype).max))  # inf, or past the top
     if not beyond.any():
         return
@@ -342,7 +345,9 @@ def affine(
         out = xw @ ww  # (..., d_in) @ (d_in, d_out) -> (..., d_out)
         if bias is not None:
             out += as_working(bias)  # + b, broadcast over the rows
-    return finite_result(out, x.dtype, what)
+    if out.dtype == x.dtype and np.isfinite(out).all():
+        return out
+    return finite_result(out, x.dtype, what)  # float16 rounded once; overflow reported
 
 
 def masked_softmax(
@@ -356,27 +361,42 @@ def masked_softmax(
     """``softmax(scores, where=mask)`` over the last axis, broadcast to ``shape``.
 
     The softmax step of attention on finite scores in the working dtype: masked keys
-    get 0 and a row with no key allowed is all zeros. With ``guard`` (the bound of
-    :func:`score_bound` says the scores may have overflowed) the scores are scanned
-    first and an overflow raises :class:`FloatingPointError`; with ``guard=None`` (no
-    bound known) they are scanned when one of them is not finite. The scores' buffer is
-    reused for the weights when it already has ``shape``.
+    get 0 and a row with no key allowed (or only ``-inf`` biases) is all zeros. With
+    ``guard`` (the bound of :func:`score_bound` says the scores may have overflowed)
+    the scores are scanned first and an overflow raises :class:`FloatingPointError`;
+    with ``guard=None`` (no bound known) they are scanned when one of them is not
+    finite. Up to :data:`READABLE_ENTRIES` entries it is the formula as written;
+    beyond, :func:`softmax_rows` in place over the scores' buffer.
     """
     if guard or (guard is None and not np.isfinite(scores).all()):
         check_overflow(np.broadcast_to(scores, shape), bias)
+    if math.prod(shape) <= READABLE_ENTRIES:
+        allowed = True if mask is None else mask
+        # m = max_j s_j over the allowed keys; 0 for a row with none (its e stays 0)
+        top = np.max(scores, axis=-1, keepdims=True, where=allowed, initial=-np.inf)
+        empty = mask is not None or bias is not None  # rows may have nothing allowed
+        if empty:
+            np.copyto(top, 0.0, where=top == -np.inf)
+        # e_j = exp(s_j - m) <= 1, 0 where not allowed;  p_j = e_j / sum_l e_l
+        e = np.exp(scores - top, where=allowed, out=np.zeros(shape, dtype=scores.dtype))
+        total = np.sum(e, axis=-1, keepdims=True)
+        if empty:
+            np.copyto(total, 1.0, where=total == 0.0)  # a row with nothing allowed: 0 / 1 = 0
+        small: FloatArray = e / total
+        return small
     weights: FloatArray = scores
     if scores.shape != shape or not (scores.flags.c_contiguous and scores.flags.writeable):
         weights = np.array(np.broadcast_to(scores, shape), order="C")  # (..., n, m), a copy
     n = shape[-1]
     flat = weights.reshape(-1, n)  # (rows, m), a view
-    allowed = None if mask is None else np.broadcast_to(mask, shape).reshape(-1, n)
+    allowed_rows = None if mask is None else np.broadcast_to(mask, shape).reshape(-1, n)
     if flat.size:
         softmax_rows(
             flat,
             flat,
-            where=allowed,
+            where=allowed_rows,
             allow_empty_rows=True,
-            report=partial(report_rows, flat, -1, allowed, "scores", allow_empty_rows=True),
+            report=partial(report_rows, flat, -1, allowed_rows, "scores", allow_empty_rows=True),
         )
     return weights
 
