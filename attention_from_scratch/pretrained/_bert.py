@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from attention_from_scratch._checks import FloatArray, as_float_array, check_finite, read_only
+from attention_from_scratch._kernel import affine
 from attention_from_scratch.explain import (
     QueryExplanation,
     ScoreExplanation,
@@ -50,7 +51,7 @@ from attention_from_scratch.pretrained._checkpoint import (
     needed_tensors,
     read_checkpoint,
 )
-from attention_from_scratch.projections import AttentionParams, linear
+from attention_from_scratch.projections import AttentionParams
 from attention_from_scratch.self_attention import (
     ProjectedAttention,
     multi_head_attention,
@@ -328,8 +329,9 @@ def encoder_layer(x: ArrayLike, layer: BertLayer, /) -> LayerRun:
     residual = attention.x + attention.output  # H + A: (n, d_model)
     # H' = LN(H + A)
     h1 = layer_norm(residual, layer.attention_gamma, layer.attention_beta, eps=layer.eps)
-    inner = gelu(linear(h1, layer.w_1, layer.b_1))  # GELU(H' W_1 + b_1): (n, d_model) -> (n, d_ff)
-    ffn = linear(inner, layer.w_2, layer.b_2)  # (n, d_ff) -> (n, d_model)
+    # FFN(H') = GELU(H' W_1 + b_1) W_2 + b_2 on checked arrays: (n, d_model) -> (n, d_ff) -> ..
+    inner = gelu(affine(h1, layer.w_1, layer.b_1, "h1 @ w_1 + b_1"))
+    ffn = affine(inner, layer.w_2, layer.b_2, "gelu(.) @ w_2 + b_2")  # (n, d_ff) -> (n, d_model)
     # H'' = LN(H' + FFN(H'))
     h2 = layer_norm(h1 + ffn, layer.ffn_gamma, layer.ffn_beta, eps=layer.eps)
     return LayerRun(attention=attention, attention_output=h1, output=h2)
