@@ -82,6 +82,7 @@ from attention_from_scratch._kernel import (
 from attention_from_scratch._results import (
     Attention,
     AttentionGrads,
+    HeadView,
     ProjectedAttention,
     frozen,
     kept,
@@ -92,6 +93,7 @@ from attention_from_scratch.projections import AttentionParams
 __all__ = [
     "Attention",
     "AttentionGrads",
+    "HeadView",
     "ProjectedAttention",
     "attention_vjp",
     "causal_mask",
