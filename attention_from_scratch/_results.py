@@ -110,9 +110,6 @@ class HeadView:
         The values.
     weights : (n, m) ndarray
         The attention weights.
-    scores : (n, m) ndarray
-        The scaled logits plus bias that the softmax saw (the result's ``scores``,
-        computed on first use).
     allowed : (n, m) ndarray of bool
         Which pairs the mask (and a ``-inf`` bias) allows.
     bias : (n, m) ndarray
@@ -157,7 +154,10 @@ class HeadView:
 
     @property
     def scores(self) -> FloatArray:
-        """(n, m) ndarray: this head's slice of the result's ``scores`` (computed once)."""
+        """(n, m) ndarray: the scaled logits plus bias that the softmax saw.
+
+        This head's slice of the result's ``scores``, computed on first use.
+        """
         scores: FloatArray = self._all_scores()[self._index]
         return scores
 
