@@ -166,6 +166,8 @@ def scaled_operands(
         If both ``q * scale`` and ``k * scale`` overflow ``dtype``.
     """
     s = dtype.type(scale)
+    if abs(scale) <= 1.0:  # |q| scale <= |q|: finite q stays finite (the default 1/sqrt(d_k))
+        return np.multiply(q, s, dtype=dtype, order="C"), as_working(k)
     with np.errstate(over="ignore", invalid="ignore"):
         q_scaled = np.multiply(q, s, dtype=dtype, order="C")  # (..., n, d_k)
         if np.isfinite(q_scaled).all():
@@ -371,6 +373,7 @@ def masked_softmax(
     if guard or (guard is None and not np.isfinite(scores).all()):
         check_overflow(np.broadcast_to(scores, shape), bias)
     if math.prod(shape) <= READABLE_ENTRIES:
+        scores = np.broadcast_to(scores, shape)  # a view: v may add batch axes
         allowed = True if mask is None else mask
         # m = max_j s_j over the allowed keys; 0 for a row with none (its e stays 0)
         top = np.max(scores, axis=-1, keepdims=True, where=allowed, initial=-np.inf)

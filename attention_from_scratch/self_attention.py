@@ -532,10 +532,9 @@ def multi_head_attention(
      [1. 1. 1.]
      [1. 1. 1.]]
     """
-    x_arr, keys, source, h, h_kv, applied = _check_multi_head(
+    x_arr, keys, source, h, h_kv, applied, batch = _check_multi_head(
         x, params, n_heads, n_kv_heads, context, mask, is_causal
     )
-    batch = np.broadcast_shapes(x_arr.shape[:-2], keys.shape[:-2])
     n, m = x_arr.shape[-2], keys.shape[-2]
     # Q = X W_Q + b_Q;  K = C W_K + b_K,  V = C W_V + b_V with C = X or the context
     q = affine(x_arr, params.w_q, params.b_q, "q = x @ w_q + b_q")  # (..., n, h d_k)
@@ -592,12 +591,12 @@ def _check_multi_head(
     context: ArrayLike | None,
     mask: ArrayLike | None,
     is_causal: bool,
-) -> tuple[FloatArray, FloatArray, str, int, int, BoolArray | None]:
+) -> tuple[FloatArray, FloatArray, str, int, int, BoolArray | None, tuple[int, ...]]:
     """The checks of :func:`multi_head_attention`, once.
 
     Returns ``x``, the rows keys and values come from (``x`` or the context) and the
-    name to quote for them, the head counts, and the applied mask (mask AND causal)
-    broadcast to the scores (..., n, m).
+    name to quote for them, the head counts, the applied mask (mask AND causal)
+    broadcast to the scores (..., n, m), and the batch shape ``...``.
     """
     check_instance(params, AttentionParams, "params")
     h = positive_int(n_heads, "n_heads")
@@ -610,14 +609,16 @@ def _check_multi_head(
     if keys.shape[-2] == 0:
         msg = f"attention needs at least one key (m = 0): {source} {keys.shape}"
         raise ValueError(msg)
-    try:
-        batch = np.broadcast_shapes(x_arr.shape[:-2], keys.shape[:-2])
-    except ValueError:
-        msg = (
-            "the batch dimensions of x and context do not broadcast: "
-            f"x {x_arr.shape}, context {keys.shape}"
-        )
-        raise ValueError(msg) from None
+    batch = x_arr.shape[:-2]
+    if c_arr is not None:
+        try:
+            batch = np.broadcast_shapes(x_arr.shape[:-2], keys.shape[:-2])
+        except ValueError:
+            msg = (
+                "the batch dimensions of x and context do not broadcast: "
+                f"x {x_arr.shape}, context {keys.shape}"
+            )
+            raise ValueError(msg) from None
     n, m = x_arr.shape[-2], keys.shape[-2]
     mask_arr = None
     if mask is not None:
@@ -625,7 +626,7 @@ def _check_multi_head(
         at_least_ndim(mask_arr, 2, "mask", "(..., n, m)")
         broadcast_to_shape(mask_arr, (*batch, n, m), "mask", "scores (..., n, m)")
     applied = _applied_mask(mask_arr, check_bool(is_causal, "is_causal"), (*batch, n, m))
-    return x_arr, keys, source, h, h_kv, applied
+    return x_arr, keys, source, h, h_kv, applied, batch
 
 
 def _check_heads(params: AttentionParams, h: int, h_kv: int) -> None:
@@ -727,18 +728,32 @@ def self_attention(
     >>> print(np.round(result.output[2], 4) + 0.0)
     [0.     0.     0.3482 0.5741]
     """
-    full = multi_head_attention(x, params, n_heads=1, mask=mask, is_causal=is_causal)
+    x_arr, _, _, _, _, applied, batch = _check_multi_head(
+        x, params, 1, None, None, mask, is_causal
+    )
+    n = x_arr.shape[-2]
+    # Q = X W_Q + b_Q,  K = X W_K + b_K,  V = X W_V + b_V
+    q = affine(x_arr, params.w_q, params.b_q, "q = x @ w_q + b_q")  # (..., n, d_k)
+    k = affine(x_arr, params.w_k, params.b_k, "k = x @ w_k + b_k")  # (..., n, d_k)
+    v = affine(x_arr, params.w_v, params.b_v, "v = x @ w_v + b_v")  # (..., n, d_v)
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    # head = softmax(Q K^T / sqrt(d_k)) V   (Eq. 1)
+    head, weights = _attention(q, k, v, (*batch, n, n), scale=scale, mask=applied, bias=None)
+    # output = head W_O + b_O, when the parameters have an output projection
+    output = head
+    if params.w_o is not None:
+        output = affine(head, params.w_o, params.b_o, "output = head @ w_o + b_o")
     return ProjectedAttention(
-        output=full.output,
-        weights=full.weights[..., 0, :, :],  # (..., 1, n, m) -> (..., n, m)
-        q=full.q[..., 0, :, :],
-        k=full.k[..., 0, :, :],
-        v=full.v[..., 0, :, :],
-        head_outputs=full.head_outputs[..., 0, :, :],  # (..., 1, n, d_v) -> (..., n, d_v)
-        mask=full.mask,
-        scale=full.scale,
-        x=full.x,
-        params=full.params,
+        output=frozen(output),
+        weights=frozen(weights),
+        q=frozen(q),
+        k=frozen(k),
+        v=frozen(v),
+        head_outputs=head,  # (..., n, d_v): the output before w_o
+        mask=kept(applied),
+        scale=scale,
+        x=kept(x_arr),
+        params=params,
         n_heads=1,
         n_kv_heads=1,
         context=None,

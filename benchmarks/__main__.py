@@ -66,7 +66,7 @@ class Row:
         return self.ours / self.reference
 
     def markdown(self) -> str:
-        scale = 1e3 if self.unit == "ms" else 1.0
+        scale = {"ms": 1e3, "us": 1e6}.get(self.unit, 1.0)
         return (
             f"| {self.what} | {self.ours * scale:.2f} {self.unit} "
             f"| {self.reference * scale:.2f} {self.unit} | {self.ratio:.2f} | {self.goal} |"
@@ -306,6 +306,45 @@ def bench_softmax(report: Report, rounds: int) -> None:
         )
 
 
+def bench_running_example(report: Report, rounds: int) -> None:
+    """self_attention on the 3x4 running example vs the plain NumPy formula.
+
+    What a small call costs beyond the arithmetic: the checks (once), the overflow
+    guards and a result that owns its arrays. Each timed call is a loop of 200 calls.
+    """
+    from attention_from_scratch.examples import fluffy_blue_creature
+    from attention_from_scratch.self_attention import self_attention
+
+    ex = fluffy_blue_creature()
+    x, params = ex.x, ex.params
+    w_q, w_k, w_v = params.w_q, params.w_k, params.w_v
+
+    def plain() -> object:
+        q, k, v = x @ w_q, x @ w_k, x @ w_v
+        s = q @ k.T / np.sqrt(q.shape[-1])
+        e = np.exp(s - s.max(axis=-1, keepdims=True))
+        return (e / e.sum(axis=-1, keepdims=True)) @ v
+
+    def loop(function: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            for _ in range(200):
+                function()
+            return None
+
+        return run
+
+    ours, ref = interleaved([loop(partial(self_attention, x, params)), loop(plain)], rounds)
+    report.rows.append(
+        Row(
+            "self_attention, 3x4 running example, vs the plain NumPy formula",
+            ours / 200,
+            ref / 200,
+            unit="us",
+            goal="<= 6",
+        )
+    )
+
+
 def bench_attention(report: Report, rounds: int, shape: tuple[int, int, int, int]) -> None:
     """scaled_dot_product_attention vs torch SDPA, and vs the two products alone."""
     try:
@@ -502,6 +541,7 @@ def main(argv: Sequence[str] | None = None) -> Report:
     shape = (2, 2, 128, 16) if args.quick else (4, 8, 512, 64)
     benchmarks: list[tuple[str, Callable[[Report], None]]] = [
         ("softmax", partial(bench_softmax, rounds=rounds)),
+        ("running example", partial(bench_running_example, rounds=rounds)),
         ("attention", partial(bench_attention, rounds=rounds, shape=shape)),
         ("breakdown", partial(bench_breakdown, rounds=rounds, shape=shape)),
         (
