@@ -11,7 +11,7 @@ The rules, in one place:
 * ragged nested lists -> :class:`ValueError`;
 * ``bool`` -> :class:`TypeError` (a boolean array passed as data is probably a mask);
 * complex -> :class:`TypeError`;
-* integers -> cast to ``float64`` (the SciPy rule);
+* integers -> cast to ``float64`` (the SciPy rule), Python ints beyond int64 too;
 * ``float16``/``float32``/``float64`` -> kept as they are;
 * NaN or an infinity -> :class:`ValueError` naming the argument and the first bad index;
 * a finite input whose exact result does not fit the dtype -> :class:`FloatingPointError`
@@ -57,6 +57,7 @@ __all__ = [
     "IntArray",
     "as_bool_mask",
     "as_float_array",
+    "as_generator",
     "as_int_array",
     "as_working",
     "at_least_ndim",
@@ -129,8 +130,36 @@ def as_float_array(x: object, name: str) -> FloatArray:
     if kind == "c":
         msg = f"{name} must be real, got complex dtype {arr.dtype}"
         raise TypeError(msg)
+    if kind == "O" and not isinstance(x, np.ndarray) and _python_numbers(arr):
+        return _big_ints_as_float64(arr, name)
     msg = f"{name} must be an array of real numbers, got dtype {arr.dtype} ({_describe(x)})"
     raise TypeError(msg)
+
+
+def _python_numbers(arr: NDArray[Any]) -> bool:
+    """Whether the object array ``arr`` holds only Python ints and floats, bool excluded.
+
+    numpy makes such an array from a list with an int beyond int64 (``[2**70, 1]``).
+    """
+    return arr.size > 0 and all(type(value) is int or type(value) is float for value in arr.flat)
+
+
+def _big_ints_as_float64(arr: NDArray[Any], name: str) -> FloatArray:
+    """An object array of Python ints (and floats) as float64, the rule for integers.
+
+    An int beyond the float64 range (about 1.8e308) is a :class:`ValueError` naming it.
+    """
+    out = np.empty(arr.shape, dtype=np.float64)
+    for index, value in np.ndenumerate(arr):
+        try:
+            out[index] = float(value)
+        except OverflowError:
+            msg = (
+                f"{name} holds an integer too large for float64 at index {index} "
+                f"(about 10**{len(str(abs(value))) - 1}, the largest float64 is 1.8e308)"
+            )
+            raise ValueError(msg) from None
+    return out
 
 
 def as_bool_mask(mask: object, name: str) -> BoolArray:
@@ -396,6 +425,24 @@ def check_bool(value: object, name: str) -> bool:
     return bool(value)
 
 
+def as_generator(rng: object, name: str = "rng") -> np.random.Generator:
+    """``numpy.random.default_rng(rng)`` for None, an int seed ``>= 0`` or a generator.
+
+    A bit generator or seed sequence is accepted too. Any other type (bool, str, float)
+    is a :class:`TypeError`, a negative seed a :class:`ValueError`; both name ``name``.
+    """
+    kinds = np.random.Generator | np.random.BitGenerator | np.random.SeedSequence
+    if rng is None or isinstance(rng, kinds):
+        return np.random.default_rng(rng)
+    if isinstance(rng, bool) or not isinstance(rng, int | np.integer):
+        msg = f"{name} must be None, an int seed or a numpy.random.Generator, got {_describe(rng)}"
+        raise TypeError(msg)
+    if rng < 0:
+        msg = f"{name} must be an int seed >= 0, got {int(rng)}"
+        raise ValueError(msg)
+    return np.random.default_rng(int(rng))
+
+
 def check_instance(value: object, cls: type[T], name: str) -> T:
     """Return ``value`` if it is an instance of ``cls``, else raise :class:`TypeError`."""
     if not isinstance(value, cls):
@@ -525,6 +572,11 @@ def batch_index(batch: object, shape: tuple[int, ...]) -> tuple[int, ...]:
     None is allowed only when the leading dimensions ``shape`` hold one entry.
     """
     if batch is None:
+        if math.prod(shape) == 0:
+            msg = (
+                f"the result's batch is empty (batch dimensions {shape}): no batch entry to index"
+            )
+            raise IndexError(msg)
         if math.prod(shape) > 1:
             msg = f"the result has batch dimensions {shape}: pass batch= (an int or a tuple)"
             raise ValueError(msg)
