@@ -81,6 +81,7 @@ __all__ = [
     "non_negative_finite",
     "non_negative_int",
     "normalize_axis",
+    "overflow_advice",
     "peak",
     "positive_finite",
     "positive_int",
@@ -383,25 +384,45 @@ def as_working(arr: FloatArray) -> FloatArray:
     return out
 
 
-def finite_result(out: FloatArray, dtype: np.dtype[Any], what: str) -> FloatArray:
+def finite_result(
+    out: FloatArray, dtype: np.dtype[Any], what: str, *, allow_neg_inf: bool = False
+) -> FloatArray:
     """Cast ``out`` to ``dtype``; raise :class:`FloatingPointError` where it is not finite.
 
     For results computed from finite, validated inputs, a non-finite entry means the
     exact result does not fit ``dtype`` (or an intermediate of the working dtype
     overflowed). The error says where and what to do, instead of returning ``inf``
-    with a ``RuntimeWarning``.
+    with a ``RuntimeWarning``. With ``allow_neg_inf``, entries that already are
+    ``-inf`` in ``out`` are results (the log of an empty sum), not overflows.
     """
     with np.errstate(over="ignore", invalid="ignore"):
         result: FloatArray = out.astype(dtype, copy=False)
     finite = np.isfinite(result)
+    if allow_neg_inf:
+        finite |= np.isneginf(out)
     if not finite.all():
         index = first_index(~finite)
         msg = (
             f"{what} overflows {dtype} at index {index}: the exact result is larger than "
-            f"{np.finfo(dtype).max:.4g}; pass a wider dtype (float32, float64) or rescale"
+            f"{np.finfo(dtype).max:.4g}; {overflow_advice(dtype, 'rescale', wider='pass')}"
         )
         raise FloatingPointError(msg)
     return result
+
+
+def overflow_advice(dtype: np.dtype[Any], rescale: str, *, wider: str = "compute in") -> str:
+    """What to do when ``dtype`` overflowed: a wider float dtype if there is one, or rescale.
+
+    ``"compute in float64 or rescale q and k"`` for float32, ``"rescale q and k"`` for
+    float64 (none is wider); with ``wider="pass"``, ``"pass a wider dtype (float32,
+    float64) or rescale"`` for float16.
+    """
+    dtypes = [str(d) for d in FLOAT_DTYPES if d.itemsize > np.dtype(dtype).itemsize]
+    if not dtypes:
+        return rescale
+    if wider == "pass":
+        return f"pass a wider dtype ({', '.join(dtypes)}) or {rescale}"
+    return f"{wider} float64 or {rescale}"
 
 
 def non_negative_finite(value: object, name: str) -> float:
