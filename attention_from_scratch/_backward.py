@@ -37,6 +37,7 @@ from attention_from_scratch._checks import (
     FloatArray,
     as_float_array,
     check_finite,
+    overflow_advice,
     working_dtype,
 )
 from attention_from_scratch._kernel import masked_softmax, softmax_vjp_rescaled
@@ -77,7 +78,7 @@ def _finished(arr: FloatArray, dtype: np.dtype[Any], name: str) -> FloatArray:
     if not np.isfinite(out).all():
         msg = (
             f"the gradient with respect to {name} overflowed {dtype}; "
-            "compute in float64 or rescale the loss"
+            f"{overflow_advice(dtype, 'rescale the loss')}"
         )
         raise FloatingPointError(msg)
     return out
@@ -122,7 +123,7 @@ def _attention_backward(
     if not np.isfinite(d_p).all():
         msg = (
             f"the gradient with respect to the weights overflowed {d_p.dtype}; "
-            "compute in float64 or rescale the loss"
+            f"{overflow_advice(d_p.dtype, 'rescale the loss')}"
         )
         raise FloatingPointError(msg)
     # dS = P * (dP - rowsum(dP * P)): 0 where P is 0 (masked keys, empty rows)

@@ -11,7 +11,7 @@ The rules, in one place:
 * ragged nested lists -> :class:`ValueError`;
 * ``bool`` -> :class:`TypeError` (a boolean array passed as data is probably a mask);
 * complex -> :class:`TypeError`;
-* integers -> cast to ``float64`` (the SciPy rule);
+* integers -> cast to ``float64`` (the SciPy rule), Python ints beyond int64 too;
 * ``float16``/``float32``/``float64`` -> kept as they are;
 * NaN or an infinity -> :class:`ValueError` naming the argument and the first bad index;
 * a finite input whose exact result does not fit the dtype -> :class:`FloatingPointError`
@@ -57,6 +57,7 @@ __all__ = [
     "IntArray",
     "as_bool_mask",
     "as_float_array",
+    "as_generator",
     "as_int_array",
     "as_working",
     "at_least_ndim",
@@ -80,6 +81,7 @@ __all__ = [
     "non_negative_finite",
     "non_negative_int",
     "normalize_axis",
+    "overflow_advice",
     "peak",
     "positive_finite",
     "positive_int",
@@ -129,8 +131,36 @@ def as_float_array(x: object, name: str) -> FloatArray:
     if kind == "c":
         msg = f"{name} must be real, got complex dtype {arr.dtype}"
         raise TypeError(msg)
+    if kind == "O" and not isinstance(x, np.ndarray) and _python_numbers(arr):
+        return _big_ints_as_float64(arr, name)
     msg = f"{name} must be an array of real numbers, got dtype {arr.dtype} ({_describe(x)})"
     raise TypeError(msg)
+
+
+def _python_numbers(arr: NDArray[Any]) -> bool:
+    """Whether the object array ``arr`` holds only Python ints and floats, bool excluded.
+
+    numpy makes such an array from a list with an int beyond int64 (``[2**70, 1]``).
+    """
+    return arr.size > 0 and all(type(value) is int or type(value) is float for value in arr.flat)
+
+
+def _big_ints_as_float64(arr: NDArray[Any], name: str) -> FloatArray:
+    """An object array of Python ints (and floats) as float64, the rule for integers.
+
+    An int beyond the float64 range (about 1.8e308) is a :class:`ValueError` naming it.
+    """
+    out = np.empty(arr.shape, dtype=np.float64)
+    for index, value in np.ndenumerate(arr):
+        try:
+            out[index] = float(value)
+        except OverflowError:
+            msg = (
+                f"{name} holds an integer too large for float64 at index {index} "
+                f"(about 10**{len(str(abs(value))) - 1}, the largest float64 is 1.8e308)"
+            )
+            raise ValueError(msg) from None
+    return out
 
 
 def as_bool_mask(mask: object, name: str) -> BoolArray:
@@ -354,25 +384,45 @@ def as_working(arr: FloatArray) -> FloatArray:
     return out
 
 
-def finite_result(out: FloatArray, dtype: np.dtype[Any], what: str) -> FloatArray:
+def finite_result(
+    out: FloatArray, dtype: np.dtype[Any], what: str, *, allow_neg_inf: bool = False
+) -> FloatArray:
     """Cast ``out`` to ``dtype``; raise :class:`FloatingPointError` where it is not finite.
 
     For results computed from finite, validated inputs, a non-finite entry means the
     exact result does not fit ``dtype`` (or an intermediate of the working dtype
     overflowed). The error says where and what to do, instead of returning ``inf``
-    with a ``RuntimeWarning``.
+    with a ``RuntimeWarning``. With ``allow_neg_inf``, entries that already are
+    ``-inf`` in ``out`` are results (the log of an empty sum), not overflows.
     """
     with np.errstate(over="ignore", invalid="ignore"):
         result: FloatArray = out.astype(dtype, copy=False)
     finite = np.isfinite(result)
+    if allow_neg_inf:
+        finite |= np.isneginf(out)
     if not finite.all():
         index = first_index(~finite)
         msg = (
             f"{what} overflows {dtype} at index {index}: the exact result is larger than "
-            f"{np.finfo(dtype).max:.4g}; pass a wider dtype (float32, float64) or rescale"
+            f"{np.finfo(dtype).max:.4g}; {overflow_advice(dtype, 'rescale', wider='pass')}"
         )
         raise FloatingPointError(msg)
     return result
+
+
+def overflow_advice(dtype: np.dtype[Any], rescale: str, *, wider: str = "compute in") -> str:
+    """What to do when ``dtype`` overflowed: a wider float dtype if there is one, or rescale.
+
+    ``"compute in float64 or rescale q and k"`` for float32, ``"rescale q and k"`` for
+    float64 (none is wider); with ``wider="pass"``, ``"pass a wider dtype (float32,
+    float64) or rescale"`` for float16.
+    """
+    dtypes = [str(d) for d in FLOAT_DTYPES if d.itemsize > np.dtype(dtype).itemsize]
+    if not dtypes:
+        return rescale
+    if wider == "pass":
+        return f"pass a wider dtype ({', '.join(dtypes)}) or {rescale}"
+    return f"{wider} float64 or {rescale}"
 
 
 def non_negative_finite(value: object, name: str) -> float:
@@ -394,6 +444,24 @@ def check_bool(value: object, name: str) -> bool:
         msg = f"{name} must be a bool, got {_describe(value)}"
         raise TypeError(msg)
     return bool(value)
+
+
+def as_generator(rng: object, name: str = "rng") -> np.random.Generator:
+    """``numpy.random.default_rng(rng)`` for None, an int seed ``>= 0`` or a generator.
+
+    A bit generator or seed sequence is accepted too. Any other type (bool, str, float)
+    is a :class:`TypeError`, a negative seed a :class:`ValueError`; both name ``name``.
+    """
+    kinds = np.random.Generator | np.random.BitGenerator | np.random.SeedSequence
+    if rng is None or isinstance(rng, kinds):
+        return np.random.default_rng(rng)
+    if isinstance(rng, bool) or not isinstance(rng, int | np.integer):
+        msg = f"{name} must be None, an int seed or a numpy.random.Generator, got {_describe(rng)}"
+        raise TypeError(msg)
+    if rng < 0:
+        msg = f"{name} must be an int seed >= 0, got {int(rng)}"
+        raise ValueError(msg)
+    return np.random.default_rng(int(rng))
 
 
 def check_instance(value: object, cls: type[T], name: str) -> T:
@@ -525,6 +593,11 @@ def batch_index(batch: object, shape: tuple[int, ...]) -> tuple[int, ...]:
     None is allowed only when the leading dimensions ``shape`` hold one entry.
     """
     if batch is None:
+        if math.prod(shape) == 0:
+            msg = (
+                f"the result's batch is empty (batch dimensions {shape}): no batch entry to index"
+            )
+            raise IndexError(msg)
         if math.prod(shape) > 1:
             msg = f"the result has batch dimensions {shape}: pass batch= (an int or a tuple)"
             raise ValueError(msg)

@@ -37,6 +37,7 @@ from attention_from_scratch._checks import (
     as_working,
     check_row_max,
     finite_result,
+    overflow_advice,
     peak,
     working_dtype,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "CHUNK_BYTES",
     "READABLE_ENTRIES",
     "affine",
+    "affine_rescaled",
     "attend",
     "attention",
     "check_overflow",
@@ -53,6 +55,7 @@ __all__ = [
     "may_overflow",
     "merge_heads",
     "near_top",
+    "never_attended",
     "raw_scores",
     "report_rows",
     "scaled_operands",
@@ -213,23 +216,47 @@ def may_overflow(bound: float, dtype: np.dtype[Any]) -> bool:
     return bound >= float(np.finfo(dtype).max) / 2
 
 
-def check_overflow(scores: FloatArray, bias: FloatArray | None) -> None:
-    """Raise FloatingPointError if the scores (bias added) hold NaN or an infinity.
+def check_overflow(
+    scores: FloatArray, bias: FloatArray | None, allowed: BoolArray | None = None
+) -> None:
+    """Raise FloatingPointError if an entry that may be attended is NaN or infinite.
 
-    An entry is -inf legitimately only where the bias is -inf.
+    Only the entries that softmax reads are checked: those that ``allowed`` (the mask,
+    broadcast against ``scores``; None: all) marks and whose bias is finite. An entry
+    whose bias is ``-inf`` is never attended, whatever its score (``-inf`` or, when the
+    dot product overflowed, NaN); a masked key changes nothing, so its overflow does not
+    matter either.
     """
-    overflowed = np.isnan(scores) | np.isposinf(scores)
-    if bias is None:
-        overflowed |= np.isneginf(scores)
-    else:
-        overflowed |= np.isneginf(scores) & np.isfinite(bias)
+    overflowed = ~np.isfinite(scores)
+    if not overflowed.any():
+        return
+    if bias is not None:
+        overflowed &= np.isfinite(bias)
+    if allowed is not None:
+        overflowed &= allowed
     if overflowed.any():
         big = float(np.finfo(scores.dtype).max)
         msg = (
             f"the attention scores overflowed {scores.dtype} (q.k * scale is beyond "
-            f"{big:.3g}); compute in float64 or rescale q and k"
+            f"{big:.3g}); {overflow_advice(scores.dtype, 'rescale q and k')}"
         )
         raise FloatingPointError(msg)
+
+
+def never_attended(scores: FloatArray, bias: FloatArray | None) -> FloatArray:
+    """``scores`` with ``-inf`` wherever the bias is ``-inf`` (after :func:`check_overflow`).
+
+    There the score may be NaN (an overflowed dot product plus ``-inf``); softmax must
+    read such an entry as a key it may not attend, which ``-inf`` is. Writes in place
+    when ``scores`` is writeable.
+    """
+    if bias is None or np.isfinite(scores).all():
+        return scores
+    if scores.flags.writeable and scores.shape == np.broadcast_shapes(scores.shape, bias.shape):
+        np.copyto(scores, -np.inf, where=np.isneginf(bias))
+        return scores
+    out: FloatArray = np.where(np.isneginf(bias), -np.inf, scores)
+    return out
 
 
 def near_top(peak_v: float, dtype: np.dtype[Any]) -> bool:
@@ -312,8 +339,10 @@ def attend(
                     np.matmul(q[at], k_t[at_heads], out=scores)  # (h, r, d_k) @ (h, d_k, m)
                     if bias is not None:
                         np.add(scores, bias[at], out=scores)
-                if guard:
-                    check_overflow(scores, None if bias is None else bias[at])
+                if guard:  # only the entries that may be attended
+                    bias_at = None if bias is None else bias[at]
+                    check_overflow(scores, bias_at, None if mask is None else mask[at])
+                    never_attended(scores, bias_at)  # -inf where the bias is -inf
                 # P = softmax(S) over the keys, in place; masked entries 0, empty rows 0
                 flat = scores.reshape(-1, m)  # (h r, m), a view
                 allowed = None if mask is None else mask[at].reshape(-1, m)
@@ -343,13 +372,38 @@ def affine(
     """
     xw = as_working(x)  # (..., d_in), C order, float16 -> float32
     ww = as_working(weight)  # (d_in, d_out)
+    bw = None if bias is None else as_working(bias)  # (d_out,)
     with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
-        out = xw @ ww  # (..., d_in) @ (d_in, d_out) -> (..., d_out)
-        if bias is not None:
-            out += as_working(bias)  # + b, broadcast over the rows
-    if out.dtype == x.dtype and np.isfinite(out).all():
-        return out
+        out: FloatArray = xw @ ww  # (..., d_in) @ (d_in, d_out) -> (..., d_out)
+        if bw is not None:
+            out += bw  # + b, broadcast over the rows
+    if np.isfinite(out).all():
+        if out.dtype == x.dtype:
+            return out
+    else:  # a product or a partial sum overflowed; the exact result may still fit
+        out = affine_rescaled(xw, ww, bw)
     return finite_result(out, x.dtype, what)  # float16 rounded once; overflow reported
+
+
+def affine_rescaled(x: FloatArray, weight: FloatArray, bias: FloatArray | None) -> FloatArray:
+    """``x @ weight + bias`` when a product or a partial sum overflows the dtype.
+
+    Each row of ``x`` is divided by a power of two ``2^e_i > max_k |x_ik|`` and each
+    column of ``weight`` by ``2^f_j > max_k |w_kj|``, exactly; the products are then
+    below 1 and their sums below ``d_in``, so nothing overflows, and the result is
+    scaled back by ``2^(e_i + f_j)`` (the bias is added in the scaled domain). An entry
+    that is still infinite is one whose exact result does not fit, for the caller to
+    report. ``[[1e308, 1e308, -1e308]] @ ones((3, 1))`` gives ``1e308``.
+    """
+    _, e = np.frexp(np.max(np.abs(x), axis=-1, keepdims=True))  # (..., 1): |x_i| < 2^e_i
+    _, f = np.frexp(np.max(np.abs(weight), axis=0, keepdims=True))  # (1, d_out)
+    with np.errstate(over="ignore", invalid="ignore"):
+        # (x_i / 2^e_i) . (w_j / 2^f_j) + b_j / 2^(e_i + f_j), every term below 1
+        scaled = np.ldexp(x, -e) @ np.ldexp(weight, -f)  # (..., d_in) @ (d_in, d_out)
+        if bias is not None:
+            scaled += np.ldexp(bias, -(e + f))
+        out: FloatArray = np.ldexp(scaled, e + f)  # times 2^(e_i + f_j)
+    return out
 
 
 def masked_softmax(
@@ -371,9 +425,11 @@ def masked_softmax(
     beyond, :func:`softmax_rows` in place over the scores' buffer.
     """
     if guard or (guard is None and not np.isfinite(scores).all()):
-        check_overflow(np.broadcast_to(scores, shape), bias)
+        check_overflow(np.broadcast_to(scores, shape), bias, mask)  # the allowed entries
+        scores = never_attended(scores, bias)  # a NaN where the bias is -inf: -inf
     if math.prod(shape) <= READABLE_ENTRIES:
-        scores = np.broadcast_to(scores, shape)  # a view: v may add batch axes
+        # the mask may have batch axes the scores lack (q, k, v of one sequence)
+        scores = np.broadcast_to(scores, shape)  # (..., n, m), a view
         allowed = True if mask is None else mask
         # m = max_j s_j over the allowed keys; 0 for a row with none (its e stays 0)
         top = np.max(scores, axis=-1, keepdims=True, where=allowed, initial=-np.inf)

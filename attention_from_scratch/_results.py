@@ -39,7 +39,7 @@ from attention_from_scratch._checks import (
     int_index,
     working_dtype,
 )
-from attention_from_scratch._kernel import check_overflow, raw_scores
+from attention_from_scratch._kernel import check_overflow, never_attended, raw_scores
 from attention_from_scratch.projections import AttentionParams
 
 __all__ = [
@@ -233,8 +233,8 @@ class Attention:
         # The forward pass validated the working-dtype scores; only the float16 cast can
         # still overflow (float16 inputs are computed in float32).
         if dtype != self.q.dtype:
-            check_overflow(out, self.bias)
-        return frozen(out)
+            check_overflow(out, self.bias, self.mask)
+        return frozen(never_attended(out, self.bias))  # bias -inf: -inf, whatever q.k
 
     def head_view(self, *, batch: object = None, head: object = None) -> HeadView:
         """The 2-D arrays of one (batch, head) entry; see :class:`HeadView`.
@@ -360,13 +360,13 @@ class ProjectedAttention:
     @cached_property
     def scores(self) -> FloatArray:
         """(..., h, n, m) ndarray: scaled logits ``q_i . k_j / sqrt(d_k)`` per head."""
-        q, k, _, _ = self.grouped()
+        q, k, _, mask = self.grouped()
         dtype = working_dtype(q.dtype)
         scores = raw_scores(q, k, self.scale, dtype)  # (..., h_kv, g, n, m)
         with np.errstate(over="ignore", invalid="ignore"):
             out = scores.astype(self.q.dtype)
         if dtype != self.q.dtype:
-            check_overflow(out, None)
+            check_overflow(out, None, mask)
         return frozen(out.reshape(self.weights.shape))
 
     def head_view(self, *, batch: object = None, head: object = None) -> HeadView:

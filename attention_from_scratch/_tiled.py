@@ -66,11 +66,13 @@ def _online_softmax_block(
     for j in range(0, stop, block):  # a block of keys j .. j + b_k - 1
         with np.errstate(over="ignore", invalid="ignore"):  # checked just below
             scores = np.matmul(q_i, k_t[..., :, j : j + block])  # S: (..., b_q, b_k)
-        if guard:
-            check_overflow(scores, None)
         b_k = scores.shape[-1]
+        above = None  # (b_q, b_k): keys after their query, never attended
         if is_causal and j + b_k - 1 > i:  # the block crosses the diagonal: key > query
-            above = np.arange(b_k)[None, :] - np.arange(b_q)[:, None] > i - j  # (b_q, b_k)
+            above = np.arange(b_k)[None, :] - np.arange(b_q)[:, None] > i - j
+        if guard:  # only the entries that may be attended: as dense, for every block size
+            check_overflow(scores, None, None if above is None else ~above)
+        if above is not None:
             np.copyto(scores, -np.inf, where=above)
         # m_new = max(m, rowmax(S)); rows that have seen no key yet are shifted by 0
         new_max = np.maximum(row_max, np.max(scores, axis=-1, keepdims=True))

@@ -38,7 +38,7 @@ approximated: the contributions sum to the raw score, ``|q| |k| cos`` equals it,
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,14 +123,26 @@ def _token_lists(
     """Query and key labels: given tokens (one list, or a pair for cross-attention)."""
     if tokens is None:
         return tuple(f"token {i}" for i in range(n)), tuple(f"token {j}" for j in range(m))
-    if isinstance(tokens, str):
+    tokens_obj: object = tokens  # typed, but callers may pass anything
+    if isinstance(tokens_obj, str):
         msg = "tokens must be a sequence of strings, got a single string"
         raise TypeError(msg)
-    items = list(tokens)
-    if len(items) == 2 and not isinstance(items[0], str):  # (query tokens, key tokens)
-        query_tokens = tuple(str(t) for t in items[0])
-        key_tokens = tuple(str(t) for t in items[1])
-    else:
+    if not isinstance(tokens_obj, Iterable):
+        msg = f"tokens must be a sequence of strings, got {type(tokens_obj).__name__}"
+        raise TypeError(msg)
+    items: list[object] = list(tokens_obj)
+    pair = [isinstance(t, Iterable) and not isinstance(t, str) for t in items]
+    if len(items) == 2 and pair[0] != pair[1]:
+        msg = (
+            "tokens must be a sequence of strings or a pair (query_tokens, key_tokens) of "
+            f"them, got a {type(items[0]).__name__} and a {type(items[1]).__name__}"
+        )
+        raise TypeError(msg)
+    first, second = (items[0], items[1]) if len(items) == 2 else (None, None)
+    if isinstance(first, Iterable) and isinstance(second, Iterable) and pair[0]:  # a pair
+        query_tokens = tuple(str(t) for t in first)
+        key_tokens = tuple(str(t) for t in second)
+    else:  # labels, read as text (two ints are two labels, not a pair)
         query_tokens = key_tokens = tuple(str(t) for t in items)
     if len(query_tokens) != n or len(key_tokens) != m:
         msg = (
@@ -658,7 +670,8 @@ def heatmap(
     -------
     str
         ``n + 1`` lines: a header of key labels, then each query's label and cells.
-        A cell's shade is one of `` ░▒▓█`` by fifths of the weight.
+        A cell's shade is one of `` ░▒▓█`` by fifths of the weight. Labels stay on
+        one line: newlines, tabs and other control characters are escaped (``\n``).
 
     Raises
     ------
@@ -704,8 +717,8 @@ def heatmap(
         msg = f"weights must lie in [0, 1], got values in [{arr.min()}, {arr.max()}]"
         raise ValueError(msg)
     n, m = arr.shape
-    rows = [str(i) for i in range(n)] if row_labels is None else [str(r) for r in row_labels]
-    cols = [str(j) for j in range(m)] if col_labels is None else [str(c) for c in col_labels]
+    rows = [str(i) for i in range(n)] if row_labels is None else [_cell(r) for r in row_labels]
+    cols = [str(j) for j in range(m)] if col_labels is None else [_cell(c) for c in col_labels]
     if len(rows) != n or len(cols) != m:
         msg = f"labels do not fit weights of shape {arr.shape}: {len(rows)} rows, {len(cols)} columns"
         raise ValueError(msg)
@@ -723,3 +736,14 @@ def heatmap(
             cells.append("  " + f"{shade} {float(w) + 0.0:.3f}".rjust(width))  # no -0.000
         lines.append(label.ljust(first) + "".join(cells))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _cell(label: object) -> str:
+    r"""``label`` as one line of a table: newlines, tabs and other control characters escaped.
+
+    ``"a\nb"`` becomes ``a\nb`` (a backslash and an n), so each row stays one line.
+    """
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+        for ch in str(label)
+    )

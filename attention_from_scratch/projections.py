@@ -72,6 +72,7 @@ from attention_from_scratch._checks import (
     Float64Like,
     FloatArray,
     as_float_array,
+    as_generator,
     at_least_ndim,
     check_bool,
     check_embeddings,
@@ -474,10 +475,7 @@ class AttentionParams:
             msg = f"n_kv_heads must divide n_heads: n_heads={n_heads}, n_kv_heads={n_kv_heads}"
             raise ValueError(msg)
         dt = float_dtype(dtype)
-        if isinstance(rng, bool):
-            msg = "rng must be None, an int seed or a numpy.random.Generator, got bool"
-            raise TypeError(msg)
-        gen = np.random.default_rng(rng)
+        gen = as_generator(rng, "rng")
 
         def glorot(fan_in: int, fan_out: int) -> FloatArray:
             limit = math.sqrt(6.0 / (fan_in + fan_out))  # Var = limit^2 / 3

@@ -624,7 +624,13 @@ def _check_multi_head(
     if mask is not None:
         mask_arr = as_bool_mask(mask, "mask")
         at_least_ndim(mask_arr, 2, "mask", "(..., n, m)")
-        broadcast_to_shape(mask_arr, (*batch, n, m), "mask", "scores (..., n, m)")
+        try:
+            broadcast_to_shape(mask_arr, (*batch, n, m), "mask", "scores (..., n, m)")
+        except ValueError as exc:  # quotes the caller's shapes, not the per-head ones
+            if h == 1:
+                raise
+            msg = f"{exc}; one mask serves every head (it has no head axis)"
+            raise ValueError(msg) from None
     applied = _applied_mask(mask_arr, check_bool(is_causal, "is_causal"), (*batch, n, m))
     return x_arr, keys, source, h, h_kv, applied, batch
 

@@ -427,6 +427,9 @@ def logsumexp(x: ArrayLike, /, *, axis: int = -1, keepdims: bool = False) -> Flo
         If ``x`` is 0-d or holds NaN or ``+inf``.
     TypeError
         If ``x`` is bool, complex or not numeric.
+    FloatingPointError
+        If the exact result does not fit ``x``'s dtype (float16: a row near 65504 with
+        millions of entries, whose ``max(x) + log(n)`` rounds past it).
 
     See Also
     --------
@@ -475,8 +478,8 @@ def logsumexp(x: ArrayLike, /, *, axis: int = -1, keepdims: bool = False) -> Flo
         out = row_max + np.log(np.sum(np.exp(shifted), axis=ax, keepdims=True))
     if not keepdims:
         out = np.squeeze(out, axis=ax)
-    lse: FloatArray = out.astype(arr.dtype, copy=False)
-    return lse
+    # float16 (computed in float32) can round past 65504: m + log(s) with s up to n
+    return finite_result(out, arr.dtype, "logsumexp(x)", allow_neg_inf=True)
 
 
 @overload

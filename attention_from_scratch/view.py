@@ -33,6 +33,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from attention_from_scratch._checks import check_instance
 from attention_from_scratch._results import register_notebook_display
 from attention_from_scratch.explain import (
     QueryExplanation,
@@ -371,7 +372,8 @@ def to_html(
     ------
     TypeError, ValueError, IndexError
         As :func:`~attention_from_scratch.explain.explain_score` (an unknown head is an
-        :class:`IndexError`); ``ValueError`` also if ``heads`` is empty.
+        :class:`IndexError`); ``ValueError`` also if ``heads`` is empty, ``TypeError``
+        if ``title`` is not a string.
 
     See Also
     --------
@@ -403,6 +405,8 @@ def to_html(
     >>> print("'creature' attends to 'fluffy' because" in page)
     True
     """
+    if title is not None:
+        check_instance(title, str, "title")
     shown: list[int | None] = _head_ids(result) if heads is None else list(heads)
     if not shown:
         msg = "heads must name at least one head, got an empty sequence"

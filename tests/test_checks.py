@@ -7,6 +7,7 @@ once, directly.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -21,14 +22,18 @@ from numpy.typing import NDArray
 from attention_from_scratch._checks import (
     as_bool_mask,
     as_float_array,
+    as_generator,
+    batch_index,
     broadcast_to_shape,
     check_finite,
     check_row_max,
     check_same_dtype,
     check_same_shape,
     finite_real,
+    finite_result,
     first_index,
     normalize_axis,
+    overflow_advice,
     positive_finite,
     positive_int,
     working_dtype,
@@ -335,3 +340,78 @@ def test_broadcast_to_shape() -> None:
 )
 def test_working_dtype(dtype: type[np.floating[Any]], work: type[np.floating[Any]]) -> None:
     assert working_dtype(np.dtype(dtype)) == np.dtype(work)
+
+
+@pytest.mark.parametrize(
+    ("x", "expected"),
+    [([2**70, 1], [2.0**70, 1.0]), ([[-(2**70)], [1.5]], [[-(2.0**70)], [1.5]])],
+)
+def test_python_ints_beyond_int64_become_float64(x: object, expected: Any) -> None:
+    arr = as_float_array(x, "x")
+    assert arr.dtype == np.float64
+    assert_array_equal(arr, expected)
+
+
+def test_an_int_beyond_float64_is_a_value_error_naming_it() -> None:
+    with pytest.raises(
+        ValueError, match=r"x holds an integer too large for float64 at index \(1,\)"
+    ):
+        as_float_array([1, 10**400], "x")
+
+
+@pytest.mark.parametrize("x", [[2**70, True], [2**70, None], [2**70, np.float32(1.0)]])
+def test_object_arrays_that_are_not_python_numbers_stay_type_errors(x: object) -> None:
+    with pytest.raises(TypeError, match="x must be an array of real numbers, got dtype object"):
+        as_float_array(x, "x")
+
+
+@pytest.mark.parametrize(
+    ("rng", "error", "message"),
+    [
+        ("seed", TypeError, "r must be None, an int seed or a numpy.random.Generator, got str"),
+        (1.5, TypeError, "got float"),
+        (np.bool_(True), TypeError, "got bool"),
+        (-1, ValueError, "r must be an int seed >= 0, got -1"),
+    ],
+)
+def test_as_generator_rejects_what_is_not_a_seed(
+    rng: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        as_generator(rng, "r")
+
+
+def test_as_generator_accepts_seeds_and_generators() -> None:
+    gen = np.random.default_rng(3)
+    assert as_generator(gen, "r") is gen
+    assert as_generator(np.int64(3), "r").random() == np.random.default_rng(3).random()
+    assert isinstance(as_generator(None, "r"), np.random.Generator)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "advice"),
+    [
+        (np.float16, "compute in float64 or rescale q and k"),
+        (np.float32, "compute in float64 or rescale q and k"),
+        (np.float64, "rescale q and k"),
+    ],
+)
+def test_overflow_advice_offers_a_wider_dtype_only_if_there_is_one(
+    dtype: type[np.floating[Any]], advice: str
+) -> None:
+    assert overflow_advice(np.dtype(dtype), "rescale q and k") == advice
+
+
+def test_finite_result_keeps_neg_inf_results_when_allowed() -> None:
+    out = np.array([-np.inf, 1.0, 70000.0], np.float32)
+    with pytest.raises(FloatingPointError, match=r"at index \(0,\)"):
+        finite_result(out, np.dtype(np.float16), "f(x)")
+    with pytest.raises(FloatingPointError, match=r"f\(x\) overflows float16 at index \(2,\)"):
+        finite_result(out, np.dtype(np.float16), "f(x)", allow_neg_inf=True)
+    kept = finite_result(out[:2], np.dtype(np.float16), "f(x)", allow_neg_inf=True)
+    assert_array_equal(kept, [-np.inf, 1.0])
+
+
+def test_batch_index_of_an_empty_batch_is_an_index_error_naming_the_batch() -> None:
+    with pytest.raises(IndexError, match=r"batch is empty \(batch dimensions \(0, 3\)\)"):
+        batch_index(None, (0, 3))

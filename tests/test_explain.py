@@ -946,3 +946,40 @@ def test_permuting_tokens_permutes_explanations(case: ProjectedCase, rnd: Any) -
                 e.feature_contributions,
                 float(np.abs(e.feature_contributions).sum()),
             )
+
+
+def test_two_tokens_that_are_not_strings_are_two_labels_not_a_pair() -> None:
+    result = scaled_dot_product_attention(np.eye(2), np.eye(2), np.eye(2))
+    why = explain_score(result, 0, 1, tokens=[1, 2])  # type: ignore[list-item]
+    assert (why.query_token, why.key_token) == ("1", "2")
+
+
+@pytest.mark.parametrize("tokens", [(["a", "b"], 5), (5, ["a", "b"])])
+def test_a_pair_of_tokens_needs_two_sequences(tokens: Any) -> None:
+    result = scaled_dot_product_attention(np.eye(2), np.eye(2), np.eye(2))
+    with pytest.raises(TypeError, match=r"tokens must be a sequence of strings or a pair"):
+        explain_score(result, 0, 1, tokens=tokens)
+
+
+def test_tokens_that_are_not_a_sequence_are_a_type_error_naming_tokens() -> None:
+    result = scaled_dot_product_attention(np.eye(2), np.eye(2), np.eye(2))
+    with pytest.raises(TypeError, match="tokens must be a sequence of strings, got int"):
+        explain_score(result, 0, 1, tokens=5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("batch", [None, 0])
+def test_explaining_an_empty_batch_is_an_index_error_naming_the_batch(batch: Any) -> None:
+    empty = np.ones((0, 2, 2))
+    result = scaled_dot_product_attention(empty, empty, empty)
+    with pytest.raises(IndexError, match="batch"):
+        explain_score(result, 0, 0, batch=batch)
+
+
+def test_heatmap_labels_with_control_characters_stay_on_one_line() -> None:
+    weights = np.array([[0.5, 0.5], [1.0, 0.0]])
+    text = heatmap(weights, row_labels=["a\nb", "c\rd"], col_labels=["x\ty", "z"])
+    lines = text.split("\n")
+    assert len(lines) == 3  # the header and one line per query
+    assert lines[0].split() == ["query", "\\", "key", "x\\ty", "z"]
+    assert lines[1].startswith("a\\nb ")
+    assert lines[2].startswith("c\\rd ")

@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from attention_from_scratch import _kernel as kernel_module
 from attention_from_scratch import self_attention as sa_module
 from attention_from_scratch import softmax as softmax_module
+from attention_from_scratch._kernel import affine_rescaled, check_overflow, never_attended
 from attention_from_scratch.projections import AttentionParams
 from attention_from_scratch.self_attention import (
     multi_head_attention,
@@ -143,3 +145,62 @@ def test_softmax_paths_agree(
     _within_ulps(kernel, readable, readable)
     np.testing.assert_array_equal(readable[:, :, 3], 0)
     np.testing.assert_array_equal(kernel[:, :, 3], 0)
+
+
+@pytest.mark.parametrize(
+    "forbid",
+    [
+        {"mask": np.array([True, False])},
+        {"bias": np.array([0.0, -np.inf], np.float32)},
+        {"is_causal": True},
+    ],
+    ids=["mask", "bias", "causal"],
+)
+@pytest.mark.parametrize("path", ["readable", "blocked-softmax", "kernel"])
+def test_every_path_ignores_overflow_on_keys_that_cannot_be_attended(
+    monkeypatch: pytest.MonkeyPatch, forbid: dict[str, Any], path: str
+) -> None:
+    """q_0 . k_1 overflows float32; key 1 is masked, biased to -inf or after query 0."""
+    q = np.array([[1e19] * 4, [0.0] * 4], np.float32)
+    k = np.array([[1.0] * 4, [1e20] * 4], np.float32)
+    v = np.array([[1.0], [7.0]], np.float32)
+    monkeypatch.setattr(sa_module, "_READABLE_BYTES", 0 if path == "kernel" else 1 << 62)
+    if path == "blocked-softmax":
+        monkeypatch.setattr(kernel_module, "READABLE_ENTRIES", 0)
+    result = scaled_dot_product_attention(q, k, v, **forbid)
+    if "is_causal" in forbid:
+        np.testing.assert_array_equal(result.weights, [[1.0, 0.0], [0.5, 0.5]])
+    else:  # query 1 sees key 0 only as well
+        np.testing.assert_array_equal(result.weights, [[1.0, 0.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(result.output[0], [1.0])
+
+
+def test_check_overflow_reads_only_allowed_entries_with_a_finite_bias() -> None:
+    scores = np.array([[1.0, np.inf, np.nan, -np.inf]], np.float32)
+    bias = np.array([0.0, 0.0, -np.inf, 0.0], np.float32)
+    allowed = np.array([True, False, True, False])
+    check_overflow(scores, bias, allowed)  # nothing attended overflowed: no error
+    with pytest.raises(FloatingPointError, match="overflowed float32"):
+        check_overflow(scores, bias, None)  # key 1 may be attended
+
+
+def test_never_attended_scores_are_neg_inf_where_the_bias_is() -> None:
+    scores = np.array([[1.0, np.nan, np.inf]], np.float64)
+    bias = np.array([0.0, -np.inf, 0.0])
+    out = never_attended(scores.copy(), bias)
+    np.testing.assert_array_equal(out, [[1.0, -np.inf, np.inf]])
+    read_only = np.broadcast_to(scores, (2, 3))  # not writeable: a new array
+    np.testing.assert_array_equal(never_attended(read_only, bias)[1], [1.0, -np.inf, np.inf])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_affine_rescaled_equals_the_exact_product(dtype: type[np.floating[Any]]) -> None:
+    """Rows and columns scaled by powers of two: exact where the plain product overflows."""
+    top = float(np.finfo(dtype).max) / 2
+    x = np.array([[top, top, -top], [1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], dtype)
+    weight = np.array([[1.0, 0.5], [1.0, 0.5], [1.0, 0.5]], dtype)
+    bias = np.array([0.0, -top / 4], dtype)
+    out = affine_rescaled(x, weight, bias)
+    assert out.dtype == dtype
+    expected = np.array([[top, top / 4], [6.0, 3.0 - top / 4], [0.0, -top / 4]], dtype)
+    np.testing.assert_array_equal(out, expected)

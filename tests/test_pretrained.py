@@ -938,3 +938,21 @@ def test_book_chapter_outputs(minilm_path: Path) -> None:
     result = runner.run(test, out=report.append)
     assert result.failed == 0, "".join(report)
     assert minilm_path.is_dir()
+
+
+@pytest.mark.parametrize("ids", [None, 5, 2.0])
+def test_run_ids_that_are_not_a_sequence_are_type_errors_naming_ids(
+    tiny_encoder: BertEncoder, ids: object
+) -> None:
+    with pytest.raises(
+        TypeError, match=rf"ids must be a sequence of ints, got {type(ids).__name__}"
+    ):
+        tiny_encoder.run_ids(ids)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("rng", "error"), [("seed", TypeError), (1.5, TypeError), (True, TypeError), (-1, ValueError)]
+)
+def test_random_encoder_rng_errors_name_rng(rng: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match="rng must be"):
+        BertEncoder.random(TINY, rng=rng)  # type: ignore[arg-type]

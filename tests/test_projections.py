@@ -899,3 +899,49 @@ def test_gqa_heads_through_split() -> None:
             rtol=1e-12,
             atol=1e-12,
         )
+
+
+@pytest.mark.parametrize(
+    ("rng", "error", "message"),
+    [
+        ("seed", TypeError, "rng must be None, an int seed or a numpy.random.Generator, got str"),
+        (1.5, TypeError, "rng must be None, an int seed or a numpy.random.Generator, got float"),
+        (True, TypeError, "rng must be None, an int seed or a numpy.random.Generator, got bool"),
+        (-1, ValueError, "rng must be an int seed >= 0, got -1"),
+    ],
+)
+def test_random_rng_errors_name_rng(rng: object, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        AttentionParams.random(4, 2, rng=rng)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("x", "weight", "bias", "expected"),
+    [
+        ([[1e308, 1e308, -1e308]], np.ones((3, 1)), None, [[1e308]]),  # 2e308 on the way
+        ([[1e308, 1e308, -1e308]], np.ones((3, 1)), np.array([-1e308]), [[0.0]]),
+        ([[1e308, 1e308, -1e308], [1.0, 2.0, 3.0]], np.ones((3, 1)), None, [[1e308], [6.0]]),
+        ([[1e200, 1e200]], np.array([[1e120], [-1e120]]), None, [[0.0]]),  # products overflow
+    ],
+)
+def test_linear_returns_the_exact_result_when_only_intermediates_overflow(
+    x: Any, weight: NDArray[np.float64], bias: NDArray[np.float64] | None, expected: Any
+) -> None:
+    out = linear(x, weight, bias)
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_exact_results_near_the_top_keep_the_dtype(dtype: type[np.floating[Any]]) -> None:
+    top = float(np.finfo(dtype).max) * 0.9
+    x = np.array([[top, top, -top]], dtype)
+    out = linear(x, np.ones((3, 2), dtype))
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, np.full((1, 2), top, dtype))
+
+
+def test_linear_whose_exact_result_overflows_float64_advises_rescaling_only() -> None:
+    with pytest.raises(FloatingPointError, match="overflows float64") as info:
+        linear([[1e308, 1e308]], np.ones((2, 1)))
+    assert "rescale" in str(info.value)
+    assert "wider" not in str(info.value)  # nothing is wider than float64

@@ -126,3 +126,13 @@ def test_gradients_of_a_frozen_result() -> None:
     grads = attention_vjp(result, np.ones((3, 4)))
     assert grads.x is not None
     assert grads.x.shape == (3, 4)
+
+
+def test_scores_are_neg_inf_where_the_bias_forbids_a_key_whose_dot_product_overflows() -> None:
+    """q . k_1 overflows float32; with a -inf bias the score is -inf, never NaN."""
+    q = np.full((1, 4), 1e19, np.float32)
+    k = np.array([[1.0] * 4, [1e20] * 4], np.float32)
+    result = scaled_dot_product_attention(
+        q, k, np.ones((2, 1), np.float32), bias=np.array([0.0, -np.inf], np.float32)
+    )
+    np.testing.assert_array_equal(result.scores, np.array([[2e19, -np.inf]], np.float32))

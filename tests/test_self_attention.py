@@ -985,3 +985,91 @@ def test_fully_masked_rows_give_no_warning() -> None:
     for r in (result, bias_result, causal):
         np.testing.assert_array_equal(r.weights, np.zeros((3, 5)))
         np.testing.assert_array_equal(r.output, np.zeros((3, 2)))
+
+
+def _overflowing_second_key() -> tuple[NDArray[np.float32], ...]:
+    """q . k_1 ~ 4e39 overflows float32; q . k_0 = 4e19 does not."""
+    q = np.full((1, 4), 1e19, np.float32)
+    k = np.array([[1.0] * 4, [1e20] * 4], np.float32)
+    v = np.array([[1.0], [7.0]], np.float32)
+    return q, k, v
+
+
+@pytest.mark.parametrize(
+    "forbid",
+    [
+        {"mask": [True, False]},
+        {"bias": np.array([0.0, -np.inf], np.float32)},
+        {"mask": [True, True], "bias": np.array([0.0, -np.inf], np.float32)},
+    ],
+    ids=["mask", "bias", "mask-and-bias"],
+)
+def test_a_key_that_cannot_be_attended_changes_nothing_even_if_its_score_overflows(
+    forbid: dict[str, Any],
+) -> None:
+    q, k, v = _overflowing_second_key()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = scaled_dot_product_attention(q, k, v, **forbid)
+    np.testing.assert_array_equal(result.weights, [[1.0, 0.0]])
+    np.testing.assert_array_equal(result.output, [[1.0]])  # v_0, as without key 1
+
+
+def test_a_causal_mask_hides_overflowing_keys_after_the_query() -> None:
+    _, k, v = _overflowing_second_key()
+    q = np.array([[1e19] * 4, [0.0] * 4], np.float32)  # query 0 never sees key 1
+    result = scaled_dot_product_attention(q, k, v, is_causal=True)
+    np.testing.assert_array_equal(result.weights, [[1.0, 0.0], [0.5, 0.5]])
+    np.testing.assert_array_equal(result.output, [[1.0], [4.0]])
+
+
+def test_an_overflow_on_a_key_that_may_be_attended_is_still_an_error() -> None:
+    q, k, v = _overflowing_second_key()
+    with pytest.raises(FloatingPointError, match="overflowed float32"):
+        scaled_dot_product_attention(q, k, v, mask=[False, True])
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value", "advice"),
+    [
+        (np.float32, 1e20, "; compute in float64 or rescale q and k"),
+        (np.float64, 1e160, "; rescale q and k"),
+    ],
+)
+def test_overflow_advice_fits_the_dtype(
+    dtype: type[np.floating[Any]], value: float, advice: str
+) -> None:
+    x = np.full((1, 4), value, dtype)
+    with pytest.raises(FloatingPointError, match=re.escape(advice) + "$"):
+        scaled_dot_product_attention(x, x, np.ones((1, 1), dtype))
+
+
+HEAD_HINT = "; one mask serves every head (it has no head axis)"
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "n_heads", "mask_shape", "quoted"),
+    [
+        ((5, 4), 1, (7, 5, 5), "mask of shape (7, 5, 5) does not broadcast to "),
+        ((3, 5, 4), 1, (2, 5, 5), "mask of shape (2, 5, 5) does not broadcast to "),
+        ((5, 4), 2, (2, 5, 5), "mask of shape (2, 5, 5) does not broadcast to "),
+        ((3, 5, 4), 2, (3, 2, 5, 5), "mask of shape (3, 2, 5, 5) does not broadcast to "),
+    ],
+    ids=["self", "self-batched", "per-head", "per-head-batched"],
+)
+def test_mask_errors_quote_the_callers_shapes(
+    x_shape: tuple[int, ...], n_heads: int, mask_shape: tuple[int, ...], quoted: str
+) -> None:
+    """The shapes the caller passed and the caller's (..., n, m), not per-head arrays."""
+    params = AttentionParams.random(4, 2, n_heads=n_heads, rng=0)
+    scores = (*x_shape[:-1], x_shape[-2])  # (..., n, n)
+    expected = f"{quoted}scores (..., n, m) of shape {scores}"
+    if n_heads > 1:
+        expected += HEAD_HINT
+    with pytest.raises(ValueError, match=re.escape(expected) + "$"):
+        multi_head_attention(
+            np.ones(x_shape), params, n_heads=n_heads, mask=np.ones(mask_shape, bool)
+        )
+    if n_heads == 1:  # self_attention is multi_head_attention with one head
+        with pytest.raises(ValueError, match=re.escape(expected) + "$"):
+            self_attention(np.ones(x_shape), params, mask=np.ones(mask_shape, bool))

@@ -1219,3 +1219,30 @@ def test_read_only_input_is_accepted() -> None:
     assert_array_equal(softmax(x), softmax(CUBE))
     assert_array_equal(log_softmax(x), log_softmax(CUBE))
     assert_array_equal(logsumexp(x), logsumexp(CUBE))
+
+
+def test_logsumexp_rounds_to_the_largest_float16_when_the_exact_result_rounds_to_it() -> None:
+    """65504 + log(4) = 65505.4 is below 65520, where float16 rounds to inf: 65504."""
+    out = logsumexp(np.full(4, 65504, np.float16))
+    assert out.dtype == np.float16
+    assert float(out) == 65504.0
+
+
+def test_logsumexp_beyond_float16_is_a_floating_point_error() -> None:
+    """65504 + log(9e6) = 65520.01 rounds past float16's largest value: an error, not inf."""
+    x = np.broadcast_to(np.float16(65504), (9_000_000,))  # the smallest n: log(n) >= 16
+    with pytest.raises(FloatingPointError, match=r"logsumexp\(x\) overflows float16"):
+        logsumexp(x)
+
+
+def test_logsumexp_rows_of_neg_inf_stay_neg_inf_in_float16() -> None:
+    out = logsumexp(np.array([[-np.inf, -np.inf], [0.0, 0.0]], np.float16))
+    assert out[0] == -np.inf
+    assert float(out[1]) == pytest.approx(math.log(2), rel=1e-3)
+
+
+def test_python_ints_beyond_int64_are_cast_to_float64() -> None:
+    out = softmax([2**70, 1])
+    assert out.dtype == np.float64
+    assert_array_equal(out, [1.0, 0.0])
+    assert_allclose(logsumexp([2**70, 2**70]), 2.0**70, rtol=1e-15)

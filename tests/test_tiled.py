@@ -338,3 +338,24 @@ def test_float32_overflow_raises() -> None:
         tiled_attention(big, big, big, block_size=1)
     big64 = big.astype(np.float64)  # the same numbers in float64 are fine
     np.testing.assert_allclose(tiled_attention(big64, big64, big64), big64)
+
+
+@pytest.mark.parametrize("block_size", [1, 2, 512])
+def test_overflow_above_the_causal_diagonal_changes_nothing_for_any_block_size(
+    block_size: int,
+) -> None:
+    """q_0 . k_1 overflows float32, but query 0 never sees key 1: dense and tiled agree."""
+    q = np.array([[1e19] * 4, [0.0] * 4], np.float32)
+    k = np.array([[1.0] * 4, [1e20] * 4], np.float32)
+    v = np.array([[1.0], [7.0]], np.float32)
+    out = tiled_attention(q, k, v, is_causal=True, block_size=block_size)
+    dense = scaled_dot_product_attention(q, k, v, is_causal=True).output
+    np.testing.assert_array_equal(out, [[1.0], [4.0]])
+    np.testing.assert_array_equal(out, dense)
+
+
+def test_overflow_below_the_causal_diagonal_is_still_an_error() -> None:
+    q = np.full((2, 4), 1e19, np.float32)
+    k = np.array([[1.0] * 4, [1e20] * 4], np.float32)
+    with pytest.raises(FloatingPointError, match="compute in float64 or rescale q and k"):
+        tiled_attention(q, k, np.ones((2, 1), np.float32), is_causal=True, block_size=1)

@@ -429,3 +429,10 @@ def test_chromium_compact_notebook_view(tmp_path: Path) -> None:
         "'token 1' does not attend to 'token 4': the pair is masked, so its weight is "
         "exactly 0.\nWhy, in Python: print(explain_score(result, 1, 4, head=0))"
     )
+
+
+@pytest.mark.parametrize("title", [5, b"bytes", ["a"]])
+def test_a_title_that_is_not_a_string_is_a_type_error_naming_title(title: object) -> None:
+    result = scaled_dot_product_attention(np.eye(2), np.eye(2), np.eye(2))
+    with pytest.raises(TypeError, match=f"title must be a str, got {type(title).__name__}"):
+        to_html(result, title=title)  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from attention_from_scratch._checks import FloatArray, as_float_array, check_finite, read_only
+from attention_from_scratch._checks import (
+    FloatArray,
+    as_float_array,
+    as_generator,
+    check_finite,
+    read_only,
+)
 from attention_from_scratch._kernel import affine
 from attention_from_scratch.explain import (
     QueryExplanation,
@@ -704,7 +710,7 @@ class BertEncoder:
         >>> print(encoder.n_parameters)
         5408
         """
-        gen = np.random.default_rng(rng)
+        gen = as_generator(rng, "rng")
         shapes = expected_shapes(config)
         weights: dict[str, FloatArray] = {}
         for key, name in EMBEDDING_TENSORS.items():
@@ -901,6 +907,9 @@ def _ids(values: Sequence[int], name: str, size: int) -> list[int]:
     values_obj: object = values  # typed Sequence[int], but callers may pass anything
     if isinstance(values_obj, str):
         msg = f"{name} must be a sequence of ints, got a str"
+        raise TypeError(msg)
+    if not isinstance(values_obj, Iterable):
+        msg = f"{name} must be a sequence of ints, got {type(values_obj).__name__}"
         raise TypeError(msg)
     out: list[int] = []
     for position, value in enumerate(values):
