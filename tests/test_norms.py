@@ -30,6 +30,7 @@ from tests.reference.norms_ref import (
     layer_norm_ref,
     rms_norm_ref,
 )
+from tests.tolerances import assert_close
 
 Array = NDArray[Any]
 
@@ -37,11 +38,6 @@ Array = NDArray[Any]
 X = np.array([[0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
 Q_CREATURE = np.array([3.0, 1.0, 0.0, 0.0])
 K_FLUFFY = np.array([1.0, 1.0, 0.0, 0.0])
-
-TOL: dict[type, dict[str, float]] = {
-    np.float16: {"rtol": 1e-3, "atol": 1e-5},
-    np.float32: {"rtol": 1.3e-6, "atol": 1e-5},
-}
 
 
 # --- helpers: apply a one-vector reference to every vector of an array ---
@@ -324,7 +320,6 @@ def test_low_precision_dtypes_preserved_and_accurate(dtype: type) -> None:
     beta: Array = rng_array((12,), seed=15).astype(dtype)
     x64, b64 = x.astype(np.float64), b.astype(np.float64)
     g64, beta64 = gamma.astype(np.float64).tolist(), beta.astype(np.float64).tolist()
-    tol = TOL[dtype]
     cases: list[tuple[Array, Array]] = [
         (l2_norm(x), ref_reduce(l2_norm_ref, x64)),
         (l2_normalize(x), ref_map(l2_normalize_ref, x64)),
@@ -337,9 +332,7 @@ def test_low_precision_dtypes_preserved_and_accurate(dtype: type) -> None:
     ]
     for out, expected in cases:
         assert out.dtype == dtype
-        np.testing.assert_allclose(
-            out.astype(np.float64), expected, rtol=tol["rtol"], atol=tol["atol"]
-        )
+        assert_close(out, expected, dtype=dtype)
 
 
 def test_integers_become_float64() -> None:
@@ -491,13 +484,8 @@ def test_rms_norm_rows_have_mean_square_1(x: Array, eps: float) -> None:
 @given(hnp.arrays(np.float32, SHAPES, elements=st.floats(-1e4, 1e4, width=32)))
 def test_float32_agrees_with_float64_reference(x: Array) -> None:
     x64 = x.astype(np.float64)
-    tol = TOL[np.float32]
-    np.testing.assert_allclose(
-        l2_norm(x), ref_reduce(l2_norm_ref, x64), rtol=tol["rtol"], atol=tol["atol"]
-    )
-    np.testing.assert_allclose(
-        rms_norm(x), ref_map(rms_norm_ref, x64), rtol=tol["rtol"], atol=tol["atol"]
-    )
+    assert_close(l2_norm(x), ref_reduce(l2_norm_ref, x64), dtype=np.float32)
+    assert_close(rms_norm(x), ref_map(rms_norm_ref, x64), dtype=np.float32)
     assert l2_norm(x).dtype == rms_norm(x).dtype == np.float32
 
 

@@ -27,13 +27,9 @@ from tests.reference.projections_ref import (
     sample_variance,
     split_heads_ref,
 )
+from tests.tolerances import assert_close
 
 FLOATS = [np.float16, np.float32, np.float64]
-TOL: dict[Any, dict[str, float]] = {
-    np.float16: {"rtol": 1e-3, "atol": 1e-5},
-    np.float32: {"rtol": 1.3e-6, "atol": 1e-5},
-    np.float64: {"rtol": 1e-12, "atol": 1e-12},
-}
 
 # The running example (brief_example.md), written out.
 X = np.array([[0, 1, 0, 1], [0, 1, 1, 0], [1, 0, 0, 0]], dtype=np.float64)
@@ -44,12 +40,6 @@ W_V = np.diag([0.0, 0.0, 1.0, 1.0])
 
 def _rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
-
-
-def _close(actual: NDArray[Any], desired: NDArray[Any], dtype: Any) -> None:
-    """assert_allclose with the tolerance of ``dtype`` (float64: against the reference)."""
-    tol = TOL[dtype]
-    np.testing.assert_allclose(actual, desired, rtol=tol["rtol"], atol=tol["atol"])
 
 
 def _names_all(exc: pytest.ExceptionInfo[BaseException], *parts: str) -> None:
@@ -111,7 +101,7 @@ def test_linear_dtype_preserved(dtype: Any) -> None:
     b = rng.uniform(-1, 1, size=6).astype(dtype)
     y = linear(x, w, b)
     assert y.dtype == dtype
-    _close(y, linear_ref(x, w, b), dtype)
+    assert_close(y, linear_ref(x, w, b), dtype=dtype)
 
 
 def test_linear_float16_accumulates_in_float32() -> None:
@@ -641,7 +631,7 @@ def test_project_qkv_dtype_preserved(dtype: Any) -> None:
     outputs = project_qkv(x, p)
     for got, want in zip(outputs, _qkv_ref(x, p), strict=True):
         assert got.dtype == dtype
-        _close(got, want, dtype)
+        assert_close(got, want, dtype=dtype)
 
 
 def test_project_qkv_empty_batch() -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "REFERENCE",
     "TOLERANCES",
     "Tolerance",
+    "against_reference",
     "assert_close",
     "tolerance",
 ]
@@ -64,8 +65,17 @@ def tolerance(dtype: Any) -> Tolerance:
     return TOLERANCES[np.dtype(dtype)]
 
 
+def against_reference(dtype: Any) -> Tolerance:
+    """How closely results in ``dtype`` must match the float64 loop reference.
+
+    float16 and float32: their row of :data:`TOLERANCES`; float64: :data:`REFERENCE`.
+    """
+    dt = np.dtype(np.float64 if dtype is None else dtype)
+    return REFERENCE if dt == np.float64 else TOLERANCES[dt]
+
+
 def assert_close(
-    actual: ArrayLike,
+    actual: ArrayLike | None,
     desired: ArrayLike,
     *,
     dtype: Any = None,
@@ -76,11 +86,12 @@ def assert_close(
 
     ``tol`` picks the tolerance; otherwise ``dtype`` does: float16 and float32 results
     use their row of :data:`TOLERANCES`; float64 results (and ``dtype=None``) are
-    compared with a float64 loop reference, :data:`REFERENCE`.
+    compared with a float64 loop reference, :data:`REFERENCE`. A missing result
+    (``None``, such as a gradient that was not computed) is never close.
     """
+    assert actual is not None, f"no result to compare {err_msg}"
     if tol is None:
-        low = dtype is not None and np.dtype(dtype) != np.float64
-        tol = TOLERANCES[np.dtype(dtype)] if low else REFERENCE
+        tol = against_reference(dtype)
     np.testing.assert_allclose(
         np.asarray(actual, dtype=np.float64),
         np.asarray(desired, dtype=np.float64),
