@@ -2,7 +2,7 @@
 
 Values are checked against the loop-based float64 reference of
 ``tests/reference/attention_ref.py`` (to 1e-12), against hand-computed numbers of the
-running examples, by hypothesis properties, and for every bad input of RELIABILITY.md
+running examples, by hypothesis properties, and for every bad input of docs/guarantees.md
 that concerns attention. pytest runs with ``filterwarnings = error``, so a test that
 passes also shows that no RuntimeWarning escaped.
 """
@@ -711,7 +711,7 @@ def test_matches_reference(case: tuple[F64, F64, F64, BoolArr], data: st.DataObj
 
 
 # ---------------------------------------------------------------------------
-# Bad inputs (RELIABILITY.md)
+# Bad inputs (docs/guarantees.md)
 # ---------------------------------------------------------------------------
 
 
