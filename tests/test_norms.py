@@ -23,8 +23,10 @@ from attention_from_scratch.norms import (
     layer_norm,
     rms_norm,
 )
+from tests.reference.all_ref import cosine_similarity as ref_cosine
+from tests.reference.all_ref import map_vectors as ref_map
+from tests.reference.all_ref import reduce_vectors as ref_reduce
 from tests.reference.norms_ref import (
-    cosine_similarity_ref,
     l2_norm_ref,
     l2_normalize_ref,
     layer_norm_ref,
@@ -38,42 +40,6 @@ Array = NDArray[Any]
 X = np.array([[0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
 Q_CREATURE = np.array([3.0, 1.0, 0.0, 0.0])
 K_FLUFFY = np.array([1.0, 1.0, 0.0, 0.0])
-
-
-# --- helpers: apply a one-vector reference to every vector of an array ---
-
-
-def _vectors(x: Array, axis: int) -> Array:
-    """The vectors along ``axis`` as the rows of a 2-d array (in C order of the rest)."""
-    moved = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
-    return moved.reshape(-1, moved.shape[-1])
-
-
-def ref_reduce(fn: Callable[[list[float]], float], x: Array, axis: int = -1) -> Array:
-    """Reference reduction: ``fn`` on each vector, result without ``axis``."""
-    moved_shape = np.moveaxis(np.asarray(x), axis, -1).shape[:-1]
-    values = [fn(row.tolist()) for row in _vectors(x, axis)]
-    return np.array(values, dtype=np.float64).reshape(moved_shape)
-
-
-def ref_map(fn: Callable[[list[float]], list[float]], x: Array, axis: int = -1) -> Array:
-    """Reference map: ``fn`` on each vector, result of ``x``'s shape."""
-    moved = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
-    rows = [fn(row.tolist()) for row in moved.reshape(-1, moved.shape[-1])]
-    out = np.array(rows, dtype=np.float64).reshape(moved.shape)
-    return np.moveaxis(out, -1, axis)
-
-
-def ref_cosine(a: Array, b: Array, axis: int = -1) -> Array:
-    a_b, b_b = np.broadcast_arrays(
-        np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    )
-    shape = np.moveaxis(a_b, axis, -1).shape[:-1]
-    values = [
-        cosine_similarity_ref(ra.tolist(), rb.tolist())
-        for ra, rb in zip(_vectors(a_b, axis), _vectors(b_b, axis), strict=True)
-    ]
-    return np.array(values, dtype=np.float64).reshape(shape)
 
 
 def rng_array(shape: tuple[int, ...], seed: int, scale: float = 1.0) -> Array:
@@ -286,7 +252,7 @@ def test_cosine_matches_reference(
     a = rng_array(shape_a, seed=7)
     b = rng_array(shape_b, seed=8)
     out = cosine_similarity(a, b, axis=axis)
-    expected = ref_cosine(a, b, axis)
+    expected = ref_cosine(a, b, axis=axis)
     assert out.shape == expected.shape
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-14)
 

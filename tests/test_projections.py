@@ -20,6 +20,7 @@ from attention_from_scratch.projections import (
     project_qkv,
     split_heads,
 )
+from tests.reference import all_ref
 from tests.reference.projections_ref import (
     glorot_variance,
     linear_ref,
@@ -564,12 +565,9 @@ def test_random_numpy_integer_sizes() -> None:
 def _qkv_ref(
     x: NDArray[Any], p: AttentionParams, context: NDArray[Any] | None = None
 ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
-    c = x if context is None else context
-    return (
-        linear_ref(x, p.w_q, p.b_q),
-        linear_ref(c, p.w_k, p.b_k),
-        linear_ref(c, p.w_v, p.b_v),
-    )
+    """``all_ref.project_qkv`` with ``p``'s arrays."""
+    weights = {name: getattr(p, name) for name in ("w_q", "w_k", "w_v", "b_q", "b_k", "b_v")}
+    return all_ref.project_qkv(x, context=context, **weights)
 
 
 @pytest.mark.parametrize("batch", [(), (2,), (2, 3)])
