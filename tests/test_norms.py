@@ -208,6 +208,9 @@ def test_layer_norm_constant_rows() -> None:
     x = np.array([[0.1, 0.1, 0.1], [7.0, 7.0, 7.0], [1.0, 2.0, 3.0]])
     out = layer_norm(x, beta=np.array([1.0, 2.0, 3.0]))
     np.testing.assert_array_equal(out[:2], [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
+    # so large that eps / 4^e underflows to 0: sqrt(0 + 0) = 0, and still 0 / 0 -> 0
+    huge = layer_norm(np.array([[1e300, 1e300], [1.0, 3.0]]), beta=np.array([0.5, 0.5]))
+    np.testing.assert_array_equal(huge[0], [0.5, 0.5])
     with pytest.raises(ValueError, match=r"^x has a constant row at index \(1,\).*eps > 0"):
         layer_norm(np.array([[1.0, 2.0], [5.0, 5.0]]), eps=0.0)
     with pytest.raises(ValueError, match=r"^x has a zero row at index \(0,\).*eps > 0"):
