@@ -92,6 +92,11 @@ def test_python_floats_and_scalars_become_arrays() -> None:
         (np.array(["1"]), r"^q must be an array of real numbers, got dtype <U1"),
         (np.array([1], dtype="timedelta64[s]"), r"^q .*timedelta64"),
         ({"a": 1.0}, r"^q must be an array of real numbers, got dtype object \(dict\)"),
+        ([[True, False]], r"^q must be an array of real numbers, got dtype bool"),
+        ([[1.0, None]], r"^q must be an array of real numbers, got dtype object \(list\)"),
+        ([["1", "2"]], r"^q must be an array of real numbers, got dtype <U1 \(list\)"),
+        (np.array(["2024-01-01"], dtype="datetime64[D]"), r"^q .*datetime64"),
+        (np.array([object(), object()]), r"^q must be an array of real numbers, got dtype object"),
     ],
     ids=[
         "None",
@@ -104,6 +109,11 @@ def test_python_floats_and_scalars_become_arrays() -> None:
         "unicode",
         "timedelta",
         "dict",
+        "bool-list",
+        "list-with-None",
+        "str-list",
+        "datetime",
+        "objects",
     ],
 )
 def test_as_float_array_type_errors_name_the_argument(bad: object, pattern: str) -> None:

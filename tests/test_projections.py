@@ -170,34 +170,6 @@ def test_linear_non_finite(bad: float, where: str) -> None:
     assert "index" in str(exc.value)
 
 
-BAD_TYPES: list[tuple[Any, type[Exception]]] = [
-    (np.ones((3, 4), dtype=bool), TypeError),
-    (np.ones((3, 4), dtype=complex), TypeError),
-    (None, TypeError),
-    ("abc", TypeError),
-    (np.array([object(), object()]), TypeError),
-    ([[1.0, 2.0], [3.0]], ValueError),
-]
-
-
-@pytest.mark.parametrize(("bad", "error"), BAD_TYPES)
-def test_linear_bad_x(bad: Any, error: type[Exception]) -> None:
-    with pytest.raises(error, match="x"):
-        linear(bad, np.ones((4, 2)))
-
-
-@pytest.mark.parametrize(("bad", "error"), BAD_TYPES)
-def test_linear_bad_weight(bad: Any, error: type[Exception]) -> None:
-    with pytest.raises(error, match="weight"):
-        linear(np.ones((3, 4)), bad)
-
-
-@pytest.mark.parametrize(("bad", "error"), [b for b in BAD_TYPES if b[0] is not None])
-def test_linear_bad_bias(bad: Any, error: type[Exception]) -> None:
-    with pytest.raises(error, match="bias"):
-        linear(np.ones((3, 4)), np.ones((4, 2)), bad)
-
-
 def test_linear_layouts_give_identical_results() -> None:
     rng = _rng(3)
     x = rng.normal(size=(6, 5))
@@ -390,15 +362,6 @@ def test_params_non_finite(name: str, bad: float) -> None:
     arrays[name] = arrays[name].copy()
     arrays[name].flat[2] = bad
     with pytest.raises(ValueError, match=name):
-        AttentionParams(**arrays)
-
-
-@pytest.mark.parametrize(("bad", "error"), BAD_TYPES)
-@pytest.mark.parametrize("name", ["w_q", "w_v"])
-def test_params_bad_types(bad: Any, error: type[Exception], name: str) -> None:
-    arrays: dict[str, Any] = {"w_q": np.eye(4), "w_k": np.eye(4), "w_v": np.eye(4)}
-    arrays[name] = bad
-    with pytest.raises(error, match=name):
         AttentionParams(**arrays)
 
 
@@ -682,15 +645,6 @@ def test_project_qkv_non_finite(bad: float, where: str) -> None:
     _names_all(exc, "(1, 2)")
 
 
-@pytest.mark.parametrize(("bad", "error"), BAD_TYPES)
-def test_project_qkv_bad_x(bad: Any, error: type[Exception]) -> None:
-    p = AttentionParams.random(4, 2, rng=0)
-    with pytest.raises(error, match="x"):
-        project_qkv(bad, p)
-    with pytest.raises(error, match="context"):
-        project_qkv(np.ones((3, 4)), p, context=bad if bad is not None else "none")
-
-
 def test_project_qkv_layouts_and_inputs_untouched() -> None:
     p = AttentionParams.random(5, 3, bias=True, rng=13)
     x = _rng(14).normal(size=(4, 6, 5))
@@ -852,14 +806,6 @@ def test_merge_heads_needs_3d(x: NDArray[Any]) -> None:
     with pytest.raises(ValueError, match="x") as exc:
         merge_heads(x)
     _names_all(exc, str(x.shape))
-
-
-@pytest.mark.parametrize(("bad", "error"), BAD_TYPES)
-def test_split_merge_bad_x(bad: Any, error: type[Exception]) -> None:
-    with pytest.raises(error, match="x"):
-        split_heads(bad, 1)
-    with pytest.raises(error, match="x"):
-        merge_heads(bad)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
