@@ -1,4 +1,17 @@
-"""Shared pytest configuration: hypothesis profiles and numpy print options."""
+"""Shared pytest configuration: hypothesis profiles.
+
+``default``
+    30 examples per property: every property runs on every ``pytest``, and the whole
+    suite stays fast (the properties were most of its time at hypothesis' 100).
+``thorough``
+    500 examples per property, for a long run before a release:
+    ``HYPOTHESIS_PROFILE=thorough pytest``.
+``ci``
+    the default, derandomized, so that a CI run is reproducible.
+
+No profile has a per-example deadline: the machine has two cores, and timing is not
+what these tests measure.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +19,13 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-# Two cores: no per-example deadline (timing is not what these tests measure).
 settings.register_profile(
-    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+    "default",
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
 )
+settings.register_profile("thorough", parent=settings.get_profile("default"), max_examples=500)
 settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

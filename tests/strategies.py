@@ -1,13 +1,12 @@
 """Hypothesis strategies for the cross-package property tests (``tests/test_properties.py``).
 
-They draw what the input policy of ``RELIABILITY.md`` is about: arrays in ``float16``,
+They draw what the input policy of ``docs/guarantees.md`` is about: arrays in ``float16``,
 ``float32`` and ``float64``, with magnitudes from 1 up to the largest finite value of
 the dtype, ``-inf`` entries where they are allowed (softmax input, attention bias),
 boolean masks with fully masked rows, attention inputs with leading batch
 dimensions, and random :class:`~attention_from_scratch.projections.AttentionParams`
 (grouped-query, cross-attention, output projection and biases). The tolerance table
-of ``RELIABILITY.md`` is here too, so that every property compares with the same
-numbers.
+is in :mod:`tests.tolerances`.
 """
 
 from __future__ import annotations
@@ -19,17 +18,14 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from attention_from_scratch.projections import AttentionParams
 
 __all__ = [
     "FLOAT_DTYPES",
-    "REFERENCE",
-    "TOLERANCES",
     "AttentionCase",
     "SequenceCase",
-    "Tolerance",
     "arrays",
     "arrays_and_axis",
     "attention_cases",
@@ -40,7 +36,6 @@ __all__ = [
     "layouts",
     "masks",
     "sequence_cases",
-    "tolerance",
 ]
 
 AnyArray = NDArray[Any]
@@ -51,40 +46,6 @@ FLOAT_DTYPES: tuple[np.dtype[Any], ...] = (
     np.dtype(np.float32),
     np.dtype(np.float64),
 )
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """``rtol``/``atol`` for :func:`numpy.testing.assert_allclose`."""
-
-    rtol: float
-    atol: float
-
-    def check(self, actual: ArrayLike, desired: ArrayLike, err_msg: str = "") -> None:
-        """``assert_allclose(actual, desired)`` with these tolerances, in float64."""
-        np.testing.assert_allclose(
-            np.asarray(actual, dtype=np.float64),
-            np.asarray(desired, dtype=np.float64),
-            rtol=self.rtol,
-            atol=self.atol,
-            err_msg=err_msg,
-        )
-
-
-TOLERANCES: dict[np.dtype[Any], Tolerance] = {
-    np.dtype(np.float16): Tolerance(1e-3, 1e-5),
-    np.dtype(np.float32): Tolerance(1.3e-6, 1e-5),
-    np.dtype(np.float64): Tolerance(1e-7, 1e-7),
-}
-"""The table of RELIABILITY.md (torch.testing's defaults), one row per dtype."""
-
-REFERENCE = Tolerance(1e-12, 1e-12)
-"""float64 results against the independent float64 loop reference."""
-
-
-def tolerance(dtype: np.dtype[Any] | type[np.floating[Any]]) -> Tolerance:
-    """The RELIABILITY.md tolerance of results computed in ``dtype``."""
-    return TOLERANCES[np.dtype(dtype)]
 
 
 def dtypes() -> st.SearchStrategy[np.dtype[Any]]:

@@ -1,8 +1,9 @@
 """Tests of the private validation helpers in :mod:`attention_from_scratch._checks`.
 
-Every public function relies on these for the input policy of RELIABILITY.md, so
-their exception types and messages (which must name the argument) are checked here
-once, directly.
+Every public function relies on these for the input policy of ``docs/guarantees.md``,
+so their exception types and messages (which must name the argument) are checked here
+once, directly; ``tests/test_reliability.py`` shows that each public argument reaches
+them.
 """
 
 from __future__ import annotations
@@ -23,21 +24,29 @@ from attention_from_scratch._checks import (
     as_bool_mask,
     as_float_array,
     as_generator,
+    as_int_array,
+    as_working,
+    at_least_ndim,
     batch_index,
     broadcast_to_shape,
+    check_bool,
     check_finite,
+    check_instance,
     check_row_max,
     check_same_dtype,
     check_same_shape,
     finite_real,
     finite_result,
     first_index,
+    non_negative_finite,
+    non_negative_int,
     normalize_axis,
     overflow_advice,
     positive_finite,
     positive_int,
     working_dtype,
 )
+from attention_from_scratch.projections import AttentionParams
 
 # ---------------------------------------------------------------------------
 # as_float_array
@@ -87,6 +96,11 @@ def test_python_floats_and_scalars_become_arrays() -> None:
         (np.array(["1"]), r"^q must be an array of real numbers, got dtype <U1"),
         (np.array([1], dtype="timedelta64[s]"), r"^q .*timedelta64"),
         ({"a": 1.0}, r"^q must be an array of real numbers, got dtype object \(dict\)"),
+        ([[True, False]], r"^q must be an array of real numbers, got dtype bool"),
+        ([[1.0, None]], r"^q must be an array of real numbers, got dtype object \(list\)"),
+        ([["1", "2"]], r"^q must be an array of real numbers, got dtype <U1 \(list\)"),
+        (np.array(["2024-01-01"], dtype="datetime64[D]"), r"^q .*datetime64"),
+        (np.array([object(), object()]), r"^q must be an array of real numbers, got dtype object"),
     ],
     ids=[
         "None",
@@ -99,6 +113,11 @@ def test_python_floats_and_scalars_become_arrays() -> None:
         "unicode",
         "timedelta",
         "dict",
+        "bool-list",
+        "list-with-None",
+        "str-list",
+        "datetime",
+        "objects",
     ],
 )
 def test_as_float_array_type_errors_name_the_argument(bad: object, pattern: str) -> None:
@@ -415,3 +434,70 @@ def test_finite_result_keeps_neg_inf_results_when_allowed() -> None:
 def test_batch_index_of_an_empty_batch_is_an_index_error_naming_the_batch() -> None:
     with pytest.raises(IndexError, match=r"batch is empty \(batch dimensions \(0, 3\)\)"):
         batch_index(None, (0, 3))
+
+
+# ---------------------------------------------------------------------------
+# Dimensions, working copies, results, options, integer arrays
+# ---------------------------------------------------------------------------
+
+
+def test_at_least_ndim() -> None:
+    with pytest.raises(ValueError, match=r"^x .*2 dimensions \(n, d\).*shape \(3,\)"):
+        at_least_ndim(np.ones(3), 2, "x", "(n, d)")
+    with pytest.raises(ValueError, match=r"^x .*a 0-d array"):
+        at_least_ndim(np.asarray(1.0), 1, "x", "(d)")
+
+
+def test_as_working_is_c_contiguous_in_the_working_dtype() -> None:
+    work = as_working(np.asfortranarray(np.ones((3, 4), np.float16)))
+    assert work.flags.c_contiguous
+    assert work.dtype == np.float32
+    c64 = np.ones((2, 2))
+    assert as_working(c64) is c64
+
+
+def test_finite_result_reports_overflow_with_advice() -> None:
+    with pytest.raises(FloatingPointError, match=r"^y .*index \(0,\).*rescale"):
+        finite_result(np.array([7e4], np.float32), np.dtype(np.float16), "y")
+
+
+def test_non_negative_finite_non_negative_int_and_check_bool() -> None:
+    assert non_negative_finite(0, "eps") == 0.0
+    with pytest.raises(ValueError, match=r"^eps "):
+        non_negative_finite(-1.0, "eps")
+    with pytest.raises(TypeError, match=r"^eps "):
+        non_negative_finite(True, "eps")
+    assert non_negative_int(np.int64(0), "n") == 0
+    with pytest.raises(ValueError, match=r"^n "):
+        non_negative_int(-1, "n")
+    with pytest.raises(TypeError, match=r"^n "):
+        non_negative_int(1.0, "n")
+    assert check_bool(np.True_, "flag") is True
+    with pytest.raises(TypeError, match=r"^flag .*got int"):
+        check_bool(1, "flag")
+
+
+def test_check_instance() -> None:
+    params = AttentionParams.random(4, 2, rng=0)
+    assert check_instance(params, AttentionParams, "params") is params
+    with pytest.raises(TypeError, match=r"^params .*an AttentionParams, got dict"):
+        check_instance({}, AttentionParams, "params")
+
+
+def test_as_int_array() -> None:
+    assert as_int_array([], "lengths").dtype.kind == "i"
+    assert as_int_array([2, 1], "lengths").tolist() == [2, 1]
+    with pytest.raises(ValueError, match=r"^lengths .*rectangular"):
+        as_int_array([[1], [1, 2]], "lengths")
+    with pytest.raises(TypeError, match=r"^lengths .*masked"):
+        as_int_array(np.ma.array([1]), "lengths")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [None, "3", [1.0], [True], np.zeros(0), [1j], np.array([1], dtype=object)],
+    ids=["None", "str", "float", "bool", "float-empty", "complex", "object"],
+)
+def test_as_int_array_rejects_everything_but_integers(bad: object) -> None:
+    with pytest.raises(TypeError, match=r"^lengths "):
+        as_int_array(bad, "lengths")

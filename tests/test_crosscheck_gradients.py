@@ -32,11 +32,11 @@ from attention_from_scratch.self_attention import (
     scaled_dot_product_attention,
     self_attention,
 )
+from tests.tolerances import DERIVATIVE, assert_close
 
 pytestmark = pytest.mark.crosscheck
 
 F64 = NDArray[np.float64]
-TOL = 1e-9
 PARAM_NAMES = ("w_q", "w_k", "w_v", "w_o", "b_q", "b_k", "b_v", "b_o")
 
 
@@ -54,11 +54,6 @@ def _t(torch: Any, a: ArrayLike, *, grad: bool = False) -> Any:
 
 def _np(tensor: Any) -> NDArray[Any]:
     return np.asarray(tensor.detach().numpy())
-
-
-def _close(actual: Any, desired: Any, name: str) -> None:
-    assert actual is not None, name
-    np.testing.assert_allclose(actual, desired, rtol=TOL, atol=TOL, err_msg=name)
 
 
 def _attn_mask(
@@ -125,14 +120,14 @@ def test_sdpa_gradients_match_torch(case: str, is_causal: bool, scale: float | N
         attn_mask=t_attn,
         scale=scale,
     )
-    _close(result.output, _np(out), "output")
+    assert_close(result.output, _np(out), tol=DERIVATIVE, err_msg="output")
     (out * _t(torch, grad_output)).sum().backward()
     for name, tensor in (("q", tq), ("k", tk), ("v", tv)):
-        _close(getattr(grads, name), _np(tensor.grad), name)
+        assert_close(getattr(grads, name), _np(tensor.grad), tol=DERIVATIVE, err_msg=name)
     if bias is not None:
         assert t_attn is not None  # the float attn_mask: the bias, -inf where masked
         assert t_attn.shape == bias.shape
-        _close(grads.bias, _np(t_attn.grad), "bias")
+        assert_close(grads.bias, _np(t_attn.grad), tol=DERIVATIVE, err_msg="bias")
 
 
 @pytest.mark.parametrize(("n_heads", "n_kv_heads"), [(4, 2), (4, 1), (6, 3)])
@@ -152,11 +147,11 @@ def test_sdpa_grouped_query_heads_match_torch(n_heads: int, n_kv_heads: int) -> 
     out = torch.nn.functional.scaled_dot_product_attention(
         tq, tk, tv, is_causal=True, enable_gqa=True
     )
-    _close(result.output.reshape(out.shape), _np(out), "output")
+    assert_close(result.output.reshape(out.shape), _np(out), tol=DERIVATIVE, err_msg="output")
     (out * _t(torch, grad_output.reshape(out.shape))).sum().backward()
-    _close(grads.q.reshape(q.shape), _np(tq.grad), "q")
-    _close(grads.k[:, :, 0], _np(tk.grad), "k")
-    _close(grads.v[:, :, 0], _np(tv.grad), "v")
+    assert_close(grads.q.reshape(q.shape), _np(tq.grad), tol=DERIVATIVE, err_msg="q")
+    assert_close(grads.k[:, :, 0], _np(tk.grad), tol=DERIVATIVE, err_msg="k")
+    assert_close(grads.v[:, :, 0], _np(tv.grad), tol=DERIVATIVE, err_msg="v")
 
 
 def _torch_layer(
@@ -253,20 +248,27 @@ def test_multi_head_gradients_match_torch(
         mask=mask,
         is_causal=is_causal,
     )
-    _close(result.output, _np(out), "output")
+    assert_close(result.output, _np(out), tol=DERIVATIVE, err_msg="output")
     (out * _t(torch, grad_output)).sum().backward()
-    _close(grads.x, _np(tx.grad), "x")
+    assert_close(grads.x, _np(tx.grad), tol=DERIVATIVE, err_msg="x")
     if tc is None:
         assert grads.context is None
     else:
-        _close(grads.context, _np(tc.grad), "context")
+        assert_close(grads.context, _np(tc.grad), tol=DERIVATIVE, err_msg="context")
     for name in PARAM_NAMES:
         if name in weights:
-            _close(getattr(grads.params, name), _np(weights[name].grad), name)
+            assert_close(
+                getattr(grads.params, name), _np(weights[name].grad), tol=DERIVATIVE, err_msg=name
+            )
         else:
             assert getattr(grads.params, name) is None, name
     for name in ("q", "k", "v"):
-        _close(getattr(grads, name), _np(heads[name].grad), f"{name} (per head)")
+        assert_close(
+            getattr(grads, name),
+            _np(heads[name].grad),
+            tol=DERIVATIVE,
+            err_msg=f"{name} (per head)",
+        )
 
 
 def test_self_attention_gradients_match_torch() -> None:
@@ -285,8 +287,15 @@ def test_self_attention_gradients_match_torch() -> None:
         torch, tx, None, weights, n_heads=1, n_kv_heads=1, mask=None, is_causal=True
     )
     (out * _t(torch, grad_output)).sum().backward()
-    _close(grads.x, _np(tx.grad), "x")
+    assert_close(grads.x, _np(tx.grad), tol=DERIVATIVE, err_msg="x")
     for name in PARAM_NAMES:
-        _close(getattr(grads.params, name), _np(weights[name].grad), name)
+        assert_close(
+            getattr(grads.params, name), _np(weights[name].grad), tol=DERIVATIVE, err_msg=name
+        )
     for name in ("q", "k", "v"):
-        _close(getattr(grads, name), _np(heads[name].grad)[:, 0], f"{name} (no head axis)")
+        assert_close(
+            getattr(grads, name),
+            _np(heads[name].grad)[:, 0],
+            tol=DERIVATIVE,
+            err_msg=f"{name} (no head axis)",
+        )

@@ -29,6 +29,7 @@ from attention_from_scratch.self_attention import (
     padding_mask,
     scaled_dot_product_attention,
 )
+from tests.tolerances import assert_close
 
 pytestmark = pytest.mark.crosscheck
 
@@ -37,11 +38,6 @@ F64 = NDArray[np.float64]
 
 def _normal(seed: int, *shape: int) -> F64:
     return np.random.default_rng(seed).normal(size=shape)
-
-
-def _close(actual: ArrayLike, desired: ArrayLike) -> None:
-    got, want = np.asarray(actual, dtype=np.float64), np.asarray(desired, dtype=np.float64)
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 def _t(torch: Any, a: ArrayLike) -> Any:
@@ -86,7 +82,7 @@ def test_sdpa_plain_and_scale() -> None:
     for scale in (None, 0.3, 2.0):
         ours = scaled_dot_product_attention(q, k, v, scale=scale)
         theirs = sdpa(_t(torch, q), _t(torch, k), _t(torch, v), scale=scale)
-        _close(ours.output, _np(theirs))
+        assert_close(ours.output, _np(theirs))
 
 
 def test_sdpa_bool_mask() -> None:
@@ -97,7 +93,7 @@ def test_sdpa_bool_mask() -> None:
     mask[:, 0] = True  # every query may attend to something
     ours = scaled_dot_product_attention(q, k, v, mask=mask)
     theirs = sdpa(_t(torch, q), _t(torch, k), _t(torch, v), attn_mask=_t(torch, mask))
-    _close(ours.output, _np(theirs))
+    assert_close(ours.output, _np(theirs))
 
 
 def test_sdpa_float_bias_with_neg_inf() -> None:
@@ -108,7 +104,7 @@ def test_sdpa_float_bias_with_neg_inf() -> None:
     bias[0, 1] = bias[2, 0] = bias[3, 2] = bias[3, 4] = -np.inf  # no row entirely -inf
     ours = scaled_dot_product_attention(q, k, v, bias=bias)
     theirs = sdpa(_t(torch, q), _t(torch, k), _t(torch, v), attn_mask=_t(torch, bias))
-    _close(ours.output, _np(theirs))
+    assert_close(ours.output, _np(theirs))
 
 
 @pytest.mark.parametrize(("n", "m"), [(5, 5), (3, 6), (6, 3)])
@@ -118,12 +114,12 @@ def test_sdpa_is_causal(n: int, m: int) -> None:
     q, k, v = _normal(12, n, 4), _normal(13, m, 4), _normal(14, m, 3)
     ours = scaled_dot_product_attention(q, k, v, is_causal=True)
     theirs = sdpa(_t(torch, q), _t(torch, k), _t(torch, v), is_causal=True)
-    _close(ours.output, _np(theirs))
+    assert_close(ours.output, _np(theirs))
     # torch's triangle is our causal_mask, also when n != m
     explicit = sdpa(
         _t(torch, q), _t(torch, k), _t(torch, v), attn_mask=_t(torch, causal_mask(n, m))
     )
-    _close(_np(explicit), _np(theirs))
+    assert_close(_np(explicit), _np(theirs))
 
 
 def test_sdpa_batch_and_head_dims() -> None:
@@ -135,7 +131,7 @@ def test_sdpa_batch_and_head_dims() -> None:
     mask[..., 0] = True
     ours = scaled_dot_product_attention(q, k, v, mask=mask, scale=0.5)
     theirs = sdpa(_t(torch, q), _t(torch, k), _t(torch, v), attn_mask=_t(torch, mask), scale=0.5)
-    _close(ours.output, _np(theirs))
+    assert_close(ours.output, _np(theirs))
 
 
 def test_sdpa_fully_masked_row_gives_zero() -> None:
@@ -151,7 +147,7 @@ def test_sdpa_fully_masked_row_gives_zero() -> None:
     theirs = _np(sdpa(_t(torch, q), _t(torch, k), _t(torch, v), attn_mask=_t(torch, mask)))
     np.testing.assert_array_equal(theirs[1], 0.0)
     np.testing.assert_array_equal(ours.output[1], 0.0)
-    _close(ours.output, theirs)
+    assert_close(ours.output, theirs)
 
 
 # ---------------------------------------------------------------------------
@@ -167,8 +163,8 @@ def test_multi_head_attention_matches_torch_module() -> None:
     mha = _torch_mha(torch, params, 4)
     xt = _t(torch, x)
     out, weights = mha(xt, xt, xt, need_weights=True, average_attn_weights=False)
-    _close(ours.output, _np(out))
-    _close(ours.weights, _np(weights))  # (batch, heads, n, m)
+    assert_close(ours.output, _np(out))
+    assert_close(ours.weights, _np(weights))  # (batch, heads, n, m)
 
 
 def test_multi_head_attention_key_padding_mask() -> None:
@@ -184,8 +180,8 @@ def test_multi_head_attention_key_padding_mask() -> None:
     out, weights = mha(
         xt, xt, xt, key_padding_mask=ignore, need_weights=True, average_attn_weights=False
     )
-    _close(ours.output, _np(out))
-    _close(ours.weights, _np(weights))
+    assert_close(ours.output, _np(out))
+    assert_close(ours.weights, _np(weights))
 
 
 def test_multi_head_attention_causal_attn_mask() -> None:
@@ -197,8 +193,8 @@ def test_multi_head_attention_causal_attn_mask() -> None:
     xt = _t(torch, x)
     future = _t(torch, ~causal_mask(4))  # torch: True = not allowed
     out, weights = mha(xt, xt, xt, attn_mask=future, need_weights=True, average_attn_weights=False)
-    _close(ours.output, _np(out))
-    _close(ours.weights, _np(weights))
+    assert_close(ours.output, _np(out))
+    assert_close(ours.weights, _np(weights))
 
 
 def test_cross_attention_matches_torch_module() -> None:
@@ -210,8 +206,8 @@ def test_cross_attention_matches_torch_module() -> None:
     ct = _t(torch, context)
     out, weights = mha(_t(torch, x), ct, ct, need_weights=True, average_attn_weights=False)
     assert ours.weights.shape == (2, 3, 3, 7)
-    _close(ours.output, _np(out))
-    _close(ours.weights, _np(weights))
+    assert_close(ours.output, _np(out))
+    assert_close(ours.weights, _np(weights))
 
 
 @pytest.mark.parametrize("n_kv_heads", [2, 1])
@@ -232,5 +228,5 @@ def test_grouped_query_attention_matches_torch_enable_gqa(n_kv_heads: int) -> No
         is_causal=True,
         enable_gqa=True,
     )
-    _close(ours.head_outputs, _np(theirs))
-    _close(ours.output, merge_heads(_np(theirs)))
+    assert_close(ours.head_outputs, _np(theirs))
+    assert_close(ours.output, merge_heads(_np(theirs)))

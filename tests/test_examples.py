@@ -12,14 +12,7 @@ import pytest
 from attention_from_scratch.examples import Example, fluffy_blue_creature, gram_example
 from attention_from_scratch.projections import AttentionParams, project_qkv
 from tests.reference.projections_ref import linear_ref
-
-
-def _softmax_row(row: list[float]) -> list[float]:
-    """Loop softmax of one row (independent of the package)."""
-    top = max(row)
-    exps = [math.exp(v - top) for v in row]
-    total = math.fsum(exps)
-    return [e / total for e in exps]
+from tests.reference.softmax_ref import softmax_row
 
 
 def test_fluffy_blue_creature_inputs() -> None:
@@ -57,7 +50,7 @@ def test_fluffy_blue_creature_scores() -> None:
     np.testing.assert_array_equal(scores[:2], np.zeros((2, 3)))  # adjectives ask nothing
     # No tie between the adjectives: fluffy (noun x adjective + noun x texture) wins.
     assert scores[2, 0] > scores[2, 1] > scores[2, 2]
-    weights = _softmax_row([float(s) / math.sqrt(4) for s in scores[2]])
+    weights = softmax_row([float(s) / math.sqrt(4) for s in scores[2]])
     np.testing.assert_allclose(weights, [0.574097, 0.348207, 0.077696], atol=1e-6)
     assert weights[0] != weights[1]
     # creature's output: 0.3482 [0, 0, 1, 0] + 0.5741 [0, 0, 0, 1]
@@ -76,7 +69,7 @@ def test_gram_example() -> None:
         np.testing.assert_array_equal(arr, x)
     np.testing.assert_array_equal(q @ k.T / 2, [[1, 0, 1], [0, 4, 2], [1, 2, 2]])
     np.testing.assert_allclose(
-        _softmax_row([1.0, 0.0, 1.0]), [0.422319, 0.155362, 0.422319], atol=1e-6
+        softmax_row([1.0, 0.0, 1.0]), [0.422319, 0.155362, 0.422319], atol=1e-6
     )
 
 

@@ -48,18 +48,14 @@ from tests.reference.grad_ref import (
     mha_forward,
     sdpa_forward,
 )
+from tests.tolerances import DERIVATIVE, assert_close
 
 F64 = NDArray[np.float64]
 BoolArr = NDArray[np.bool_]
 FD_STEP = 1e-5  # ~ (3 eps)^(1/3): balances truncation h^2 L'''/6 and rounding eps L/h
 FD_RTOL = 1e-6
 FD_FLOOR = 1e-3  # below this norm the finite-difference check is absolute (1e-9)
-CS_TOL = 1e-9
 PARAM_NAMES = ("w_q", "w_k", "w_v", "w_o", "b_q", "b_k", "b_v", "b_o")
-DTYPE_TOL = {  # (rtol, atol), torch.testing defaults
-    np.dtype(np.float16): (1e-3, 1e-5),
-    np.dtype(np.float32): (1.3e-6, 1e-5),
-}
 
 
 # ---------------------------------------------------------------------------
@@ -103,7 +99,7 @@ def assert_fd(loss: Callable[[F64], float], theta: NDArray[Any], analytic: Any, 
 def assert_cs(want: F64, got: Any, name: str) -> None:
     """Against the complex-step reference: agreement to 1e-9."""
     assert got is not None, name
-    np.testing.assert_allclose(got, want, rtol=CS_TOL, atol=CS_TOL, err_msg=name)
+    assert_close(got, want, tol=DERIVATIVE, err_msg=name)
 
 
 def loss_value(output: NDArray[Any], grad_output: F64) -> float:
@@ -706,13 +702,12 @@ def test_sdpa_low_precision(dtype: type[np.floating[Any]], case: SdpaCase) -> No
     wide = {name: arr.astype(np.float64) for name, arr in low.items()}
     wide_bias = None if bias is None else bias.astype(np.float64)
     exact = attention_vjp(case.run(**wide, bias=wide_bias), grad_output.astype(np.float64))
-    rtol, atol = DTYPE_TOL[np.dtype(dtype)]
     names = ("q", "k", "v") if bias is None else ("q", "k", "v", "bias")
     for name in names:
         got = getattr(grads, name)
         assert got.dtype == dtype, name
         want = getattr(exact, name).astype(np.float64)
-        np.testing.assert_allclose(got.astype(np.float64), want, rtol=rtol, atol=atol)
+        assert_close(got, want, dtype=dtype, err_msg=name)
 
 
 def _float64_twin(result: ProjectedAttention) -> ProjectedAttention:
@@ -770,7 +765,6 @@ def test_multi_head_low_precision(dtype: type[np.floating[Any]], cross: bool) ->
     grad_output = rng.normal(size=result.output.shape).astype(dtype)
     grads = attention_vjp(result, grad_output)
     exact = attention_vjp(_float64_twin(result), grad_output.astype(np.float64))
-    rtol, atol = DTYPE_TOL[np.dtype(dtype)]
     assert grads.params is not None
     assert exact.params is not None
     fields: dict[str, tuple[Any, Any]] = {
@@ -782,9 +776,7 @@ def test_multi_head_low_precision(dtype: type[np.floating[Any]], cross: bool) ->
         fields[name] = (_param(grads.params, name), _param(exact.params, name))
     for name, (got, want) in fields.items():
         assert got.dtype == dtype, name
-        np.testing.assert_allclose(
-            got.astype(np.float64), want, rtol=rtol, atol=atol, err_msg=name
-        )
+        assert_close(got, want, dtype=dtype, err_msg=name)
     assert grads.params.dtype == dtype
 
 

@@ -1,10 +1,10 @@
-"""Cross-package property tests: the invariants of RELIABILITY.md, in every dtype.
+"""Cross-package property tests: the invariants of docs/guarantees.md, in every dtype.
 
 Each module's own tests check its properties in float64 with hand-picked inputs.
 This file checks the invariants that hold *across* the package -- softmax, norms,
 projections, attention, masks and explanations together -- in float16, float32 and
 float64, with magnitudes up to the largest finite value of each dtype and ``-inf``
-where it is allowed, and against the tolerance table of RELIABILITY.md
+where it is allowed, and against the tolerance table of docs/guarantees.md
 (:mod:`tests.strategies`).
 
 A registry, :func:`calls`, draws a call of any public numeric function with valid
@@ -63,10 +63,8 @@ from attention_from_scratch.softmax import (
 )
 from tests.reference import all_ref
 from tests.strategies import (
-    REFERENCE,
     AttentionCase,
     SequenceCase,
-    Tolerance,
     arrays,
     attention_cases,
     bounds,
@@ -76,8 +74,8 @@ from tests.strategies import (
     layouts,
     masks,
     sequence_cases,
-    tolerance,
 )
+from tests.tolerances import Tolerance, assert_close, tolerance
 
 AnyArray = NDArray[Any]
 F64 = NDArray[np.float64]
@@ -88,15 +86,6 @@ LOW_DTYPES = st.sampled_from([np.dtype(np.float16), np.dtype(np.float32)])
 
 def _f64(a: Any) -> F64:
     return np.asarray(a, dtype=np.float64)
-
-
-def _close(actual: Any, desired: Any, tol: Tolerance) -> None:
-    tol.check(actual, desired)
-
-
-def _tol_for(dtype: np.dtype[Any]) -> Tolerance:
-    """float64 against the loop reference: 1e-12; float16/32: the RELIABILITY table."""
-    return REFERENCE if dtype == np.float64 else tolerance(dtype)
 
 
 # ---------------------------------------------------------------------------
@@ -382,7 +371,7 @@ def _staged_attention_reference(case: SequenceCase, outputs: Outputs, *, heads: 
 
     In float16/32 the projections are rounded to the dtype before attention (as in
     torch); comparing each stage with the exact computation on its actual inputs
-    measures the arithmetic of that stage, at the RELIABILITY.md tolerance.
+    measures the arithmetic of that stage, at the docs/guarantees.md tolerance.
     """
     q, k, v, _, head_outputs, _ = (_f64(a) for a in outputs)
     w = case.weights()
@@ -522,18 +511,17 @@ def test_output_dtype_is_input_dtype(family: str, data: st.DataObject) -> None:
 @each_family
 @given(data=st.data())
 def test_every_op_agrees_with_its_loop_reference(family: str, data: st.DataObject) -> None:
-    """float64 to 1e-12; float16/32 within the RELIABILITY.md table, on the same inputs."""
+    """float64 to 1e-12; float16/32 within the docs/guarantees.md table, on the same inputs."""
     call = data.draw(calls(family, exact=True))
     outputs = call()
     expected = call.reference(outputs)
     assert len(expected) == len(outputs)
-    tol = _tol_for(outputs[0].dtype)
     for got, want in zip(outputs, expected, strict=True):
         assert got.shape == np.shape(want), call.name
         if got.dtype == np.bool_:
             np.testing.assert_array_equal(got, want)
         else:
-            _close(got, want, tol)
+            assert_close(got, want, dtype=outputs[0].dtype)
 
 
 @pytest.mark.parametrize("family", LAYOUT_FAMILIES)
@@ -641,8 +629,8 @@ def test_adding_a_constant_to_a_row_changes_nothing(
     axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
     shifted = (x + c).astype(dtype)
     tol = tolerance(dtype)
-    _close(log_softmax(shifted, axis=axis), log_softmax(x, axis=axis), tol)
-    _close(logsumexp(shifted, axis=axis), all_ref.logsumexp(x, axis=axis) + c, tol)
+    assert_close(log_softmax(shifted, axis=axis), log_softmax(x, axis=axis), tol=tol)
+    assert_close(logsumexp(shifted, axis=axis), all_ref.logsumexp(x, axis=axis) + c, tol=tol)
     case = data.draw(attention_cases(dtype, bias=False))
     n, m = case.q.shape[-2], case.k.shape[-2]
     bias = data.draw(hnp.arrays(dtype, (n, m), elements=exact_elements() | st.just(-math.inf)))
@@ -652,8 +640,8 @@ def test_adding_a_constant_to_a_row_changes_nothing(
     kw: dict[str, Any] = {"mask": case.mask, "is_causal": case.is_causal, "scale": scale}
     before = scaled_dot_product_attention(case.q, case.k, case.v, bias=bias, **kw)
     after = scaled_dot_product_attention(case.q, case.k, case.v, bias=bias + row_shift, **kw)
-    _close(after.weights, before.weights, tol)
-    _close(after.output, before.output, Tolerance(tol.rtol, tol.atol * 4))
+    assert_close(after.weights, before.weights, tol=tol)
+    assert_close(after.output, before.output, tol=Tolerance(tol.rtol, tol.atol * 4))
 
 
 @given(attention_cases(mask=False, causal=False), st.data())
@@ -699,15 +687,15 @@ def test_keys_permute_away_and_queries_permute_along(
         moved = multi_head_attention(
             seq.x, seq.params, **(kw | {"context": seq.context[..., cols, :], "mask": mask})
         )
-        _close(moved.output, base.output, tol)
-        _close(moved.weights, base.weights[..., cols], tol)
+        assert_close(moved.output, base.output, tol=tol)
+        assert_close(moved.weights, base.weights[..., cols], tol=tol)
         mask = None if seq.mask is None else seq.mask[rows]
         moved = multi_head_attention(seq.x[..., rows, :], seq.params, **(kw | {"mask": mask}))
     else:
         mask = None if seq.mask is None else seq.mask[np.ix_(rows, rows)]
         moved = multi_head_attention(seq.x[..., rows, :], seq.params, **(kw | {"mask": mask}))
-        _close(moved.weights, base.weights[..., rows, :][..., rows], tol)
-    _close(moved.output, base.output[..., rows, :], tol)
+        assert_close(moved.weights, base.weights[..., rows, :][..., rows], tol=tol)
+    assert_close(moved.output, base.output[..., rows, :], tol=tol)
 
 
 @given(attention_cases())
@@ -756,7 +744,7 @@ def test_zero_queries_attend_uniformly_to_the_mean_of_the_values(seq: SequenceCa
     v = np.repeat(_f64(r.v), g, axis=-3)  # (..., h, m, d_v): the values each query head sees
     mean = np.einsum("nm,...md->...nd", allowed / np.maximum(count, 1)[:, None], v)
     tol = tolerance(seq.x.dtype)
-    _close(r.head_outputs, mean, tol)
+    assert_close(r.head_outputs, mean, tol=tol)
 
 
 @given(attention_cases(mask=False, bias=False, causal=False, scale=False))
@@ -863,19 +851,19 @@ def test_normalised_rows_have_unit_length_and_variance(x: AnyArray) -> None:
     standard deviation 1: in every dtype, up to the largest finite values."""
     tol = tolerance(x.dtype)
     unit = _f64(l2_normalize(_no_zero_vectors(x, -1)))
-    _close(np.sqrt(np.sum(unit**2, axis=-1)), 1.0, tol)
+    assert_close(np.sqrt(np.sum(unit**2, axis=-1)), 1.0, tol=tol)
     nonzero = _no_zero_vectors(x, -1)
     y = _f64(rms_norm(nonzero, eps=0.0))
-    _close(np.sqrt(np.mean(y**2, axis=-1)), 1.0, tol)
+    assert_close(np.sqrt(np.mean(y**2, axis=-1)), 1.0, tol=tol)
     varied = np.any(x != x[..., :1], axis=-1)  # rows that are not constant
     if varied.any():
         z = _f64(layer_norm(x[varied], eps=0.0))
         mean = z.mean(axis=-1)
         assert (np.abs(mean) <= 2 * tol.rtol * np.abs(z).max(axis=-1) + 1e-12).all()
-        _close(
+        assert_close(
             np.sqrt(np.mean((z - mean[:, None]) ** 2, axis=-1)),
             1.0,
-            Tolerance(2 * tol.rtol, tol.atol),
+            tol=Tolerance(2 * tol.rtol, tol.atol),
         )
 
 
@@ -916,4 +904,6 @@ def test_explanations_reconcile_in_every_dtype(case: AttentionCase, data: st.Dat
         return
     assert why.query_norm * why.key_norm * why.cosine == pytest.approx(raw, rel=1e-9, abs=1e-12)
     tol = tolerance(case.q.dtype)
-    _close(math.exp(why.score - why.logsumexp), why.weight, Tolerance(tol.rtol, 4 * tol.atol))
+    assert_close(
+        math.exp(why.score - why.logsumexp), why.weight, tol=Tolerance(tol.rtol, 4 * tol.atol)
+    )

@@ -2,7 +2,7 @@
 
 Values are checked against the loop-based float64 reference of
 ``tests/reference/attention_ref.py`` (to 1e-12), against hand-computed numbers of the
-running examples, by hypothesis properties, and for every bad input of RELIABILITY.md
+running examples, by hypothesis properties, and for every bad input of docs/guarantees.md
 that concerns attention. pytest runs with ``filterwarnings = error``, so a test that
 passes also shows that no RuntimeWarning escaped.
 """
@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from attention_from_scratch.examples import fluffy_blue_creature, gram_example
 from attention_from_scratch.projections import AttentionParams
@@ -38,22 +38,12 @@ from tests.reference.attention_ref import (
     attention_ref_batched,
     multi_head_ref_batched,
     scores_ref,
-    softmax_row_ref,
 )
+from tests.reference.softmax_ref import softmax_row
+from tests.tolerances import assert_close, tolerance
 
 F64 = NDArray[np.float64]
 BoolArr = NDArray[np.bool_]
-DTYPE_TOL = {  # (rtol, atol), torch.testing defaults
-    np.dtype(np.float16): (1e-3, 1e-5),
-    np.dtype(np.float32): (1.3e-6, 1e-5),
-    np.dtype(np.float64): (1e-7, 1e-7),
-}
-
-
-def close(actual: ArrayLike, desired: ArrayLike) -> None:
-    """float64 against the loop-based reference: agreement to 1e-12."""
-    got, want = np.asarray(actual, dtype=np.float64), np.asarray(desired, dtype=np.float64)
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 def _normal(seed: int, *shape: int) -> F64:
@@ -102,8 +92,8 @@ def test_plain_matches_reference(n: int, m: int, d_k: int, d_v: int) -> None:
     assert result.weights.shape == (n, m)
     assert result.mask is None
     assert result.scale == 1.0 / math.sqrt(d_k)
-    close(result.weights, ref.weights)
-    close(result.output, ref.output)
+    assert_close(result.weights, ref.weights)
+    assert_close(result.output, ref.output)
 
 
 def test_mask_matches_reference() -> None:
@@ -112,8 +102,8 @@ def test_mask_matches_reference() -> None:
     mask[0] = False  # query 0 may attend to nothing
     result = scaled_dot_product_attention(q, k, v, mask=mask)
     ref = attention_ref(q, k, v, mask=mask)
-    close(result.weights, ref.weights)
-    close(result.output, ref.output)
+    assert_close(result.weights, ref.weights)
+    assert_close(result.output, ref.output)
     np.testing.assert_array_equal(result.weights[~mask], 0.0)
     np.testing.assert_array_equal(result.weights[0], np.zeros(6))
     np.testing.assert_array_equal(result.output[0], np.zeros(2))
@@ -128,8 +118,8 @@ def test_bias_with_neg_inf_matches_reference() -> None:
     bias[3] = -np.inf  # a fully forbidden row: weights 0, output 0
     result = scaled_dot_product_attention(q, k, v, bias=bias)
     ref = attention_ref(q, k, v, bias=bias)
-    close(result.weights, ref.weights)
-    close(result.output, ref.output)
+    assert_close(result.weights, ref.weights)
+    assert_close(result.output, ref.output)
     np.testing.assert_array_equal(result.weights[np.isneginf(bias)], 0.0)
     np.testing.assert_array_equal(result.output[3], np.zeros(4))
     np.testing.assert_allclose(result.weights[:3].sum(axis=-1), 1.0, rtol=0, atol=1e-15)
@@ -142,8 +132,8 @@ def test_bias_and_mask_together() -> None:
     mask = _mask(16, 4, 6)
     result = scaled_dot_product_attention(q, k, v, bias=bias, mask=mask)
     ref = attention_ref(q, k, v, bias=bias, mask=mask)
-    close(result.weights, ref.weights)
-    close(result.output, ref.output)
+    assert_close(result.weights, ref.weights)
+    assert_close(result.output, ref.output)
 
 
 @pytest.mark.parametrize(("n", "m"), [(4, 4), (3, 6), (6, 3), (1, 5), (5, 1)])
@@ -151,8 +141,8 @@ def test_causal_matches_reference(n: int, m: int) -> None:
     q, k, v = _normal(17, n, 3), _normal(18, m, 3), _normal(19, m, 2)
     result = scaled_dot_product_attention(q, k, v, is_causal=True)
     ref = attention_ref(q, k, v, is_causal=True)
-    close(result.weights, ref.weights)
-    close(result.output, ref.output)
+    assert_close(result.weights, ref.weights)
+    assert_close(result.output, ref.output)
     # top-left aligned: query i sees keys 0 .. i, also when n != m
     above = np.arange(m)[None, :] > np.arange(n)[:, None]
     np.testing.assert_array_equal(result.weights[above], 0.0)
@@ -166,8 +156,8 @@ def test_causal_and_mask_are_anded() -> None:
     mask = _mask(23, 5, 5)
     result = scaled_dot_product_attention(q, k, v, mask=mask, is_causal=True)
     ref = attention_ref(q, k, v, mask=mask, is_causal=True)
-    close(result.weights, ref.weights)
-    close(result.output, ref.output)
+    assert_close(result.weights, ref.weights)
+    assert_close(result.output, ref.output)
     assert result.mask is not None
     np.testing.assert_array_equal(result.mask, mask & np.tri(5, dtype=bool))
 
@@ -186,8 +176,8 @@ def test_custom_scale_matches_reference(scale: float) -> None:
     result = scaled_dot_product_attention(q, k, v, scale=scale)
     ref = attention_ref(q, k, v, scale=scale)
     assert result.scale == scale
-    close(result.weights, ref.weights)
-    close(result.output, ref.output)
+    assert_close(result.weights, ref.weights)
+    assert_close(result.output, ref.output)
 
 
 def test_batch_dims_broadcast() -> None:
@@ -202,9 +192,9 @@ def test_batch_dims_broadcast() -> None:
     assert result.output.shape == (2, 3, n, d_v)
     assert result.weights.shape == (2, 3, n, m)
     assert result.scores.shape == (2, 3, n, m)
-    close(result.weights, ref.weights)
-    close(result.output, ref.output)
-    close(result.scores, ref.scores)
+    assert_close(result.weights, ref.weights)
+    assert_close(result.output, ref.output)
+    assert_close(result.scores, ref.scores)
 
 
 def test_batch_dims_broadcast_causal() -> None:
@@ -212,8 +202,8 @@ def test_batch_dims_broadcast_causal() -> None:
     result = scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.3)
     ref = attention_ref_batched(q, k, v, is_causal=True, scale=0.3)
     assert result.output.shape == (2, 4, 3, 3)
-    close(result.weights, ref.weights)
-    close(result.output, ref.output)
+    assert_close(result.weights, ref.weights)
+    assert_close(result.output, ref.output)
 
 
 def test_integer_input_is_float64() -> None:
@@ -223,7 +213,7 @@ def test_integer_input_is_float64() -> None:
     result = scaled_dot_product_attention(q, k, v)
     ref = attention_ref(q, k, v)
     assert result.output.dtype == np.float64
-    close(result.output, ref.output)
+    assert_close(result.output, ref.output)
 
 
 # ---------------------------------------------------------------------------
@@ -246,11 +236,11 @@ def test_multi_head_with_biases_and_output_projection(is_causal: bool) -> None:
     assert result.v.shape == (3, 5, 3)
     assert (result.n_heads, result.n_kv_heads, result.has_head_axis) == (3, 3, True)
     assert result.context is None
-    close(result.weights, ref.weights)
-    close(result.head_outputs, ref.head_outputs)
-    close(result.output, ref.output)
+    assert_close(result.weights, ref.weights)
+    assert_close(result.head_outputs, ref.head_outputs)
+    assert_close(result.output, ref.output)
     # head i holds columns i*d_k : (i+1)*d_k of q = x w_q + b_q
-    close(result.q, ref.q.reshape(5, 3, 2).swapaxes(0, 1))
+    assert_close(result.q, ref.q.reshape(5, 3, 2).swapaxes(0, 1))
 
 
 def test_multi_head_without_output_projection_concatenates_heads() -> None:
@@ -259,7 +249,7 @@ def test_multi_head_without_output_projection_concatenates_heads() -> None:
     result = multi_head_attention(x, params, n_heads=2)
     ref = _mha_ref(params, x, n_heads=2)
     assert result.output.shape == (3, 6)
-    close(result.output, ref.output)
+    assert_close(result.output, ref.output)
     np.testing.assert_array_equal(result.output[:, :3], result.head_outputs[0])
     np.testing.assert_array_equal(result.output[:, 3:], result.head_outputs[1])
 
@@ -275,8 +265,8 @@ def test_grouped_query_attention(n_kv_heads: int) -> None:
     assert result.k.shape == (2, n_kv_heads, 5, 2)
     assert result.weights.shape == (2, 4, 5, 5)
     assert result.n_kv_heads == n_kv_heads
-    close(result.weights, ref.weights)
-    close(result.output, ref.output)
+    assert_close(result.weights, ref.weights)
+    assert_close(result.output, ref.output)
 
 
 def test_grouped_query_equals_mha_with_repeated_key_value_heads() -> None:
@@ -290,8 +280,8 @@ def test_grouped_query_equals_mha_with_repeated_key_value_heads() -> None:
     x = _normal(47, 4, 6)
     grouped = multi_head_attention(x, gqa, n_heads=4, n_kv_heads=2)
     full = multi_head_attention(x, mha, n_heads=4)
-    close(grouped.weights, full.weights)
-    close(grouped.output, full.output)
+    assert_close(grouped.weights, full.weights)
+    assert_close(grouped.output, full.output)
 
 
 def test_cross_attention() -> None:
@@ -305,8 +295,8 @@ def test_cross_attention() -> None:
     assert result.output.shape == (3, 4)
     assert result.context is not None
     np.testing.assert_array_equal(result.context, context)
-    close(result.weights, ref.weights)
-    close(result.output, ref.output)
+    assert_close(result.weights, ref.weights)
+    assert_close(result.output, ref.output)
 
 
 def test_cross_attention_causal_n_less_than_m() -> None:
@@ -314,8 +304,8 @@ def test_cross_attention_causal_n_less_than_m() -> None:
     x, context = _normal(53, 2, 4), _normal(54, 5, 4)
     result = multi_head_attention(x, params, n_heads=1, context=context, is_causal=True)
     ref = _mha_ref(params, x, n_heads=1, context=context, is_causal=True)
-    close(result.weights, ref.weights)
-    close(result.output, ref.output)
+    assert_close(result.weights, ref.weights)
+    assert_close(result.output, ref.output)
     np.testing.assert_array_equal(result.weights[0, 0, 1:], 0.0)
 
 
@@ -327,12 +317,12 @@ def test_batch_with_padding_mask() -> None:
     result = multi_head_attention(x, params, n_heads=2, mask=mask)
     ref = _mha_ref(params, x, n_heads=2, mask=mask)
     assert result.weights.shape == (2, 2, n, n)
-    close(result.weights, ref.weights)
-    close(result.output, ref.output)
+    assert_close(result.weights, ref.weights)
+    assert_close(result.output, ref.output)
     np.testing.assert_array_equal(result.weights[1, :, :, 2:], 0.0)
     # the real tokens of sequence 1 do not depend on its padding
     alone = multi_head_attention(x[1, :2], params, n_heads=2)
-    close(result.output[1, :2], alone.output)
+    assert_close(result.output[1, :2], alone.output)
 
 
 def test_self_attention_matches_reference() -> None:
@@ -345,8 +335,8 @@ def test_self_attention_matches_reference() -> None:
     assert result.q.shape == (2, 4, 3)
     assert result.v.shape == (2, 4, 2)
     assert result.has_head_axis is False
-    close(result.weights, ref.weights[:, 0])
-    close(result.output, ref.output)
+    assert_close(result.weights, ref.weights[:, 0])
+    assert_close(result.output, ref.output)
 
 
 @pytest.mark.parametrize(("out_proj", "bias"), [(False, False), (True, True)])
@@ -374,7 +364,7 @@ def test_projected_scores_are_per_head_logits() -> None:
     assert result.scores.shape == (3, 4, 4)
     for head in range(3):
         expected = scores_ref(ref.q[:, 2 * head : 2 * head + 2], ref.k)
-        close(result.scores[head], expected)
+        assert_close(result.scores[head], expected)
 
 
 # ---------------------------------------------------------------------------
@@ -389,11 +379,11 @@ def test_fluffy_blue_creature() -> None:
     e = [math.exp(2.0 - 2.0), math.exp(1.5 - 2.0), math.exp(0.0 - 2.0)]
     w_creature = [e_j / math.fsum(e) for e_j in e]
     expected = np.array([[1 / 3] * 3, [1 / 3] * 3, w_creature])
-    close(result.weights, expected)
+    assert_close(result.weights, expected)
     np.testing.assert_allclose(w_creature, [0.5741, 0.3482, 0.0777], atol=5e-5)
     w_fluffy, w_blue, _ = w_creature
     creature = w_fluffy * np.array([0.0, 0, 0, 1]) + w_blue * np.array([0.0, 0, 1, 0])
-    close(result.output[2], creature)
+    assert_close(result.output[2], creature)
     np.testing.assert_array_equal(result.scores, [[0, 0, 0], [0, 0, 0], [2, 1.5, 0]])
     assert result.scale == 0.5
 
@@ -403,10 +393,10 @@ def test_gram_example() -> None:
     result = self_attention(ex.x, ex.params)
     np.testing.assert_array_equal(result.scores, [[1, 0, 1], [0, 4, 2], [1, 2, 2]])
     np.testing.assert_allclose(result.weights[0], [0.422319, 0.155362, 0.422319], atol=1e-6)
-    close(result.weights[0], softmax_row_ref([1, 0, 1], [True] * 3))
+    assert_close(result.weights[0], softmax_row([1, 0, 1], [True] * 3))
     direct = scaled_dot_product_attention(ex.x, ex.x, ex.x)
     np.testing.assert_array_equal(direct.scores, [[1, 0, 1], [0, 4, 2], [1, 2, 2]])
-    close(direct.output, attention_ref(ex.x, ex.x, ex.x).output)
+    assert_close(direct.output, attention_ref(ex.x, ex.x, ex.x).output)
 
 
 # ---------------------------------------------------------------------------
@@ -422,8 +412,8 @@ def test_scores_are_logits_before_masking() -> None:
     mask[0, 0] = False
     result = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias, scale=0.7)
     expected = (q * 0.7) @ k.T + bias
-    close(result.scores, expected)
-    close(result.scores, scores_ref(q, k, scale=0.7, bias=bias))
+    assert_close(result.scores, expected)
+    assert_close(result.scores, scores_ref(q, k, scale=0.7, bias=bias))
     # a masked entry still shows its logit (not -inf, not 0)
     assert np.isfinite(result.scores[0, 0])
     assert result.scores[0, 0] == pytest.approx(float(expected[0, 0]), rel=1e-12)
@@ -445,8 +435,7 @@ def test_scores_dtype_is_q_dtype(dtype: type[np.floating[Any]]) -> None:
     assert result.scores.dtype == dtype
     assert result.weights.dtype == dtype
     assert result.output.dtype == dtype
-    rtol, atol = DTYPE_TOL[np.dtype(dtype)]
-    np.testing.assert_allclose(result.scores, scores_ref(q, q), rtol=rtol, atol=atol)
+    assert_close(result.scores, scores_ref(q, q), tol=tolerance(dtype))
 
 
 def test_float16_scores_that_do_not_fit_raise() -> None:
@@ -596,7 +585,7 @@ def test_weights_lie_in_unit_interval(
     assert np.all(result.weights >= 0.0)
     assert np.all(result.weights <= 1.0)
     np.testing.assert_array_equal(result.weights[np.isneginf(bias)], 0.0)
-    close(result.weights, attention_ref(q, k, v, bias=bias).weights)
+    assert_close(result.weights, attention_ref(q, k, v, bias=bias).weights)
 
 
 @given(sequences(), st.data())
@@ -608,8 +597,8 @@ def test_permutation_equivariance(
     perm = np.array(data.draw(st.permutations(range(n))), dtype=np.intp)
     result = self_attention(x, params, mask=mask)
     permuted = self_attention(x[perm], params, mask=mask[np.ix_(perm, perm)])
-    close(permuted.output, result.output[perm])
-    close(permuted.weights, result.weights[np.ix_(perm, perm)])
+    assert_close(permuted.output, result.output[perm])
+    assert_close(permuted.weights, result.weights[np.ix_(perm, perm)])
 
 
 @given(qkv_mask())
@@ -692,9 +681,8 @@ def test_dtype_preserved_and_agrees_with_float64(
     assert result.weights.dtype == dtype
     # the same values (exactly representable in every dtype), computed in float64
     exact = attention_ref(q, k, v, mask=mask)
-    rtol, atol = DTYPE_TOL[np.dtype(dtype)]
-    np.testing.assert_allclose(result.weights, exact.weights, rtol=rtol, atol=atol)
-    np.testing.assert_allclose(result.output, exact.output, rtol=rtol, atol=atol)
+    assert_close(result.weights, exact.weights, tol=tolerance(dtype))
+    assert_close(result.output, exact.output, tol=tolerance(dtype))
 
 
 @given(
@@ -718,12 +706,12 @@ def test_matches_reference(case: tuple[F64, F64, F64, BoolArr], data: st.DataObj
     scale = data.draw(st.none() | st.floats(-2, 2))
     result = scaled_dot_product_attention(q, k, v, mask=mask, is_causal=is_causal, scale=scale)
     ref = attention_ref(q, k, v, mask=mask, is_causal=is_causal, scale=scale)
-    close(result.weights, ref.weights)
-    close(result.output, ref.output)
+    assert_close(result.weights, ref.weights)
+    assert_close(result.output, ref.output)
 
 
 # ---------------------------------------------------------------------------
-# Bad inputs (RELIABILITY.md)
+# Bad inputs (docs/guarantees.md)
 # ---------------------------------------------------------------------------
 
 
@@ -852,27 +840,8 @@ def test_large_finite_float64_values() -> None:
     np.testing.assert_array_equal(result.weights, [[1, 0, 0], [0, 1, 0]])
     np.testing.assert_array_equal(result.output, [[1e308], [-1e308]])
     tiny = scaled_dot_product_attention(np.array([[1e300]]), np.array([[1e-300], [2e-300]]), v[:2])
-    close(tiny.output, attention_ref([[1e300]], [[1e-300], [2e-300]], v[:2]).output)
+    assert_close(tiny.output, attention_ref([[1e300]], [[1e-300], [2e-300]], v[:2]).output)
     assert np.isfinite(tiny.output).all()
-
-
-@pytest.mark.parametrize("position", [0, 1, 2])
-@pytest.mark.parametrize(
-    ("bad", "error"),
-    [
-        (np.ones((3, 4), dtype=bool), TypeError),
-        (np.ones((3, 4), dtype=complex), TypeError),
-        (None, TypeError),
-        ("abc", TypeError),
-        ([[1.0, 2.0], [3.0]], ValueError),
-        (np.array([[1.0]], dtype=object), TypeError),
-    ],
-)
-def test_bad_array_types(position: int, bad: Any, error: type[Exception]) -> None:
-    args: list[Any] = list(_qkv())
-    args[position] = bad
-    with pytest.raises(error, match="qkv"[position]):
-        scaled_dot_product_attention(*args)
 
 
 @pytest.mark.parametrize(

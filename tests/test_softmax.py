@@ -4,13 +4,14 @@ Values are checked five ways: against the loop-based float64 reference
 (``tests/reference/softmax_ref.py``), against numbers computed by hand, against
 ``scipy.special``, against derivatives by the complex step (and torch autograd where
 torch is installed), and through hypothesis properties. Every bad input of
-RELIABILITY.md that concerns softmax is checked for its exception type and message.
+docs/guarantees.md that concerns softmax is checked for its exception type and message.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import astuple
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,6 @@ import scipy.special
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from numpy.exceptions import AxisError
 from numpy.testing import assert_allclose, assert_array_equal
 from numpy.typing import NDArray
 
@@ -32,6 +32,7 @@ from attention_from_scratch.softmax import (
     softmax_vjp,
 )
 from tests.reference import softmax_ref as ref
+from tests.tolerances import REFERENCE, Tolerance, against_reference, assert_close
 
 AnyArray = NDArray[Any]
 FloatDType = type[np.floating[Any]]
@@ -42,24 +43,10 @@ F64_MAX = float(np.finfo(np.float64).max)
 F64_TINY = float(np.finfo(np.float64).tiny)  # smallest normal float64
 F16_MAX = float(np.finfo(np.float16).max)  # 65504
 
-# Against the float64 reference: rtol 1e-12. Quantities of order 1 (weights, log
-# weights near 0, Jacobians) also get atol 1e-12; softmax weights below the smallest
-# normal float64 have lost their relative precision by design, hence atol = tiny there.
-REF_RTOL = 1e-12
-REF_ATOL = 1e-12
-
-# Per-dtype tolerances of RELIABILITY.md (torch.testing defaults) for float16/float32.
-TOLERANCES: dict[type[np.floating[Any]], tuple[float, float]] = {
-    np.float16: (1e-3, 1e-5),
-    np.float32: (1.3e-6, 1e-5),
-    np.float64: (REF_RTOL, REF_ATOL),
-}
-
-
-def tol(dtype: np.dtype[Any] | FloatDType) -> dict[str, Any]:
-    """``rtol``/``atol`` keyword arguments for comparing ``dtype`` results to float64."""
-    rtol, atol = TOLERANCES[np.dtype(dtype).type]
-    return {"rtol": rtol, "atol": atol}
+# Against the float64 reference: REFERENCE (rtol = atol = 1e-12; tests/tolerances.py).
+# Softmax weights below the smallest normal float64 have lost their relative precision
+# by design, hence atol = tiny there.
+REF_TINY = Tolerance(REFERENCE.rtol, F64_TINY)
 
 
 GRAM_SCORES = np.array([[1.0, 0.0, 1.0], [0.0, 4.0, 2.0], [1.0, 2.0, 2.0]])
@@ -254,37 +241,25 @@ def test_cube_matches_reference_along_every_axis(axis: int, temperature: float) 
     kwargs: dict[str, Any] = {"axis": axis, "temperature": temperature}
     weights = softmax(CUBE, **kwargs)
     assert weights.shape == CUBE.shape
-    assert_allclose(weights, ref.softmax(CUBE, **kwargs), rtol=REF_RTOL, atol=F64_TINY)
-    assert_allclose(
-        log_softmax(CUBE, **kwargs),
-        ref.log_softmax(CUBE, **kwargs),
-        rtol=REF_RTOL,
-        atol=REF_ATOL,
-    )
+    assert_close(weights, ref.softmax(CUBE, **kwargs), tol=REF_TINY)
+    assert_close(log_softmax(CUBE, **kwargs), ref.log_softmax(CUBE, **kwargs))
     lse = logsumexp(CUBE, axis=axis)
     assert lse.shape == reduced_shape(CUBE.shape, axis)
-    assert_allclose(lse, ref.logsumexp(CUBE, axis=axis), rtol=REF_RTOL, atol=REF_ATOL)
+    assert_close(lse, ref.logsumexp(CUBE, axis=axis))
     lse_keep = logsumexp(CUBE, axis=axis, keepdims=True)
     assert lse_keep.shape == np.sum(CUBE, axis=axis, keepdims=True).shape
-    assert_allclose(
-        lse_keep, ref.logsumexp(CUBE, axis=axis, keepdims=True), rtol=REF_RTOL, atol=REF_ATOL
-    )
+    assert_close(lse_keep, ref.logsumexp(CUBE, axis=axis, keepdims=True))
     p = ref.softmax(CUBE, axis=axis)
-    assert_allclose(entropy(p, axis=axis), ref.entropy(p, axis=axis), rtol=REF_RTOL, atol=REF_ATOL)
+    assert_close(entropy(p, axis=axis), ref.entropy(p, axis=axis))
     grad = np.cos(np.arange(CUBE.size, dtype=np.float64)).reshape(CUBE.shape)
-    assert_allclose(
-        softmax_vjp(p, grad, axis=axis),
-        ref.softmax_vjp(p, grad, axis=axis),
-        rtol=REF_RTOL,
-        atol=REF_ATOL,
-    )
+    assert_close(softmax_vjp(p, grad, axis=axis), ref.softmax_vjp(p, grad, axis=axis))
 
 
 def test_cube_jacobian_matches_reference() -> None:
     p = ref.softmax(CUBE)
     jac = softmax_jacobian(p)
     assert jac.shape == (2, 3, 4, 4)
-    assert_allclose(jac, ref.softmax_jacobian(p), rtol=REF_RTOL, atol=REF_ATOL)
+    assert_close(jac, ref.softmax_jacobian(p))
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2, -1])
@@ -292,7 +267,7 @@ def test_cube_where_matches_reference(axis: int) -> None:
     where = np.array([[True, False, True, True], [False, False, False, False], [True] * 4])
     weights = softmax(CUBE, axis=axis, where=where[None] if axis != 2 else where)
     expected = ref.softmax(CUBE, axis=axis, where=where[None] if axis != 2 else where)
-    assert_allclose(weights, expected, rtol=REF_RTOL, atol=F64_TINY)
+    assert_close(weights, expected, tol=REF_TINY)
 
 
 @given(scores_and_axis(neg_inf=True), temperatures, st.data())
@@ -304,11 +279,11 @@ def test_softmax_matches_reference_float64(
     assert weights.shape == x.shape
     assert weights.dtype == np.float64
     expected = ref.softmax(x, axis=axis, temperature=temperature)
-    assert_allclose(weights, expected, rtol=REF_RTOL, atol=F64_TINY)
+    assert_close(weights, expected, tol=REF_TINY)
     where = data.draw(masks_for(x.shape), label="where")
     masked = softmax(x, axis=axis, temperature=temperature, where=where)
     expected_masked = ref.softmax(x, axis=axis, temperature=temperature, where=where)
-    assert_allclose(masked, expected_masked, rtol=REF_RTOL, atol=F64_TINY)
+    assert_close(masked, expected_masked, tol=REF_TINY)
 
 
 @given(scores_and_axis(neg_inf=True), temperatures)
@@ -316,15 +291,11 @@ def test_log_softmax_and_logsumexp_match_reference_float64(
     drawn: tuple[AnyArray, int], temperature: float
 ) -> None:
     x, axis = drawn
-    assert_allclose(
+    assert_close(
         log_softmax(x, axis=axis, temperature=temperature),
         ref.log_softmax(x, axis=axis, temperature=temperature),
-        rtol=REF_RTOL,
-        atol=REF_ATOL,
     )
-    assert_allclose(
-        logsumexp(x, axis=axis), ref.logsumexp(x, axis=axis), rtol=REF_RTOL, atol=REF_ATOL
-    )
+    assert_close(logsumexp(x, axis=axis), ref.logsumexp(x, axis=axis))
 
 
 @given(scores_and_axis(bound=50.0), st.data())
@@ -333,36 +304,26 @@ def test_entropy_jacobian_vjp_match_reference_float64(
 ) -> None:
     x, axis = drawn
     p = probabilities(x, axis)
-    assert_allclose(entropy(p, axis=axis), ref.entropy(p, axis=axis), rtol=REF_RTOL, atol=REF_ATOL)
+    assert_close(entropy(p, axis=axis), ref.entropy(p, axis=axis))
     raw = np.abs(x)  # entropy does not renormalise: any non-negative array
-    assert_allclose(
-        entropy(raw, axis=axis), ref.entropy(raw, axis=axis), rtol=REF_RTOL, atol=REF_ATOL
-    )
+    assert_close(entropy(raw, axis=axis), ref.entropy(raw, axis=axis))
     grad = data.draw(hnp.arrays(np.float64, x.shape, elements=elements(np.float64, 10.0)))
-    assert_allclose(
-        softmax_vjp(p, grad, axis=axis),
-        ref.softmax_vjp(p, grad, axis=axis),
-        rtol=REF_RTOL,
-        atol=REF_ATOL,
-    )
+    assert_close(softmax_vjp(p, grad, axis=axis), ref.softmax_vjp(p, grad, axis=axis))
     p_last = np.moveaxis(p, axis, -1)
-    assert_allclose(
-        softmax_jacobian(p_last), ref.softmax_jacobian(p_last), rtol=REF_RTOL, atol=REF_ATOL
-    )
+    assert_close(softmax_jacobian(p_last), ref.softmax_jacobian(p_last))
 
 
 @given(st.sampled_from(LOW_DTYPES).flatmap(scores_and_axis))
 def test_low_precision_matches_float64_reference(drawn: tuple[AnyArray, int]) -> None:
     x, axis = drawn
-    kw = tol(x.dtype)
     weights = softmax(x, axis=axis)
     assert weights.dtype == x.dtype
-    assert_allclose(weights, ref.softmax(x, axis=axis), **kw)
+    assert_close(weights, ref.softmax(x, axis=axis), dtype=x.dtype)
     lse = logsumexp(x, axis=axis)
     assert lse.dtype == x.dtype
-    assert_allclose(lse, ref.logsumexp(x, axis=axis), **kw)
+    assert_close(lse, ref.logsumexp(x, axis=axis), dtype=x.dtype)
     p = probabilities(x, axis).astype(x.dtype)
-    assert_allclose(entropy(p, axis=axis), ref.entropy(p, axis=axis), **kw)
+    assert_close(entropy(p, axis=axis), ref.entropy(p, axis=axis), dtype=x.dtype)
 
 
 @given(st.sampled_from(LOW_DTYPES).flatmap(lambda dt: scores_and_axis(dt, 3e4)))
@@ -370,7 +331,7 @@ def test_low_precision_log_softmax_matches_float64_reference(drawn: tuple[AnyArr
     x, axis = drawn
     out = log_softmax(x, axis=axis)
     assert out.dtype == x.dtype
-    assert_allclose(out, ref.log_softmax(x, axis=axis), **tol(x.dtype))
+    assert_close(out, ref.log_softmax(x, axis=axis), dtype=x.dtype)
 
 
 # ---------------------------------------------------------------------------
@@ -381,48 +342,23 @@ def test_low_precision_log_softmax_matches_float64_reference(drawn: tuple[AnyArr
 @pytest.mark.parametrize("axis", [-1, 0, 1, 2, -2])
 def test_cube_matches_scipy(axis: int) -> None:
     finite = np.where(np.isneginf(CUBE), -5.0, CUBE)
-    assert_allclose(
-        softmax(finite, axis=axis),
-        scipy.special.softmax(finite, axis=axis),
-        rtol=1e-12,
-        atol=1e-12,
-    )
-    assert_allclose(
-        log_softmax(finite, axis=axis),
-        scipy.special.log_softmax(finite, axis=axis),
-        rtol=1e-12,
-        atol=1e-12,
-    )
-    assert_allclose(
-        logsumexp(finite, axis=axis),
-        scipy.special.logsumexp(finite, axis=axis),
-        rtol=1e-12,
-        atol=1e-12,
-    )
+    assert_close(softmax(finite, axis=axis), scipy.special.softmax(finite, axis=axis))
+    assert_close(log_softmax(finite, axis=axis), scipy.special.log_softmax(finite, axis=axis))
+    assert_close(logsumexp(finite, axis=axis), scipy.special.logsumexp(finite, axis=axis))
 
 
 @given(scores_and_axis(bound=1e3))
 def test_matches_scipy_special(drawn: tuple[AnyArray, int]) -> None:
     x, axis = drawn
-    assert_allclose(
-        softmax(x, axis=axis), scipy.special.softmax(x, axis=axis), rtol=1e-12, atol=1e-12
-    )
-    assert_allclose(
-        log_softmax(x, axis=axis), scipy.special.log_softmax(x, axis=axis), rtol=1e-12, atol=1e-12
-    )
-    assert_allclose(
-        logsumexp(x, axis=axis), scipy.special.logsumexp(x, axis=axis), rtol=1e-12, atol=1e-12
-    )
-    assert_allclose(
+    assert_close(softmax(x, axis=axis), scipy.special.softmax(x, axis=axis))
+    assert_close(log_softmax(x, axis=axis), scipy.special.log_softmax(x, axis=axis))
+    assert_close(logsumexp(x, axis=axis), scipy.special.logsumexp(x, axis=axis))
+    assert_close(
         logsumexp(x, axis=axis, keepdims=True),
         scipy.special.logsumexp(x, axis=axis, keepdims=True),
-        rtol=1e-12,
-        atol=1e-12,
     )
     p = softmax(x, axis=axis)
-    assert_allclose(
-        entropy(p, axis=axis), scipy.special.entr(p).sum(axis=axis), rtol=1e-12, atol=1e-12
-    )
+    assert_close(entropy(p, axis=axis), scipy.special.entr(p).sum(axis=axis))
 
 
 # ---------------------------------------------------------------------------
@@ -477,18 +413,9 @@ def test_matches_torch_float64() -> None:
     x[1, 2, 0] = -np.inf
     t = torch.from_numpy(x)
     for axis in (0, 1, 2, -1):
-        assert_allclose(
-            softmax(x, axis=axis), torch.softmax(t, dim=axis).numpy(), rtol=1e-12, atol=1e-12
-        )
-        assert_allclose(
-            log_softmax(x, axis=axis),
-            torch.log_softmax(t, dim=axis).numpy(),
-            rtol=1e-12,
-            atol=1e-12,
-        )
-        assert_allclose(
-            logsumexp(x, axis=axis), torch.logsumexp(t, dim=axis).numpy(), rtol=1e-12, atol=1e-12
-        )
+        assert_close(softmax(x, axis=axis), torch.softmax(t, dim=axis).numpy())
+        assert_close(log_softmax(x, axis=axis), torch.log_softmax(t, dim=axis).numpy())
+        assert_close(logsumexp(x, axis=axis), torch.logsumexp(t, dim=axis).numpy())
         # vjp by reverse-mode autograd: d<g, softmax(x)>/dx.
         finite = np.where(np.isneginf(x), -4.0, x)
         xt = torch.tensor(finite, dtype=torch.float64, requires_grad=True)
@@ -507,9 +434,7 @@ def test_matches_torch_float64() -> None:
             softmax_jacobian(softmax(row)), expected_jac.numpy(), rtol=1e-10, atol=1e-10
         )
     # Temperature is softmax(x / T).
-    assert_allclose(
-        softmax(x, temperature=2.5), torch.softmax(t / 2.5, dim=-1).numpy(), rtol=1e-12, atol=1e-12
-    )
+    assert_close(softmax(x, temperature=2.5), torch.softmax(t / 2.5, dim=-1).numpy())
 
 
 # ---------------------------------------------------------------------------
@@ -532,7 +457,7 @@ def test_rows_sum_to_one_and_weights_in_unit_interval(
     assert (weights >= 0).all()
     assert (weights <= 1).all()
     sums = weights.astype(np.float64).sum(axis=axis)
-    assert_allclose(sums, 1.0, **tol(x.dtype))
+    assert_close(sums, 1.0, dtype=x.dtype)
 
 
 @given(any_dtype_scores, st.integers(-64, 64))
@@ -542,12 +467,12 @@ def test_adding_a_constant_changes_nothing(drawn: tuple[AnyArray, int], shift: i
     x = (np.round(np.clip(x.astype(np.float64), -64, 64) * 16) / 16).astype(x.dtype)
     shifted = (x.astype(np.float64) + shift).astype(x.dtype)
     assert_array_equal(shifted.astype(np.float64), x.astype(np.float64) + shift)
-    assert_allclose(softmax(shifted, axis=axis), softmax(x, axis=axis), **tol(x.dtype))
-    assert_allclose(log_softmax(shifted, axis=axis), log_softmax(x, axis=axis), **tol(x.dtype))
+    assert_close(softmax(shifted, axis=axis), softmax(x, axis=axis), dtype=x.dtype)
+    assert_close(log_softmax(shifted, axis=axis), log_softmax(x, axis=axis), dtype=x.dtype)
     # LSE(x + c) = LSE(x) + c, with LSE(x) in float64 (c added to a rounded float16 LSE
     # would cancel digits that the package does not lose).
     expected_lse = ref.logsumexp(x, axis=axis) + shift
-    assert_allclose(logsumexp(shifted, axis=axis), expected_lse, **tol(x.dtype))
+    assert_close(logsumexp(shifted, axis=axis), expected_lse, dtype=x.dtype)
 
 
 @given(any_dtype_scores, temperatures)
@@ -603,10 +528,10 @@ def test_neg_inf_entries_get_exactly_zero(drawn: tuple[AnyArray, int]) -> None:
     weights = softmax(x, axis=axis)
     holes = np.isneginf(x)
     assert_array_equal(weights[holes], 0.0)
-    assert_allclose(weights.astype(np.float64).sum(axis=axis), 1.0, **tol(x.dtype))
+    assert_close(weights.astype(np.float64).sum(axis=axis), 1.0, dtype=x.dtype)
     assert np.isneginf(log_softmax(x, axis=axis)[holes]).all()
     # -inf entries contribute nothing to logsumexp.
-    assert_allclose(logsumexp(x, axis=axis), ref.logsumexp(x, axis=axis), **tol(x.dtype))
+    assert_close(logsumexp(x, axis=axis), ref.logsumexp(x, axis=axis), dtype=x.dtype)
 
 
 @given(st.sampled_from(FLOAT_DTYPES).flatmap(scores_and_axis), st.data())
@@ -622,7 +547,7 @@ def test_where_false_is_exactly_zero_and_empty_rows_are_zero(
     any_allowed = full.any(axis=axis)
     sums = weights.astype(np.float64).sum(axis=axis)
     assert_array_equal(sums[~any_allowed], 0.0)
-    assert_allclose(sums[any_allowed], 1.0, **tol(x.dtype))
+    assert_close(sums[any_allowed], 1.0, dtype=x.dtype)
     # Entries that are not allowed are not read: changing them changes nothing.
     scrambled = np.where(full, x, np.array(np.nan, dtype=x.dtype))
     assert_array_equal(softmax(scrambled, axis=axis, where=where), weights)
@@ -637,7 +562,7 @@ def test_entropy_between_zero_and_log_n(drawn: tuple[AnyArray, int]) -> None:
     assert h.shape == reduced_shape(x.shape, axis)
     n = x.shape[axis]
     assert (h >= 0).all()
-    rtol, atol = TOLERANCES[x.dtype.type]
+    rtol, atol = astuple(against_reference(x.dtype))
     assert (h.astype(np.float64) <= math.log(n) * (1 + rtol) + atol).all()
 
 
@@ -650,7 +575,7 @@ def test_jacobian_rows_sum_to_zero_and_symmetric(drawn: tuple[AnyArray, int]) ->
     assert jac.shape == (*x.shape, x.shape[-1])
     assert_array_equal(jac, np.swapaxes(jac, -1, -2))
     # Row sums are p_i (1 - sum_j p_j) ~ 0; measured against the scale of the entries.
-    rtol, atol = TOLERANCES[x.dtype.type]
+    rtol, atol = astuple(against_reference(x.dtype))
     row_sums = jac.astype(np.float64).sum(axis=-1)
     assert_allclose(row_sums, 0.0, rtol=0, atol=max(atol, rtol) * x.shape[-1])
 
@@ -667,7 +592,7 @@ def test_vjp_equals_grad_times_jacobian(drawn: tuple[AnyArray, int], data: st.Da
     g_last = np.moveaxis(grad, axis, -1).astype(np.float64)
     jac = ref.softmax_jacobian(p_last)
     expected = np.moveaxis(np.einsum("...i,...ij->...j", g_last, jac), -1, axis)
-    rtol, atol = TOLERANCES[x.dtype.type]
+    rtol, atol = astuple(against_reference(x.dtype))
     # Entries are bounded by max|g| = 10: compare on that scale.
     assert_allclose(vjp, expected, rtol=rtol, atol=10 * max(atol, rtol))
 
@@ -681,7 +606,7 @@ def test_log_softmax_is_log_of_softmax(drawn: tuple[AnyArray, int], temperature:
     not_tiny = w > 1e-3
     with np.errstate(divide="ignore"):
         expected = np.log(w)
-    rtol, atol = TOLERANCES[x.dtype.type]
+    rtol, atol = astuple(against_reference(x.dtype))
     # Where w >= 1e-3, log w is at most 7 in size and its error ~ the relative error of w.
     assert_allclose(log_w[not_tiny], expected[not_tiny], rtol=rtol, atol=10 * max(atol, rtol))
     assert (log_w <= 0).all()
@@ -768,9 +693,7 @@ def test_huge_low_precision_scores_are_exact(dtype: FloatDType, big: float) -> N
     lse = logsumexp(np.array([big, big], dtype=dtype))
     assert lse.dtype == dtype
     assert lse == np.array(big, dtype=dtype)  # big + log 2 rounds to big
-    assert_allclose(
-        log_softmax(np.array([big, big], dtype=dtype)), [-math.log(2.0)] * 2, **tol(dtype)
-    )
+    assert_close(log_softmax(np.array([big, big], dtype=dtype)), [-math.log(2.0)] * 2, dtype=dtype)
 
 
 @pytest.mark.parametrize(("dtype", "big"), [(np.float16, F16_MAX), (np.float32, 3.4e38)])
@@ -812,7 +735,7 @@ def test_tiny_temperature_gives_one_hot_in_every_dtype(
         expected_log = ((x64 - x64.max(axis=-1, keepdims=True)) / temperature).astype(dtype)
     assert_array_equal(np.isneginf(log_w), np.isneginf(expected_log))
     finite = np.isfinite(expected_log)
-    assert_allclose(log_w[finite], expected_log[finite], **tol(dtype))
+    assert_close(log_w[finite], expected_log[finite], dtype=dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
@@ -829,11 +752,11 @@ def test_huge_temperature_gives_uniform_over_allowed_entries_in_every_dtype(
     assert_array_equal(softmax(x, temperature=temperature, where=where), expected_where)
     log_w = log_softmax(x, temperature=temperature)
     assert_array_equal(np.isneginf(log_w), np.isneginf(x))
-    assert_allclose(log_w[1], np.full(3, -math.log(3.0)).astype(dtype), **tol(dtype))
+    assert_close(log_w[1], np.full(3, -math.log(3.0)).astype(dtype), dtype=dtype)
 
 
 # ---------------------------------------------------------------------------
-# 8. Bad inputs (RELIABILITY.md): exception type, and the message names the argument
+# 8. Bad inputs (docs/guarantees.md): exception type, and the message names the argument
 # ---------------------------------------------------------------------------
 
 Fn = Callable[..., Any]
@@ -848,53 +771,6 @@ X_FUNCTIONS: list[tuple[str, Fn]] = [
     ("grad", lambda a: softmax_vjp(np.full((2, 3), 1 / 3), a)),
 ]
 X_IDS = ["softmax", "log_softmax", "logsumexp", "entropy", "jacobian", "vjp-p", "vjp-grad"]
-
-BAD_TYPES: list[tuple[object, str]] = [
-    (None, "None"),
-    ("1.0", "string"),
-    (b"1.0", "string"),
-    (np.array([[True, False, True], [False, True, True]]), "bool"),
-    ([[True, False, True], [False, True, True]], "bool"),
-    (np.array([[1 + 2j, 0, 1], [0, 1, 2]]), "complex"),
-    (np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=object), "object"),
-    ([[1.0, None, 3.0], [4.0, 5.0, 6.0]], "object"),
-    (
-        np.ma.array(
-            [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], mask=[[False, True, False], [False, False, False]]
-        ),
-        "masked",
-    ),
-    (np.array([["a", "b", "c"], ["d", "e", "f"]]), "<U1"),
-    ([["1", "2", "3"], ["4", "5", "6"]], "<U1"),
-    (np.array([["2024-01-01"] * 3] * 2, dtype="datetime64[D]"), "datetime64"),
-]
-BAD_TYPE_IDS = [
-    "None",
-    "str",
-    "bytes",
-    "bool-array",
-    "bool-list",
-    "complex",
-    "object-array",
-    "list-with-None",
-    "masked",
-    "str-array",
-    "str-list",
-    "datetime",
-]
-
-
-@pytest.mark.parametrize(("name", "fn"), X_FUNCTIONS, ids=X_IDS)
-@pytest.mark.parametrize(("bad", "what"), BAD_TYPES, ids=BAD_TYPE_IDS)
-def test_non_real_input_is_type_error(name: str, fn: Fn, bad: object, what: str) -> None:
-    with pytest.raises(TypeError, match=rf"^{name} .*{what}"):
-        fn(bad)
-
-
-@pytest.mark.parametrize(("name", "fn"), X_FUNCTIONS, ids=X_IDS)
-def test_ragged_input_is_value_error(name: str, fn: Fn) -> None:
-    with pytest.raises(ValueError, match=rf"^{name} must be a rectangular array"):
-        fn([[1.0, 2.0, 3.0], [4.0, 5.0]])
 
 
 @pytest.mark.parametrize(("name", "fn"), X_FUNCTIONS[:6], ids=X_IDS[:6])
@@ -1055,42 +931,6 @@ def test_where_broadcasts_from_a_row_and_a_scalar() -> None:
     assert_array_equal(softmax(x, where=True), softmax(x))
     column = np.array([[True], [False], [True]])
     assert_array_equal(softmax(x, where=column)[1], [0.0, 0.0, 0.0])
-
-
-AXIS_FUNCTIONS: list[Fn] = [
-    softmax,
-    log_softmax,
-    logsumexp,
-    entropy,
-    lambda a, axis: softmax_vjp(a, a, axis=axis),
-]
-AXIS_IDS = ["softmax", "log_softmax", "logsumexp", "entropy", "vjp"]
-
-
-@pytest.mark.parametrize("fn", AXIS_FUNCTIONS, ids=AXIS_IDS)
-@pytest.mark.parametrize("axis", [2, -3, 100])
-def test_axis_out_of_range_is_axis_error(fn: Fn, axis: int) -> None:
-    with pytest.raises(AxisError, match="axis"):
-        fn(np.full((2, 3), 0.25), axis=axis)
-
-
-@pytest.mark.parametrize("fn", AXIS_FUNCTIONS, ids=AXIS_IDS)
-@pytest.mark.parametrize(
-    ("axis", "what"),
-    [
-        (1.0, "float"),
-        ("0", "str"),
-        (True, "bool"),
-        (None, "NoneType"),
-        (np.float64(0.0), "float64"),
-        (np.array(0.0), "ndarray"),  # has __index__, but it raises numpy's own TypeError
-        (np.array([0, 1]), "ndarray"),
-    ],
-    ids=["float", "str", "bool", "None", "np.float64", "0d-float-array", "int-array"],
-)
-def test_axis_not_an_int_is_type_error(fn: Fn, axis: object, what: str) -> None:
-    with pytest.raises(TypeError, match=rf"^axis must be an int, got {what}"):
-        fn(np.full((2, 3), 0.25), axis=axis)
 
 
 def test_numpy_integer_axis_is_accepted() -> None:

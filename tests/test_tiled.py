@@ -28,20 +28,10 @@ from attention_from_scratch.self_attention import (
     tiled_attention,
 )
 from tests.reference.attention_ref import attention_ref, attention_ref_batched
+from tests.tolerances import assert_close, tolerance
 
 F64 = NDArray[np.float64]
 FloatDType = type[np.floating[Any]]
-DTYPE_TOL = {  # (rtol, atol), torch.testing defaults
-    np.dtype(np.float16): (1e-3, 1e-5),
-    np.dtype(np.float32): (1.3e-6, 1e-5),
-    np.dtype(np.float64): (1e-7, 1e-7),
-}
-
-
-def close(actual: Any, desired: Any) -> None:
-    """float64 against the reference or dense attention: agreement to 1e-12."""
-    got, want = np.asarray(actual, dtype=np.float64), np.asarray(desired, dtype=np.float64)
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 def _normal(seed: int, *shape: int) -> F64:
@@ -67,8 +57,8 @@ def test_gram_example_matches_hand_numbers(block_size: int) -> None:
         ],
         atol=5e-5,
     )
-    close(out, scaled_dot_product_attention(x, x, x).output)
-    close(out, attention_ref(x, x, x).output)
+    assert_close(out, scaled_dot_product_attention(x, x, x).output)
+    assert_close(out, attention_ref(x, x, x).output)
 
 
 @pytest.mark.parametrize("block_size", [1, 2, 3])
@@ -76,7 +66,7 @@ def test_gram_example_causal(block_size: int) -> None:
     x = np.array(gram_example().x)
     out = tiled_attention(x, x, x, block_size=block_size, is_causal=True)
     np.testing.assert_array_equal(out[0], x[0])  # token 0 sees only itself: weight 1
-    close(out, attention_ref(x, x, x, is_causal=True).output)
+    assert_close(out, attention_ref(x, x, x, is_causal=True).output)
 
 
 @pytest.mark.parametrize(
@@ -91,7 +81,7 @@ def test_matches_reference(
     out = tiled_attention(q, k, v, block_size=block_size, is_causal=is_causal)
     assert out.shape == (n, d_v)
     assert out.dtype == np.float64
-    close(out, attention_ref(q, k, v, is_causal=is_causal).output)
+    assert_close(out, attention_ref(q, k, v, is_causal=is_causal).output)
 
 
 def test_batch_dimensions_broadcast_as_in_dense_attention() -> None:
@@ -100,15 +90,17 @@ def test_batch_dimensions_broadcast_as_in_dense_attention() -> None:
     v = _normal(6, 1, 1, 7, 2)
     out = tiled_attention(q, k, v, block_size=3, is_causal=True)
     assert out.shape == (2, 3, 5, 2)
-    close(out, attention_ref_batched(q, k, v, is_causal=True).output)
+    assert_close(out, attention_ref_batched(q, k, v, is_causal=True).output)
 
 
 def test_scale_is_applied() -> None:
     q, k, v = _normal(7, 4, 3), _normal(8, 6, 3), _normal(9, 6, 2)
     out = tiled_attention(q, k, v, block_size=4, scale=0.3)
-    close(out, attention_ref(q, k, v, scale=0.3).output)
+    assert_close(out, attention_ref(q, k, v, scale=0.3).output)
     # scale 0: every key gets the same weight, the output is the mean of the values
-    close(tiled_attention(q, k, v, block_size=4, scale=0.0), np.tile(v.mean(axis=0), (4, 1)))
+    assert_close(
+        tiled_attention(q, k, v, block_size=4, scale=0.0), np.tile(v.mean(axis=0), (4, 1))
+    )
 
 
 def test_no_queries_gives_empty_output() -> None:
@@ -124,8 +116,8 @@ def test_large_scores_are_stable() -> None:
     k = np.array([[100.0, 0.0], [99.0, 1.0], [0.0, 100.0]])
     v = _normal(10, 3, 2)
     out = tiled_attention(q, k, v, block_size=1)
-    close(out, attention_ref(q, k, v).output)
-    close(out, scaled_dot_product_attention(q, k, v).output)
+    assert_close(out, attention_ref(q, k, v).output)
+    assert_close(out, scaled_dot_product_attention(q, k, v).output)
 
 
 def test_a_later_larger_score_rescales_the_earlier_blocks() -> None:
@@ -135,7 +127,7 @@ def test_a_later_larger_score_rescales_the_earlier_blocks() -> None:
     v = np.arange(10.0)[:, None] ** 2
     out = tiled_attention(q, k, v, block_size=3, scale=1.0)
     weights = np.exp(np.arange(10.0) - 9.0) / np.exp(np.arange(10.0) - 9.0).sum()
-    close(out, [[float(weights @ v[:, 0])]])
+    assert_close(out, [[float(weights @ v[:, 0])]])
 
 
 # ---------------------------------------------------------------------------
@@ -169,7 +161,7 @@ def test_tiled_equals_dense_float64(case: tuple[F64, F64, F64, int], is_causal: 
     dense = scaled_dot_product_attention(q, k, v, is_causal=is_causal)
     assert out.shape == dense.output.shape
     assert out.dtype == np.float64
-    close(out, dense.output)
+    assert_close(out, dense.output)
 
 
 @given(
@@ -186,8 +178,7 @@ def test_tiled_agrees_with_float64_in_every_dtype(
     assert out.dtype == dtype
     # the same values (exactly representable in every dtype), computed in float64
     exact = attention_ref_batched(q, k, v, is_causal=is_causal).output
-    rtol, atol = DTYPE_TOL[np.dtype(dtype)]
-    np.testing.assert_allclose(out, exact, rtol=rtol, atol=atol)
+    assert_close(out, exact, tol=tolerance(dtype))
 
 
 @given(tiled_case(), st.integers(1, 15))
@@ -195,7 +186,7 @@ def test_block_size_does_not_change_the_result(
     case: tuple[F64, F64, F64, int], other_block: int
 ) -> None:
     q, k, v, block_size = case
-    close(
+    assert_close(
         tiled_attention(q, k, v, block_size=block_size, is_causal=True),
         tiled_attention(q, k, v, block_size=other_block, is_causal=True),
     )
@@ -275,9 +266,9 @@ def test_non_contiguous_inputs_give_the_same_result() -> None:
     strided = tiled_attention(
         np.asfortranarray(q), k[::-1][::-1].copy(order="F"), v[::-1][::-1], block_size=3
     )
-    close(strided, expected)  # BLAS may sum in another order for another layout
+    assert_close(strided, expected)  # BLAS may sum in another order for another layout
     reversed_keys = tiled_attention(q, k[::-1], v[::-1], block_size=3)
-    close(reversed_keys, expected)  # attention does not depend on the order of the keys
+    assert_close(reversed_keys, expected)  # attention does not depend on the order of the keys
 
 
 # ---------------------------------------------------------------------------
@@ -302,7 +293,7 @@ def test_block_size_not_an_int_raises(block_size: object) -> None:
 def test_numpy_int_block_size_is_accepted() -> None:
     x = np.array(gram_example().x)
     block: Any = np.int64(2)  # typed int; numpy integers are accepted too
-    close(tiled_attention(x, x, x, block_size=block), tiled_attention(x, x, x))
+    assert_close(tiled_attention(x, x, x, block_size=block), tiled_attention(x, x, x))
 
 
 @pytest.mark.parametrize(("bad", "what"), [(math.nan, "NaN"), (math.inf, r"\+inf")])

@@ -61,10 +61,12 @@ __all__ = [
     "linear",
     "log_softmax",
     "logsumexp",
+    "map_vectors",
     "merge_heads",
     "multi_head_attention",
     "padding_mask",
     "project_qkv",
+    "reduce_vectors",
     "rms_norm",
     "scaled_dot_product_attention",
     "self_attention",
@@ -125,13 +127,15 @@ def _rows(x: ArrayLike, axis: int) -> tuple[Array, tuple[int, ...]]:
     return moved.reshape(-1, moved.shape[-1]), moved.shape[:-1]
 
 
-def _reduce(fn: Callable[[list[float]], float], x: ArrayLike, axis: int) -> Array:
+def reduce_vectors(fn: Callable[[list[float]], float], x: ArrayLike, axis: int = -1) -> Array:
+    """``fn`` (a one-vector reference) on every vector along ``axis``; the axis is removed."""
     rows, rest = _rows(x, axis)
     values = [fn([float(v) for v in row]) for row in rows]
     return np.array(values, dtype=np.float64).reshape(rest)
 
 
-def _map(fn: Callable[[list[float]], list[float]], x: ArrayLike, axis: int) -> Array:
+def map_vectors(fn: Callable[[list[float]], list[float]], x: ArrayLike, axis: int = -1) -> Array:
+    """``fn`` (a one-vector reference) on every vector along ``axis``; the shape is kept."""
     rows, rest = _rows(x, axis)
     mapped = [fn([float(v) for v in row]) for row in rows]
     width = np.asarray(x).shape[axis]
@@ -141,13 +145,13 @@ def _map(fn: Callable[[list[float]], list[float]], x: ArrayLike, axis: int) -> A
 
 def l2_norm(x: ArrayLike, *, axis: int = -1, keepdims: bool = False) -> Array:
     """``sqrt(sum_i x_i^2)`` of every vector along ``axis``, exactly up to the last rounding."""
-    out = _reduce(norms_ref.l2_norm_ref, x, axis)
+    out = reduce_vectors(norms_ref.l2_norm_ref, x, axis)
     return np.expand_dims(out, axis % np.ndim(x)) if keepdims else out
 
 
 def l2_normalize(x: ArrayLike, *, axis: int = -1, eps: float | None = None) -> Array:
     """``x / max(||x||, eps)`` of every vector along ``axis``."""
-    return _map(lambda row: norms_ref.l2_normalize_ref(row, eps), x, axis)
+    return map_vectors(lambda row: norms_ref.l2_normalize_ref(row, eps), x, axis)
 
 
 def cosine_similarity(a: ArrayLike, b: ArrayLike, *, axis: int = -1) -> Array:
@@ -175,13 +179,13 @@ def layer_norm(
 ) -> Array:
     """``(x - mean) / sqrt(var + eps) * gamma + beta`` over the last axis."""
     g, b = _as_list(gamma), _as_list(beta)
-    return _map(lambda row: norms_ref.layer_norm_ref(row, g, b, eps), x, -1)
+    return map_vectors(lambda row: norms_ref.layer_norm_ref(row, g, b, eps), x, -1)
 
 
 def rms_norm(x: ArrayLike, gamma: ArrayLike | None = None, *, eps: float = 1e-6) -> Array:
     """``x / sqrt(mean(x^2) + eps) * gamma`` over the last axis."""
     g = _as_list(gamma)
-    return _map(lambda row: norms_ref.rms_norm_ref(row, g, eps), x, -1)
+    return map_vectors(lambda row: norms_ref.rms_norm_ref(row, g, eps), x, -1)
 
 
 # ---------------------------------------------------------------------------

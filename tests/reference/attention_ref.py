@@ -4,7 +4,8 @@ Written from Eq. 1 of Vaswani et al. (2017) one query at a time with Python floa
 and :mod:`math` (``math.fsum`` for correctly rounded dot products and sums,
 ``math.exp`` for the softmax). NumPy only holds inputs and results: it converts
 the arguments to nested lists, broadcasts leading batch dimensions (a view, no
-arithmetic) and stores the answers. The package is never imported.
+arithmetic) and stores the answers. The package is never imported; the softmax and the
+linear maps are those of ``softmax_ref`` and ``projections_ref``.
 
 Conventions, as in the design contract:
 
@@ -27,16 +28,19 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from tests.reference.projections_ref import linear_ref
+from tests.reference.softmax_ref import softmax_row
+
 __all__ = [
     "AttentionRef",
     "MultiHeadRef",
     "attention_ref",
     "attention_ref_batched",
+    "dot",
     "linear_rows",
     "multi_head_ref",
     "multi_head_ref_batched",
     "scores_ref",
-    "softmax_row_ref",
 ]
 
 Array = NDArray[np.float64]
@@ -68,24 +72,9 @@ def _bool_matrix(a: ArrayLike | None, n: int, m: int) -> list[list[bool]]:
     return [[bool(value) for value in row] for row in arr.tolist()]
 
 
-def _dot(a: Sequence[float], b: Sequence[float]) -> float:
+def dot(a: Sequence[float], b: Sequence[float]) -> float:
     """``sum_c a[c] b[c]``, correctly rounded."""
     return math.fsum(a_c * b_c for a_c, b_c in zip(a, b, strict=True))
-
-
-def softmax_row_ref(scores: Sequence[float], allowed: Sequence[bool]) -> list[float]:
-    """``w_j = exp(s_j - s_max) / sum_l exp(s_l - s_max)`` over the allowed, finite-score keys.
-
-    A key that is not allowed, or whose score is ``-inf``, gets exactly 0; a row with
-    no such key is all zeros (the query attends to nothing).
-    """
-    live = [j for j, (s, ok) in enumerate(zip(scores, allowed, strict=True)) if ok and s > NEG_INF]
-    if not live:
-        return [0.0] * len(scores)
-    s_max = max(scores[j] for j in live)
-    e = [math.exp(scores[j] - s_max) if j in live else 0.0 for j in range(len(scores))]
-    total = math.fsum(e)
-    return [e_j / total for e_j in e]
 
 
 def scores_ref(
@@ -104,7 +93,7 @@ def scores_ref(
     out = np.empty((n, m), dtype=np.float64)
     for i in range(n):
         for j in range(m):
-            out[i, j] = s * _dot(qs[i], ks[j]) + float(b[i][j])
+            out[i, j] = s * dot(qs[i], ks[j]) + float(b[i][j])
     return out
 
 
@@ -141,7 +130,7 @@ def attention_ref(
     output = np.zeros((n, d_v), dtype=np.float64)
     for i in range(n):
         row_allowed = [allowed[i][j] and (not is_causal or j <= i) for j in range(m)]
-        w = softmax_row_ref([float(s) for s in scores[i]], row_allowed)
+        w = softmax_row([float(s) for s in scores[i]], row_allowed)
         for j in range(m):
             weights[i, j] = w[j]
         for c in range(d_v):
@@ -193,13 +182,8 @@ def attention_ref_batched(
 
 
 def linear_rows(x: Matrix, w: Matrix, b: Sequence[float] | None = None) -> Matrix:
-    """``y[t][j] = sum_i x[t][i] w[i][j] + b[j]``, correctly rounded."""
-    d_out = len(w[0])
-    bias = [0.0] * d_out if b is None else list(b)
-    return [
-        [math.fsum([*(x_t[i] * w[i][j] for i in range(len(w))), bias[j]]) for j in range(d_out)]
-        for x_t in x
-    ]
+    """``projections_ref.linear_ref`` on lists of rows: ``y[t][j] = sum_i x[t][i] w[i][j] + b[j]``."""
+    return linear_ref(x, w, b).tolist() if x else []
 
 
 @dataclass(frozen=True)

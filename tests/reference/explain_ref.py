@@ -3,7 +3,8 @@
 Every number of an explanation, recomputed for one (query, key) pair from its
 definition with Python floats and :mod:`math` (``math.fsum`` for correctly rounded
 sums, ``math.exp``/``math.log`` for the softmax, its log-sum-exp and the entropy).
-NumPy only holds inputs; the package is never imported.
+NumPy only holds inputs; the package is never imported. The softmax, log-sum-exp,
+entropy and dot product are the ones of ``softmax_ref`` and ``attention_ref``.
 
 The identities an explanation must satisfy (Vaswani et al. 2017, §3.2.1):
 
@@ -19,6 +20,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tests.reference.attention_ref import dot
+from tests.reference.softmax_ref import entropy_row, logsumexp_row, softmax_row
+
 __all__ = [
     "PairRef",
     "bias_contribution_ref",
@@ -33,37 +37,16 @@ Vector = Sequence[float]
 Matrix = Sequence[Sequence[float]]
 
 
-def _dot(a: Vector, b: Vector) -> float:
-    """``sum_c a[c] b[c]``, correctly rounded."""
-    return math.fsum(a_c * b_c for a_c, b_c in zip(a, b, strict=True))
+softmax_ref = softmax_row
+"""``w_j = exp(s_j - max) / sum_l exp(s_l - max)`` over the allowed keys, 0 elsewhere."""
 
-
-def softmax_ref(scores: Vector, allowed: Sequence[bool]) -> list[float]:
-    """``w_j = exp(s_j - max) / sum_l exp(s_l - max)`` over the allowed keys, 0 elsewhere.
-
-    A row with no allowed key (or only ``-inf`` scores) is all zeros.
-    """
-    live = [j for j, ok in enumerate(allowed) if ok and scores[j] > -math.inf]
-    if not live:
-        return [0.0] * len(scores)
-    top = max(scores[j] for j in live)
-    exps = [math.exp(scores[j] - top) if j in live else 0.0 for j in range(len(scores))]
-    total = math.fsum(exps)
-    return [e / total for e in exps]
+entropy_ref = entropy_row
+"""``-sum_j w_j log w_j`` in nats, with ``0 log 0 = 0``."""
 
 
 def logsumexp_ref(scores: Vector, allowed: Sequence[bool]) -> float:
     """``log sum_j exp(s_j)`` over the allowed keys; ``-inf`` when there is none."""
-    live = [scores[j] for j, ok in enumerate(allowed) if ok and scores[j] > -math.inf]
-    if not live:
-        return -math.inf
-    top = max(live)
-    return top + math.log(math.fsum(math.exp(s - top) for s in live))
-
-
-def entropy_ref(weights: Vector) -> float:
-    """``-sum_j w_j log w_j`` in nats, with ``0 log 0 = 0``."""
-    return -math.fsum(w * math.log(w) for w in weights if w > 0.0)
+    return logsumexp_row([s for s, ok in zip(scores, allowed, strict=True) if ok])
 
 
 def feature_contributions_ref(
@@ -72,7 +55,7 @@ def feature_contributions_ref(
     """``C[a][b] = x_i[a] (sum_d w_q[a][d] w_k[b][d]) x_j[b]``: query feature a, key feature b."""
     d_model = len(x_i)
     return [
-        [x_i[a] * _dot(w_q[a], w_k[b]) * x_j[b] for b in range(d_model)] for a in range(d_model)
+        [x_i[a] * dot(w_q[a], w_k[b]) * x_j[b] for b in range(d_model)] for a in range(d_model)
     ]
 
 
@@ -85,7 +68,7 @@ def bias_contribution_ref(
     bk = [0.0] * d_k if b_k is None else list(b_k)
     q_nobias = [math.fsum(x_i[a] * w_q[a][d] for a in range(len(x_i))) for d in range(d_k)]
     k_nobias = [math.fsum(x_j[b] * w_k[b][d] for b in range(len(x_j))) for d in range(d_k)]
-    return math.fsum([_dot(q_nobias, bk), _dot(bq, k_nobias), _dot(bq, bk)])
+    return math.fsum([dot(q_nobias, bk), dot(bq, k_nobias), dot(bq, bk)])
 
 
 @dataclass(frozen=True)
@@ -123,7 +106,7 @@ def pair_ref(
     b = [0.0] * m if bias is None else [float(v) for v in bias]
     ok = [bool(allowed[t]) and b[t] > -math.inf for t in range(m)]
     b_finite = [b[t] if ok[t] else 0.0 for t in range(m)]
-    raw_row = [_dot(q_i, keys[t]) for t in range(m)]
+    raw_row = [dot(q_i, keys[t]) for t in range(m)]
     scores = [raw_row[t] * scale + b_finite[t] for t in range(m)]
     weights = softmax_ref(scores, ok)
     unscaled = softmax_ref([raw_row[t] + b_finite[t] for t in range(m)], ok)

@@ -10,7 +10,8 @@ so ``Im f(x + i h) / h = f'(x) + O(h^2)`` with no subtraction of nearly equal nu
 with ``h = 1e-30`` the truncation term is ``1e-60`` and the derivative is exact to
 rounding (Squire and Trapp, SIAM Review 40(1), 1998). Every operation below is
 therefore analytic: products, sums, ``exp`` and division. Masks are fixed boolean
-selections (``np.where``), and the softmax is shifted by the maximum of the *real*
+selections (``np.where``), and the softmax (``softmax_ref.softmax_complex``, shared with
+the softmax Jacobian's complex step) is shifted by the maximum of the *real*
 parts, a constant that cancels exactly.
 
 Conventions, as in the package's design: masks are boolean with True = "may attend";
@@ -30,6 +31,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from tests.reference.softmax_ref import softmax_complex
 
 __all__ = [
     "complex_step_gradient",
@@ -64,21 +67,6 @@ def _allowed(
     return allowed
 
 
-def _softmax_rows(scores: CArray, allowed: NDArray[np.bool_]) -> CArray:
-    """Masked softmax over the last axis; rows with no key allowed are all 0."""
-    shape = np.broadcast_shapes(scores.shape, allowed.shape)
-    scores, allowed = np.broadcast_to(scores, shape), np.broadcast_to(allowed, shape)
-    real = np.where(allowed, scores.real, -np.inf)
-    row_max = np.max(real, axis=-1, keepdims=True)
-    shift = np.where(np.isfinite(row_max), row_max, 0.0)  # empty rows: any finite shift
-    shifted = np.where(allowed, scores - shift, 0.0)  # real part <= 0 where allowed
-    e = np.where(allowed, np.exp(shifted), 0.0)
-    row_sum = np.sum(e, axis=-1, keepdims=True)
-    total = np.where(row_sum == 0.0, 1.0, row_sum)  # empty rows: 0 / 1
-    weights: CArray = np.asarray(e / total, dtype=np.complex128)
-    return weights
-
-
 def sdpa_forward(
     q: ArrayLike,
     k: ArrayLike,
@@ -98,7 +86,7 @@ def sdpa_forward(
     if bias is not None:
         bc = _c(bias)
         scores = scores + np.where(np.isneginf(bc.real), 0.0, bc)
-    weights = _softmax_rows(scores, allowed)
+    weights = softmax_complex(scores, allowed)
     out: CArray = np.einsum("...ij,...jd->...id", weights, vc)
     return out
 

@@ -15,9 +15,9 @@ forward-mode automatic differentiation in disguise; Squire and Trapp, SIAM Revie
 
 from __future__ import annotations
 
-import cmath
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -30,7 +30,7 @@ __all__ = [
     "logsumexp",
     "logsumexp_row",
     "softmax",
-    "softmax_complex_row",
+    "softmax_complex",
     "softmax_jacobian",
     "softmax_jacobian_complex_step",
     "softmax_jacobian_row",
@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 Array = NDArray[np.float64]
+CArray = NDArray[np.complexfloating[Any, Any]]
 NEG_INF = -math.inf
 
 
@@ -50,14 +51,16 @@ NEG_INF = -math.inf
 
 def softmax_row(
     row: Sequence[float],
+    allowed: Sequence[bool] | None = None,
     *,
     temperature: float = 1.0,
-    allowed: Sequence[bool] | None = None,
 ) -> list[float]:
     """``w_i = exp((x_i - m) / T) / sum_j exp((x_j - m) / T)`` over the allowed entries.
 
-    ``m`` is the largest allowed entry. Entries that are not allowed are never read
-    and get 0; a row with no allowed finite entry is all zeros.
+    ``m`` is the largest allowed entry. Entries that are not allowed, or ``-inf``, are
+    never read and get 0; a row with no allowed finite entry is all zeros (a query
+    that attends to nothing). The one loop softmax of the references: attention and
+    the explanations use it too.
     """
     n = len(row)
     ok = [True] * n if allowed is None else [bool(a) for a in allowed]
@@ -157,7 +160,7 @@ def softmax(
     for index in np.ndindex(moved.shape[:-1]):
         row = [float(v) for v in moved[index]]
         allowed = [bool(a) for a in mask[index]]
-        out[index] = softmax_row(row, temperature=temperature, allowed=allowed)
+        out[index] = softmax_row(row, allowed, temperature=temperature)
     return np.moveaxis(out, -1, axis)
 
 
@@ -203,16 +206,30 @@ def softmax_vjp(p: ArrayLike, grad: ArrayLike, *, axis: int = -1) -> Array:
 # ---------------------------------------------------------------------------
 
 
-def softmax_complex_row(row: Sequence[complex], *, temperature: float = 1.0) -> list[complex]:
-    """Softmax of complex scores, shifted by the largest REAL part only.
+def softmax_complex(scores: CArray, allowed: ArrayLike | None = None) -> CArray:
+    """Softmax over the last axis of complex scores, shifted by the largest REAL part.
 
     The shift is a real constant, so it still cancels exactly and the imaginary
-    parts (the derivative) are not disturbed.
+    parts (the derivative) are not disturbed. Entries that are not ``allowed`` (a
+    boolean array broadcast against ``scores``) get 0; a row with none allowed is all 0.
+    Every operation is analytic (products, sums, ``exp``, division), as the complex
+    step needs; rows are computed together, since it evaluates the forward pass once
+    per input entry.
     """
-    m = max(z.real for z in row)
-    e = [0j if z.real == NEG_INF else cmath.exp((z - m) / temperature) for z in row]
-    total = sum(e, 0j)
-    return [e_i / total for e_i in e]
+    if allowed is None:
+        allowed = ~np.isneginf(scores.real)
+    shape = np.broadcast_shapes(scores.shape, np.shape(allowed))
+    z = np.broadcast_to(scores, shape)
+    ok = np.broadcast_to(np.asarray(allowed, dtype=bool), shape)
+    real = np.where(ok, z.real, -np.inf)
+    row_max = np.max(real, axis=-1, keepdims=True)
+    shift = np.where(np.isfinite(row_max), row_max, 0.0)  # empty rows: any finite shift
+    shifted = np.where(ok, z - shift, 0.0)  # real part <= 0 where allowed
+    e = np.where(ok, np.exp(shifted), 0.0)
+    row_sum = np.sum(e, axis=-1, keepdims=True)
+    total = np.where(row_sum == 0.0, 1.0, row_sum)  # empty rows: 0 / 1
+    weights: CArray = np.asarray(e / total, dtype=np.complex128)
+    return weights
 
 
 def softmax_jacobian_complex_step(
@@ -226,8 +243,8 @@ def softmax_jacobian_complex_step(
     n = len(row)
     jac = [[0.0] * n for _ in range(n)]
     for j in range(n):
-        stepped = [complex(v, h if k == j else 0.0) for k, v in enumerate(row)]
-        w = softmax_complex_row(stepped, temperature=temperature)
+        stepped = [complex(v, h if k == j else 0.0) / temperature for k, v in enumerate(row)]
+        w = softmax_complex(np.asarray(stepped, dtype=np.complex128))
         for i in range(n):
             jac[i][j] = w[i].imag / h
     return jac
