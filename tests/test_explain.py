@@ -46,10 +46,11 @@ from tests.reference.explain_ref import (
     pair_ref,
     softmax_ref,
 )
+from tests.tolerances import REFERENCE
 
 Float64Array = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
-TOL = 1e-12  # float64 against the loop reference
+TOL = REFERENCE.rtol  # float64 against the loop reference (tests/tolerances.py)
 
 # The heatmap of the running example, as its docstring prints it.
 RUNNING_HEATMAP = (
@@ -66,10 +67,11 @@ def _flat(explanation: object) -> str:
 
 
 def _close(actual: Any, expected: Any, magnitude: float = 1.0) -> None:
-    """Equal to 1e-12, relative, or absolute on the size of the terms that were summed.
+    """Equal to the REFERENCE tolerance, relative, or absolute on the size of the terms.
 
-    ``np.testing.assert_allclose`` with ``rtol=atol/magnitude=1e-12``, written out because
-    it is called some 10**5 times per run and numpy's version dominates the run time.
+    :func:`tests.tolerances.assert_close` with ``tol=REFERENCE`` and ``atol`` scaled by
+    ``magnitude``, written out because it is called some 10**5 times per run and numpy's
+    version dominates the run time.
     """
     atol = TOL * max(1.0, magnitude)
     if isinstance(actual, float | int) and isinstance(expected, float | int):

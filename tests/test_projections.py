@@ -32,7 +32,7 @@ from tests.tolerances import assert_close
 
 FLOATS = [np.float16, np.float32, np.float64]
 
-# The running example (brief_example.md), written out.
+# The running example, written out.
 X = np.array([[0, 1, 0, 1], [0, 1, 1, 0], [1, 0, 0, 0]], dtype=np.float64)
 W_Q = np.array([[3, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=np.float64)
 W_K = np.array([[0, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 1, 0, 0]], dtype=np.float64)

@@ -50,7 +50,7 @@ REF_TINY = Tolerance(REFERENCE.rtol, F64_TINY)
 
 
 GRAM_SCORES = np.array([[1.0, 0.0, 1.0], [0.0, 4.0, 2.0], [1.0, 2.0, 2.0]])
-"""The Gram example's scaled scores x x^T / sqrt(4) (brief_example.md)."""
+"""The Gram example's scaled scores x x^T / sqrt(4)."""
 
 CREATURE_SCORES = np.array([2.0, 1.5, 0.0])
 """The 'creature' row of the fluffy-blue-creature example, scaled by 1/sqrt(4)."""
@@ -167,7 +167,7 @@ def test_gram_example_log_softmax_logsumexp_and_entropy_by_hand() -> None:
 
 
 def test_running_example_creature_row() -> None:
-    # [e^2, e^1.5, 1] / (e^2 + e^1.5 + 1) = [7.3891, 4.4817, 1] / 12.8708. (brief_example.md
+    # [e^2, e^1.5, 1] / (e^2 + e^1.5 + 1) = [7.3891, 4.4817, 1] / 12.8708. (The topic card
     # quotes [0.5745, 0.3485, 0.0770] as approximate; to 4 decimals it is the values below.)
     e2, e15 = math.exp(2.0), math.exp(1.5)
     exact = np.array([e2, e15, 1.0]) / (e2 + e15 + 1.0)
