@@ -24,29 +24,15 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
 from typing import Any, SupportsIndex, TypeVar
 
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 from numpy.typing import NDArray
 
-F = TypeVar("F", bound=np.floating[Any])
+from attention_from_scratch.arrays import BoolArray, F, Float64Like, FloatArray, IntArray
+
 T = TypeVar("T")
-FloatArray = NDArray[np.floating[Any]]
-BoolArray = NDArray[np.bool_]
-IntArray = NDArray[np.integer[Any]]
-#: Inputs that :func:`as_float_array` turns into ``float64``: Python numbers, nested
-#: sequences of them (up to 4-D) and integer arrays. For the ``-> NDArray[np.float64]``
-#: overloads of the public functions; other array-likes give ``FloatArray``.
-Float64Like = (
-    float
-    | Sequence[float]
-    | Sequence[Sequence[float]]
-    | Sequence[Sequence[Sequence[float]]]
-    | Sequence[Sequence[Sequence[Sequence[float]]]]
-    | NDArray[np.integer[Any]]
-)
 
 __all__ = [
     "FLOAT_DTYPES",

@@ -62,6 +62,7 @@ Examples
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, overload
 
@@ -101,6 +102,7 @@ __all__ = [
 
 _WEIGHTS = ("w_q", "w_k", "w_v", "w_o")
 _BIASES = {"b_q": "w_q", "b_k": "w_k", "b_v": "w_v", "b_o": "w_o"}
+_FIELDS = (*_WEIGHTS, *_BIASES)
 
 
 def _checked_linear(
@@ -490,6 +492,149 @@ class AttentionParams:
                         f"{b_name} {bias.shape}, {w_name} {weight.shape}"
                     )
                     raise ValueError(msg)
+
+    @classmethod
+    def _trusted(cls, arrays: Mapping[str, FloatArray | None]) -> AttentionParams:
+        """Parameters from arrays already validated, owned and read-only: no checks, no copies."""
+        params = object.__new__(cls)
+        for name in _FIELDS:
+            object.__setattr__(params, name, arrays.get(name))
+        return params
+
+    def arrays(self) -> dict[str, FloatArray]:
+        """Every array present, by field name (``w_q, w_k, w_v, w_o, b_q, b_k, b_v, b_o``).
+
+        Fields that are None are left out. The arrays are the object's own, read-only.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from attention_from_scratch.projections import AttentionParams
+        >>> params = AttentionParams.random(4, 2, out_proj=True, rng=0)
+        >>> print({name: w.shape for name, w in params.arrays().items()})
+        {'w_q': (4, 2), 'w_k': (4, 2), 'w_v': (4, 2), 'w_o': (2, 4)}
+        """
+        present = ((name, getattr(self, name)) for name in _FIELDS)
+        return {name: arr for name, arr in present if arr is not None}
+
+    def map(
+        self, fn: Callable[[FloatArray, FloatArray], ArrayLike], grads: AttentionParams, /
+    ) -> AttentionParams:
+        r"""New parameters ``fn(param, grad)`` for every array, e.g. a gradient-descent step.
+
+        ``grads`` is usually ``attention_vjp(...).params``: an :class:`AttentionParams`
+        holding the same fields with the same shapes. Each array of the result is
+        ``fn(self.<name>, grads.<name>)``; fields that are None stay None. The shapes
+        were validated when ``self`` was built, so the result is not validated again
+        as a whole: each new array must only have its old shape and dtype and be
+        finite. It is copied once and made read-only, like every
+        :class:`AttentionParams`.
+
+        Parameters
+        ----------
+        fn : callable ``(param, grad) -> array``
+            The update of one array, such as ``lambda w, g: w - lr * g``.
+        grads : AttentionParams
+            The gradients (or any second set of arrays of the same shapes).
+
+        Returns
+        -------
+        AttentionParams
+            The updated parameters; ``self`` is unchanged.
+
+        Raises
+        ------
+        TypeError
+            If ``grads`` is not an :class:`AttentionParams`, has another dtype, or
+            ``fn`` returns an array of another dtype.
+        ValueError
+            If ``grads`` holds other fields or shapes than ``self``, or ``fn`` returns
+            an array of another shape or with NaN or infinity.
+
+        Notes
+        -----
+        In code, ``{name: fn(p, g) for name, p, g in zip(fields, self, grads)}``. With
+        ``fn = lambda w, g: w - lr * g`` it is one step of gradient descent,
+        :math:`\theta \leftarrow \theta - \eta \, \nabla_\theta L`
+        :cite:p:`goodfellow2016deep`.
+
+        References
+        ----------
+        :cite:t:`goodfellow2016deep`, §8.3.1 (stochastic gradient descent).
+
+        Examples
+        --------
+        One step of gradient descent on the running example, lowering the colour and
+        texture that *creature* receives (``L = sum(output[2])``):
+
+        >>> import numpy as np
+        >>> from attention_from_scratch.examples import fluffy_blue_creature
+        >>> from attention_from_scratch.self_attention import attention_vjp, self_attention
+        >>> ex = fluffy_blue_creature()
+        >>> grad_output = np.zeros((3, 4))
+        >>> grad_output[2] = 1.0  # dL/dO
+        >>> result = self_attention(ex.x, ex.params)
+        >>> grads = attention_vjp(result, grad_output)
+        >>> params = ex.params.map(lambda w, g: w - 0.1 * g, grads.params)  # lr = 0.1
+        >>> after = self_attention(ex.x, params)
+        >>> print(round(float(result.output[2].sum()), 4), round(float(after.output[2].sum()), 4))
+        0.9223 0.3978
+        >>> squared = sum(float(np.sum(g * g)) for g in grads.params.arrays().values())
+        >>> print(round(0.1 * squared, 4))  # the drop predicted to first order: lr |grad|^2
+        0.5264
+        """
+        grads = check_instance(grads, AttentionParams, "grads")
+        new: dict[str, FloatArray | None] = {}
+        for name in _FIELDS:
+            param: FloatArray | None = getattr(self, name)
+            grad: FloatArray | None = getattr(grads, name)
+            if param is None or grad is None:
+                if param is not None or grad is not None:
+                    which = "grads" if grad is None else "params"
+                    msg = f"params and grads must hold the same arrays: {name} is None in {which}"
+                    raise ValueError(msg)
+                new[name] = None
+                continue
+            if grad.shape != param.shape:
+                msg = f"grads.{name} must have the shape of {name} {param.shape}, got {grad.shape}"
+                raise ValueError(msg)
+            check_same_dtype(**{name: param, f"grads.{name}": grad})
+            what = f"fn(params.{name}, grads.{name})"
+            out = as_float_array(fn(param, grad), what)
+            if out.shape != param.shape:
+                msg = f"{what} must keep {name}'s shape {param.shape}, got {out.shape}"
+                raise ValueError(msg)
+            check_same_dtype(**{name: param, what: out})
+            check_finite(out, what)
+            new[name] = out if out is param or out is grad else read_only(out)
+        return AttentionParams._trusted(new)
+
+    @property
+    def output_weight(self) -> FloatArray:
+        """``w_o`` as an array, for code that knows it is there (typed without ``| None``).
+
+        Raises
+        ------
+        ValueError
+            If the parameters have no output projection (``w_o`` is None).
+
+        Examples
+        --------
+        >>> from attention_from_scratch.projections import AttentionParams
+        >>> print(AttentionParams.random(4, 2, n_heads=2, out_proj=True, rng=0).output_weight.shape)
+        (4, 4)
+        >>> AttentionParams.random(4, 2, rng=0).output_weight
+        Traceback (most recent call last):
+        ...
+        ValueError: these parameters have no output projection w_o (draw one with AttentionParams.random(..., out_proj=True))
+        """
+        if self.w_o is None:
+            msg = (
+                "these parameters have no output projection w_o "
+                "(draw one with AttentionParams.random(..., out_proj=True))"
+            )
+            raise ValueError(msg)
+        return self.w_o
 
     @property
     def d_model(self) -> int:
