@@ -209,6 +209,19 @@ def _centre(arr: FloatArray, eps: float) -> tuple[FloatArray, FloatArray, FloatA
     return centred, var, mean, e
 
 
+def _mean_square(arr: FloatArray, eps: float) -> tuple[FloatArray, FloatArray, IntArray]:
+    """``y = x / 2**e``, its mean square along the last axis (keepdims) and ``e``.
+
+    With ``eps = 0`` a row of zeros raises :class:`ValueError`.
+    """
+    y, e = _scaled(as_working(arr), -1, arr, "x")  # y = x / 2^e, |y| < 1
+    mean_square = np.mean(y * y, axis=-1, keepdims=True)  # mean(y^2): (..., d) -> (..., 1)
+    if eps == 0.0:
+        why = "its mean square and eps are both 0 (use eps > 0)"
+        _zero_rows(mean_square == 0.0, arr.ndim - 1, "x", arr.shape, why, what="zero row")
+    return y, mean_square, e
+
+
 def _reciprocal_root(ms_y: FloatArray, e: IntArray, eps: float) -> FloatArray:
     """``1 / sqrt(ms + eps)`` from ``ms = ms_y * 4**e`` (keepdims rows), as in :func:`_divide_by_root`.
 
@@ -811,11 +824,7 @@ def rms_norm(x: ArrayLike, /, gamma: ArrayLike | None = None, *, eps: float = 1e
     eps_f = non_negative_finite(eps, "eps")
     g = _elementwise_param(gamma, "gamma", arr)
     dtype: np.dtype[Any] = working_dtype(arr.dtype)
-    y, e = _scaled(as_working(arr), -1, arr, "x")  # y = x / 2^e, |y| < 1
-    mean_square = np.mean(y * y, axis=-1, keepdims=True)  # mean(y^2): (..., d) -> (..., 1)
-    if eps_f == 0.0:
-        why = "its mean square and eps are both 0 (use eps > 0)"
-        _zero_rows(mean_square == 0.0, arr.ndim - 1, "x", arr.shape, why, what="zero row")
+    y, mean_square, e = _mean_square(arr, eps_f)  # x / 2^e, mean(x^2) / 4^e
     out = _divide_by_root(y, mean_square, e, eps_f)  # x / sqrt(mean(x^2) + eps)
     if g is not None:
         with np.errstate(over="ignore"):
@@ -885,8 +894,7 @@ def _norm_inputs(
     g_arr = as_gradient(grad, arr.shape, arr.dtype, of)
     eps_f = non_negative_finite(eps, "eps")
     gam = _elementwise_param(gamma, "gamma", arr)
-    check_finite(arr, "x")
-    return arr, g_arr, gam, eps_f
+    return arr, g_arr, gam, eps_f  # x is checked finite by _scaled, on the way
 
 
 def _normalised_vjp(
@@ -1079,11 +1087,7 @@ def rms_norm_vjp(
     [2.     2.8284 1.4142 1.4142]
     """
     arr, g_arr, gam, eps_f = _norm_inputs(x, grad, gamma, eps, "x (and of y = rms_norm(x))")
-    y, e = _scaled(as_working(arr), -1, arr, "x")  # y = x / 2^e, |y| < 1
-    mean_square = np.mean(y * y, axis=-1, keepdims=True)  # mean(y^2): (..., d) -> (..., 1)
-    if eps_f == 0.0:
-        why = "its mean square and eps are both 0 (use eps > 0)"
-        _zero_rows(mean_square == 0.0, arr.ndim - 1, "x", arr.shape, why, what="zero row")
+    y, mean_square, e = _mean_square(arr, eps_f)  # x / 2^e, mean(x^2) / 4^e
     x_hat = _divide_by_root(y, mean_square, e, eps_f)  # x / sqrt(mean(x^2) + eps)
     rstd = _reciprocal_root(mean_square, e, eps_f)  # 1 / sqrt(mean(x^2) + eps)
     g = as_working(g_arr)  # dL/dy
