@@ -17,6 +17,7 @@ function ``softmax`` would shadow the module ``softmax``.
 from __future__ import annotations
 
 from attention_from_scratch import (
+    arrays,
     examples,
     explain,
     norms,
@@ -30,6 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "arrays",
     "examples",
     "explain",
     "norms",

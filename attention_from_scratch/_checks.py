@@ -24,29 +24,15 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
 from typing import Any, SupportsIndex, TypeVar
 
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 from numpy.typing import NDArray
 
-F = TypeVar("F", bound=np.floating[Any])
+from attention_from_scratch.arrays import BoolArray, F, Float64Like, FloatArray, IntArray
+
 T = TypeVar("T")
-FloatArray = NDArray[np.floating[Any]]
-BoolArray = NDArray[np.bool_]
-IntArray = NDArray[np.integer[Any]]
-#: Inputs that :func:`as_float_array` turns into ``float64``: Python numbers, nested
-#: sequences of them (up to 4-D) and integer arrays. For the ``-> NDArray[np.float64]``
-#: overloads of the public functions; other array-likes give ``FloatArray``.
-Float64Like = (
-    float
-    | Sequence[float]
-    | Sequence[Sequence[float]]
-    | Sequence[Sequence[Sequence[float]]]
-    | Sequence[Sequence[Sequence[Sequence[float]]]]
-    | NDArray[np.integer[Any]]
-)
 
 __all__ = [
     "FLOAT_DTYPES",
@@ -58,6 +44,7 @@ __all__ = [
     "as_bool_mask",
     "as_float_array",
     "as_generator",
+    "as_gradient",
     "as_int_array",
     "as_working",
     "at_least_ndim",
@@ -77,6 +64,7 @@ __all__ = [
     "finite_result",
     "first_index",
     "float_dtype",
+    "frozen",
     "int_index",
     "non_negative_finite",
     "non_negative_int",
@@ -499,11 +487,39 @@ def as_int_array(x: object, name: str) -> IntArray:
     return arr
 
 
+def frozen(arr: FloatArray) -> FloatArray:
+    """``arr`` made read-only in place: for arrays the computation has just made."""
+    arr.flags.writeable = False
+    return arr
+
+
 def read_only(arr: NDArray[Any]) -> NDArray[Any]:
     """A C-contiguous copy of ``arr`` that cannot be written to (for frozen results)."""
     out: NDArray[Any] = np.array(arr, order="C", copy=True)
     out.flags.writeable = False
     return out
+
+
+# --- gradients: the upstream gradient of a backward pass ---
+
+
+def as_gradient(
+    grad: object, shape: tuple[int, ...], dtype: np.dtype[Any], of: str, name: str = "grad"
+) -> FloatArray:
+    """Validate the upstream gradient ``grad`` of a vector-Jacobian product.
+
+    It must be a real array of exactly ``shape`` and ``dtype``, those of the forward
+    pass's output ``of`` (integers become ``float64`` first), and finite.
+    """
+    arr = as_float_array(grad, name)
+    if arr.shape != shape:
+        msg = f"{name} must have the shape of {of} {shape}, got {name} {arr.shape}"
+        raise ValueError(msg)
+    if arr.dtype != dtype:
+        msg = f"{name} must have the dtype of {of} ({dtype}), got {name} {arr.dtype}"
+        raise TypeError(msg)
+    check_finite(arr, name)
+    return arr
 
 
 # --- attention: q, k, v checked together ---

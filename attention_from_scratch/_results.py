@@ -36,6 +36,7 @@ from attention_from_scratch._checks import (
     BoolArray,
     FloatArray,
     batch_index,
+    frozen,
     int_index,
     working_dtype,
 )
@@ -67,12 +68,6 @@ def register_notebook_display(render: Callable[[object], str | None], /) -> None
 def notebook_display(obj: object) -> str | None:
     """The HTML a notebook shows for ``obj`` (None: its plain repr), by the registered renderer."""
     return _NOTEBOOK_DISPLAY[0](obj) if _NOTEBOOK_DISPLAY else None
-
-
-def frozen(arr: FloatArray) -> FloatArray:
-    """``arr`` made read-only in place: for arrays the computation has just made."""
-    arr.flags.writeable = False
-    return arr
 
 
 def kept(arr: Any) -> Any:

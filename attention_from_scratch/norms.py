@@ -22,7 +22,9 @@ This module measures those lengths and angles, and normalises them:
 * :func:`l2_normalize` -- the unit vector of the same direction;
 * :func:`cosine_similarity` -- :math:`\cos\theta`, the score with the lengths divided out;
 * :func:`layer_norm` and :func:`rms_norm` -- the normalisations that transformers apply
-  to each token's vector before (or after) attention :cite:p:`ba2016layer,zhang2019root`.
+  to each token's vector before (or after) attention :cite:p:`ba2016layer,zhang2019root`;
+* :func:`layer_norm_vjp`, :func:`rms_norm_vjp` and :func:`l2_normalize_vjp` -- their
+  backward passes, the gradients that train a model through them.
 
 Every routine keeps the input's floating dtype (``float16`` is computed in ``float32``)
 and follows the package's input policy: NaN and infinities are errors naming the
@@ -42,6 +44,7 @@ fluffy's key is ``k = [1, 1, 0, 0]`` ("is an adjective, is a texture"): their sc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, overload
 
 import numpy as np
@@ -53,6 +56,7 @@ from attention_from_scratch._checks import (
     FloatArray,
     IntArray,
     as_float_array,
+    as_gradient,
     as_working,
     at_least_ndim,
     check_bool,
@@ -60,13 +64,25 @@ from attention_from_scratch._checks import (
     check_same_dtype,
     finite_result,
     first_index,
+    frozen,
     non_negative_finite,
     normalize_axis,
     positive_finite,
     working_dtype,
 )
 
-__all__ = ["cosine_similarity", "l2_norm", "l2_normalize", "layer_norm", "rms_norm"]
+__all__ = [
+    "LayerNormGrads",
+    "RMSNormGrads",
+    "cosine_similarity",
+    "l2_norm",
+    "l2_normalize",
+    "l2_normalize_vjp",
+    "layer_norm",
+    "layer_norm_vjp",
+    "rms_norm",
+    "rms_norm_vjp",
+]
 
 _VECTOR_AXIS = "(the vector axis)"
 
@@ -170,6 +186,66 @@ def _divide_by_root(num_y: FloatArray, ms_y: FloatArray, e: IntArray, eps: float
         rows = np.broadcast_to(tiny, out.shape)
         np.divide(np.ldexp(num_y, e), np.sqrt(eps_w), out=out, where=rows)  # num / sqrt(eps)
     return out
+
+
+def _centre(arr: FloatArray, eps: float) -> tuple[FloatArray, FloatArray, FloatArray, IntArray]:
+    """Centred rows, variance and mean of ``x (..., d)`` in the units of ``y = x / 2**e``.
+
+    Returns ``(x - mu, sigma^2, mu)`` divided by ``2**e``, ``4**e``, ``2**e`` (keepdims)
+    and ``e``, by the corrected two-pass algorithm of :func:`layer_norm`'s Notes. With
+    ``eps = 0`` a constant row (variance 0) raises :class:`ValueError`.
+    """
+    y, e = _scaled(as_working(arr), -1, arr, "x")  # y = x / 2^e, |y| < 1
+    mean = np.mean(y, axis=-1, keepdims=True)  # mu = sum(y) / d: (..., d) -> (..., 1)
+    np.clip(mean, y.min(axis=-1, keepdims=True), y.max(axis=-1, keepdims=True), out=mean)
+    centred = y - mean  # y - mu, with mu rounded
+    shift = np.mean(centred, axis=-1, keepdims=True)  # mean(y - mu): mu's rounding error
+    centred -= shift
+    mean += shift
+    var = np.mean(centred * centred, axis=-1, keepdims=True)  # sigma^2 = mean((y - mu)^2)
+    if eps == 0.0:
+        why = "its variance is 0 and eps is 0 (use eps > 0)"
+        _zero_rows(var == 0.0, arr.ndim - 1, "x", arr.shape, why, what="constant row")
+    return centred, var, mean, e
+
+
+def _mean_square(arr: FloatArray, eps: float) -> tuple[FloatArray, FloatArray, IntArray]:
+    """``y = x / 2**e``, its mean square along the last axis (keepdims) and ``e``.
+
+    With ``eps = 0`` a row of zeros raises :class:`ValueError`.
+    """
+    y, e = _scaled(as_working(arr), -1, arr, "x")  # y = x / 2^e, |y| < 1
+    mean_square = np.mean(y * y, axis=-1, keepdims=True)  # mean(y^2): (..., d) -> (..., 1)
+    if eps == 0.0:
+        why = "its mean square and eps are both 0 (use eps > 0)"
+        _zero_rows(mean_square == 0.0, arr.ndim - 1, "x", arr.shape, why, what="zero row")
+    return y, mean_square, e
+
+
+def _reciprocal_root(ms_y: FloatArray, e: IntArray, eps: float) -> FloatArray:
+    """``1 / sqrt(ms + eps)`` from ``ms = ms_y * 4**e`` (keepdims rows), as in :func:`_divide_by_root`.
+
+    In the units of ``y`` it is ``2**-e / sqrt(ms_y + eps / 4**e)``. Rows where
+    ``eps / 4**e`` overflows (``ms << eps``) or where the root is 0 (a constant row so
+    large that ``eps / 4**e`` underflows) get ``1 / sqrt(eps)``.
+    """
+    eps_w = np.asarray(eps, dtype=ms_y.dtype)
+    with np.errstate(over="ignore", divide="ignore"):
+        eps_y = np.ldexp(eps_w, -2 * e)  # eps / 4^e, exact (or 0, or inf)
+        root = np.sqrt(ms_y + eps_y)  # sqrt(ms + eps) / 2^e
+        out: FloatArray = np.ldexp(1.0 / root, -e)  # 1 / sqrt(ms + eps)
+    fallback = np.isinf(eps_y) | (root == 0.0)
+    if fallback.any():
+        with np.errstate(divide="ignore"):  # eps = 0 only reaches here for rows checked out
+            out[fallback] = 1.0 / np.sqrt(eps_w)
+    return out
+
+
+def _row_sums(arr: FloatArray) -> FloatArray:
+    """Sum ``(..., d) -> (d,)`` over every leading axis: the gradient of a shared ``(d,)``."""
+    rows: FloatArray = arr.reshape(-1, arr.shape[-1])
+    total: FloatArray = np.sum(rows, axis=0)
+    return total
 
 
 def _unit(
@@ -648,15 +724,7 @@ def layer_norm(
     g = _elementwise_param(gamma, "gamma", arr)
     b = _elementwise_param(beta, "beta", arr)
     dtype: np.dtype[Any] = working_dtype(arr.dtype)
-    y, e = _scaled(as_working(arr), -1, arr, "x")  # y = x / 2^e, |y| < 1
-    mean = np.mean(y, axis=-1, keepdims=True)  # mu = sum(y) / d: (..., d) -> (..., 1)
-    np.clip(mean, y.min(axis=-1, keepdims=True), y.max(axis=-1, keepdims=True), out=mean)
-    centred = y - mean  # y - mu, with mu rounded
-    centred -= np.mean(centred, axis=-1, keepdims=True)  # - mean(y - mu): mu's rounding error
-    var = np.mean(centred * centred, axis=-1, keepdims=True)  # sigma^2 = mean((y - mu)^2)
-    if eps_f == 0.0:
-        why = "its variance is 0 and eps is 0 (use eps > 0)"
-        _zero_rows(var == 0.0, arr.ndim - 1, "x", arr.shape, why, what="constant row")
+    centred, var, _, e = _centre(arr, eps_f)  # (x - mu) / 2^e, sigma^2 / 4^e
     out = _divide_by_root(centred, var, e, eps_f)  # (x - mu) / sqrt(sigma^2 + eps)
     with np.errstate(over="ignore"):
         if g is not None:
@@ -756,13 +824,394 @@ def rms_norm(x: ArrayLike, /, gamma: ArrayLike | None = None, *, eps: float = 1e
     eps_f = non_negative_finite(eps, "eps")
     g = _elementwise_param(gamma, "gamma", arr)
     dtype: np.dtype[Any] = working_dtype(arr.dtype)
-    y, e = _scaled(as_working(arr), -1, arr, "x")  # y = x / 2^e, |y| < 1
-    mean_square = np.mean(y * y, axis=-1, keepdims=True)  # mean(y^2): (..., d) -> (..., 1)
-    if eps_f == 0.0:
-        why = "its mean square and eps are both 0 (use eps > 0)"
-        _zero_rows(mean_square == 0.0, arr.ndim - 1, "x", arr.shape, why, what="zero row")
+    y, mean_square, e = _mean_square(arr, eps_f)  # x / 2^e, mean(x^2) / 4^e
     out = _divide_by_root(y, mean_square, e, eps_f)  # x / sqrt(mean(x^2) + eps)
     if g is not None:
         with np.errstate(over="ignore"):
             out *= g.astype(dtype, copy=False)  # * gamma
     return finite_result(out, arr.dtype, "rms_norm(x)")
+
+
+# --- backward passes ---
+
+
+@dataclass(frozen=True, eq=False)
+class LayerNormGrads:
+    r"""Gradients of a loss through :func:`layer_norm`, and the statistics it used.
+
+    Returned by :func:`layer_norm_vjp`. Every array is read-only and has ``x``'s
+    floating dtype. Equality is identity (``eq=False``).
+
+    Attributes
+    ----------
+    x : (..., d) ndarray
+        :math:`\partial L / \partial x`.
+    gamma : (d,) ndarray
+        :math:`\partial L / \partial \gamma`, summed over every row (also when
+        ``gamma`` was None: the gradient a gain of ones would receive).
+    beta : (d,) ndarray
+        :math:`\partial L / \partial \beta`: the upstream gradient summed over every row.
+    mean : (...) ndarray
+        Each row's mean :math:`\mu`.
+    rstd : (...) ndarray
+        Each row's reciprocal standard deviation :math:`1 / \sqrt{\sigma^2 + \varepsilon}`.
+    """
+
+    x: FloatArray
+    gamma: FloatArray
+    beta: FloatArray
+    mean: FloatArray
+    rstd: FloatArray
+
+
+@dataclass(frozen=True, eq=False)
+class RMSNormGrads:
+    r"""Gradients of a loss through :func:`rms_norm`.
+
+    Returned by :func:`rms_norm_vjp`. Every array is read-only and has ``x``'s
+    floating dtype. Equality is identity (``eq=False``).
+
+    Attributes
+    ----------
+    x : (..., d) ndarray
+        :math:`\partial L / \partial x`.
+    gamma : (d,) ndarray
+        :math:`\partial L / \partial \gamma`, summed over every row (also when
+        ``gamma`` was None).
+    """
+
+    x: FloatArray
+    gamma: FloatArray
+
+
+def _norm_inputs(
+    x: ArrayLike, grad: ArrayLike, gamma: ArrayLike | None, eps: float, of: str
+) -> tuple[FloatArray, FloatArray, FloatArray | None, float]:
+    """The checks of :func:`layer_norm_vjp` and :func:`rms_norm_vjp`: x, grad, gamma, eps."""
+    arr = as_float_array(x, "x")
+    at_least_ndim(arr, 1, "x", _VECTOR_AXIS)
+    _non_empty_last_axis(arr, "x")
+    g_arr = as_gradient(grad, arr.shape, arr.dtype, of)
+    eps_f = non_negative_finite(eps, "eps")
+    gam = _elementwise_param(gamma, "gamma", arr)
+    return arr, g_arr, gam, eps_f  # x is checked finite by _scaled, on the way
+
+
+def _normalised_vjp(
+    x_hat: FloatArray, rstd: FloatArray, g_hat: FloatArray, *, centred: bool
+) -> FloatArray:
+    """``dx`` of ``x_hat = (x - [mu]) * rstd`` from ``g_hat = dL/dx_hat`` (keepdims ``rstd``)."""
+    # dx = rstd (g - [mean(g)] - x_hat mean(g x_hat))
+    inner = g_hat - x_hat * np.mean(g_hat * x_hat, axis=-1, keepdims=True)
+    if centred:
+        inner -= np.mean(g_hat, axis=-1, keepdims=True)
+    out: FloatArray = rstd * inner
+    return out
+
+
+def layer_norm_vjp(
+    x: ArrayLike,
+    grad: ArrayLike,
+    /,
+    gamma: ArrayLike | None = None,
+    *,
+    eps: float = 1e-5,
+) -> LayerNormGrads:
+    r"""Backward pass of :func:`layer_norm`: gradients for ``x``, ``gamma`` and ``beta``.
+
+    Given the input ``x`` of ``y = layer_norm(x, gamma, beta, eps=eps)`` and the
+    gradient ``grad`` of a loss with respect to ``y``, returns the gradients with
+    respect to ``x``, ``gamma`` and ``beta`` (``beta`` itself is not needed: it only
+    shifts ``y``), and the row statistics the forward pass computed.
+
+    Parameters
+    ----------
+    x : (..., d) array_like
+        The input of the forward pass, ``d >= 1``; finite.
+    grad : (..., d) array_like
+        :math:`\partial L / \partial y`: ``x``'s shape and dtype, finite.
+    gamma : (d,) array_like, optional
+        The gain of the forward pass. Default None (all ones).
+    eps : float, optional
+        The ``eps`` of the forward pass; finite and ``>= 0``. Default ``1e-5``.
+
+    Returns
+    -------
+    LayerNormGrads
+        ``x`` ``(..., d)``, ``gamma`` and ``beta`` ``(d,)``, ``mean`` and ``rstd``
+        ``(...)``; read-only, ``x``'s floating dtype (float16 computed in float32).
+
+    Raises
+    ------
+    ValueError
+        As :func:`layer_norm`, and if ``grad``'s shape differs from ``x``'s or it is
+        not finite.
+    TypeError
+        If an input is bool, complex or not numeric, or the dtypes differ.
+    FloatingPointError
+        If a gradient is too large for the dtype.
+
+    See Also
+    --------
+    layer_norm, rms_norm_vjp
+
+    Notes
+    -----
+    In code, ``x_hat = (x - mu) * rstd; g = grad * gamma; dx = rstd * (g - g.mean(-1)
+    - x_hat * (g * x_hat).mean(-1))``. With :math:`\hat x_i = (x_i - \mu) r`,
+    :math:`r = (\sigma^2 + \varepsilon)^{-1/2}` and :math:`g_i = \gamma_i \,
+    \partial L / \partial y_i`, differentiating :math:`\mu` and :math:`\sigma^2`
+    (:math:`\partial \hat x_i / \partial x_j = r (\delta_{ij} - 1/d - \hat x_i \hat x_j / d)`)
+    gives
+
+    .. math::
+
+       \frac{\partial L}{\partial x_j} = r \Bigl(g_j - \frac{1}{d} \sum_i g_i
+           - \hat x_j \, \frac{1}{d} \sum_i g_i \hat x_i \Bigr), \qquad
+       \frac{\partial L}{\partial \gamma} = \sum_{\text{rows}}
+           \frac{\partial L}{\partial y} \circ \hat x, \qquad
+       \frac{\partial L}{\partial \beta} = \sum_{\text{rows}} \frac{\partial L}{\partial y} .
+
+    The statistics are recomputed exactly as the forward pass computes them (scaled by
+    a power of two, corrected two-pass variance), so :math:`\hat x` is the forward
+    pass's bit for bit; the two means subtracted make :math:`dx` sum to zero over each
+    row and be orthogonal to :math:`\hat x`, as the exact gradient is.
+
+    References
+    ----------
+    :cite:t:`ba2016layer`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attention_from_scratch.norms import layer_norm_vjp
+    >>> x = np.array([[0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    >>> grads = layer_norm_vjp(x, np.array([[1.0, 0.0, 0.0, 0.0]] * 3))  # L = sum(y[:, 0])
+    >>> print(np.round(grads.x, 3) + 0.0)  # creature's one-hot row: y is scale-free
+    [[ 1.  0. -1.  0.]
+     [ 1.  0.  0. -1.]
+     [ 0.  0.  0.  0.]]
+    >>> print(np.round(grads.mean, 3), np.round(grads.rstd, 3))
+    [0.5  0.5  0.25] [2.    2.    2.309]
+    >>> print(np.round(grads.gamma, 3) + 0.0, grads.beta)
+    [-0.268  0.     0.     0.   ] [3. 0. 0. 0.]
+    """
+    arr, g_arr, gam, eps_f = _norm_inputs(x, grad, gamma, eps, "x (and of y = layer_norm(x))")
+    centred, var, mean, e = _centre(arr, eps_f)  # in the units of y = x / 2^e
+    x_hat = _divide_by_root(centred, var, e, eps_f)  # (x - mu) / sqrt(sigma^2 + eps)
+    rstd = _reciprocal_root(var, e, eps_f)  # 1 / sqrt(sigma^2 + eps): (..., 1)
+    g = as_working(g_arr)  # dL/dy
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
+        g_hat = g if gam is None else g * gam.astype(g.dtype)  # dL/dx_hat = dL/dy * gamma
+        d_x = _normalised_vjp(x_hat, rstd, g_hat, centred=True)
+        d_gamma = _row_sums(g * x_hat)  # sum over rows of dL/dy * x_hat
+        d_beta = _row_sums(g)  # sum over rows of dL/dy
+        mean_x = np.ldexp(mean, e)  # mu = 2^e mean(y)
+    dt = arr.dtype
+    return LayerNormGrads(
+        x=frozen(finite_result(d_x, dt, "layer_norm_vjp: dL/dx")),
+        gamma=frozen(finite_result(d_gamma, dt, "layer_norm_vjp: dL/dgamma")),
+        beta=frozen(finite_result(d_beta, dt, "layer_norm_vjp: dL/dbeta")),
+        mean=frozen(finite_result(mean_x[..., 0], dt, "layer_norm_vjp: mean")),
+        rstd=frozen(finite_result(rstd[..., 0], dt, "layer_norm_vjp: rstd")),
+    )
+
+
+def rms_norm_vjp(
+    x: ArrayLike, grad: ArrayLike, /, gamma: ArrayLike | None = None, *, eps: float = 1e-6
+) -> RMSNormGrads:
+    r"""Backward pass of :func:`rms_norm`: gradients for ``x`` and ``gamma``.
+
+    Parameters
+    ----------
+    x : (..., d) array_like
+        The input of the forward pass, ``d >= 1``; finite.
+    grad : (..., d) array_like
+        :math:`\partial L / \partial y`: ``x``'s shape and dtype, finite.
+    gamma : (d,) array_like, optional
+        The gain of the forward pass. Default None (all ones).
+    eps : float, optional
+        The ``eps`` of the forward pass; finite and ``>= 0``. Default ``1e-6``.
+
+    Returns
+    -------
+    RMSNormGrads
+        ``x`` ``(..., d)`` and ``gamma`` ``(d,)``; read-only, ``x``'s floating dtype
+        (float16 computed in float32).
+
+    Raises
+    ------
+    ValueError
+        As :func:`rms_norm`, and if ``grad``'s shape differs from ``x``'s or it is
+        not finite.
+    TypeError
+        If an input is bool, complex or not numeric, or the dtypes differ.
+    FloatingPointError
+        If a gradient is too large for the dtype.
+
+    See Also
+    --------
+    rms_norm, layer_norm_vjp
+
+    Notes
+    -----
+    In code, ``x_hat = x * r; g = grad * gamma; dx = r * (g - x_hat * (g * x_hat).mean(-1))``
+    with :math:`r = (\overline{x^2} + \varepsilon)^{-1/2}`. From
+    :math:`\partial \hat x_i / \partial x_j = r (\delta_{ij} - \hat x_i \hat x_j / d)`,
+
+    .. math::
+
+       \frac{\partial L}{\partial x_j} = r \Bigl(g_j - \hat x_j \,
+           \frac{1}{d} \sum_i g_i \hat x_i \Bigr), \qquad
+       \frac{\partial L}{\partial \gamma} = \sum_{\text{rows}}
+           \frac{\partial L}{\partial y} \circ \hat x .
+
+    :math:`\hat x` and :math:`r` are computed from the row scaled by a power of two, as
+    in the forward pass, so nothing overflows for entries up to the largest float.
+
+    References
+    ----------
+    :cite:t:`zhang2019root`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attention_from_scratch.norms import rms_norm_vjp
+    >>> x = np.array([[0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    >>> grads = rms_norm_vjp(x, np.ones((3, 4)))  # L = sum(y)
+    >>> print(np.round(grads.x, 4) + 0.0)
+    [[1.4142 0.     1.4142 0.    ]
+     [1.4142 0.     0.     1.4142]
+     [0.     2.     2.     2.    ]]
+    >>> print(np.round(grads.gamma, 4))
+    [2.     2.8284 1.4142 1.4142]
+    """
+    arr, g_arr, gam, eps_f = _norm_inputs(x, grad, gamma, eps, "x (and of y = rms_norm(x))")
+    y, mean_square, e = _mean_square(arr, eps_f)  # x / 2^e, mean(x^2) / 4^e
+    x_hat = _divide_by_root(y, mean_square, e, eps_f)  # x / sqrt(mean(x^2) + eps)
+    rstd = _reciprocal_root(mean_square, e, eps_f)  # 1 / sqrt(mean(x^2) + eps)
+    g = as_working(g_arr)  # dL/dy
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
+        g_hat = g if gam is None else g * gam.astype(g.dtype)  # dL/dx_hat
+        d_x = _normalised_vjp(x_hat, rstd, g_hat, centred=False)
+        d_gamma = _row_sums(g * x_hat)  # sum over rows of dL/dy * x_hat
+    dt = arr.dtype
+    return RMSNormGrads(
+        x=frozen(finite_result(d_x, dt, "rms_norm_vjp: dL/dx")),
+        gamma=frozen(finite_result(d_gamma, dt, "rms_norm_vjp: dL/dgamma")),
+    )
+
+
+@overload
+def l2_normalize_vjp(
+    x: NDArray[F], grad: NDArray[F], /, *, axis: int = -1, eps: float | None = None
+) -> NDArray[F]: ...
+@overload
+def l2_normalize_vjp(
+    x: Float64Like | NDArray[np.float64],
+    grad: Float64Like | NDArray[np.float64],
+    /,
+    *,
+    axis: int = -1,
+    eps: float | None = None,
+) -> NDArray[np.float64]: ...
+@overload
+def l2_normalize_vjp(
+    x: ArrayLike, grad: ArrayLike, /, *, axis: int = -1, eps: float | None = None
+) -> FloatArray: ...
+
+
+def l2_normalize_vjp(
+    x: ArrayLike, grad: ArrayLike, /, *, axis: int = -1, eps: float | None = None
+) -> FloatArray:
+    r"""Backward pass of :func:`l2_normalize`: the gradient with respect to ``x``.
+
+    Parameters
+    ----------
+    x : (..., d, ...) array_like
+        The input of the forward pass; finite, no zero vector unless ``eps`` is given.
+    grad : (..., d, ...) array_like
+        :math:`\partial L / \partial \hat x`: ``x``'s shape and dtype, finite.
+    axis : int, optional
+        The axis of the vectors' components. Default ``-1``.
+    eps : float, optional
+        The ``eps`` of the forward pass (finite, ``> 0``). Default None.
+
+    Returns
+    -------
+    grad_x : (..., d, ...) ndarray
+        :math:`\partial L / \partial x`; ``x``'s shape and floating dtype.
+
+    Raises
+    ------
+    ValueError
+        As :func:`l2_normalize` (a zero vector without ``eps``), and if ``grad``'s
+        shape differs from ``x``'s or it is not finite.
+    TypeError
+        If an input is bool, complex or not numeric, or the dtypes differ.
+    numpy.exceptions.AxisError
+        If ``axis`` is out of range.
+    FloatingPointError
+        If the gradient is too large for the dtype (vectors near the smallest float).
+
+    See Also
+    --------
+    l2_normalize
+
+    Notes
+    -----
+    In code, ``u = x / norm; (grad - u * (grad * u).sum()) / norm``. With
+    :math:`u = x / \lVert x \rVert`, :math:`\partial u_i / \partial x_j =
+    (\delta_{ij} - u_i u_j) / \lVert x \rVert`, so
+
+    .. math::
+
+       \frac{\partial L}{\partial x} = \frac{g - u \, (g \cdot u)}{\lVert x \rVert},
+
+    the part of :math:`g` orthogonal to :math:`u`, divided by the length: moving
+    :math:`x` along itself does not change its direction. Where :math:`\lVert x \rVert
+    < \varepsilon` the forward pass is :math:`x / \varepsilon` and the gradient is
+    :math:`g / \varepsilon` (at :math:`\lVert x \rVert = \varepsilon` the first branch
+    is taken, as in torch). The vector is scaled by a power of two first, as in
+    :func:`l2_norm`, so neither :math:`\lVert x \rVert` nor :math:`u` over- or
+    underflows.
+
+    References
+    ----------
+    :cite:t:`higham2002accuracy`, §27.8 (the scaled norm).
+
+    Examples
+    --------
+    Creature's query ``[3, 1, 0, 0]``; a loss that wants its first component larger:
+
+    >>> import numpy as np
+    >>> from attention_from_scratch.norms import l2_normalize_vjp
+    >>> print(np.round(l2_normalize_vjp([3.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]), 4))
+    [ 0.0316 -0.0949  0.      0.    ]
+    """
+    arr = as_float_array(x, "x")
+    at_least_ndim(arr, 1, "x", _VECTOR_AXIS)
+    ax = normalize_axis(axis, arr.ndim)
+    g_arr = as_gradient(grad, arr.shape, arr.dtype, "x (and of l2_normalize(x))")
+    eps_f = None if eps is None else positive_finite(eps, "eps")
+    work = as_working(arr)
+    y, e = _scaled(work, ax, arr, "x")  # y = x / 2^e, |y| < 1
+    norm_y = np.sqrt(np.sum(y * y, axis=ax, keepdims=True))  # ||y||
+    if eps_f is None:
+        why = "it has no direction; pass eps= (as torch.nn.functional.normalize) to get zeros"
+        _zero_rows(norm_y == 0.0, ax, "x", arr.shape, why)
+    g = as_working(g_arr)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # set or reported below
+        unit = y / norm_y  # u = x / ||x|| = y / ||y||
+        along = np.sum(g * unit, axis=ax, keepdims=True)  # g . u
+        d_x = np.ldexp(
+            (g - unit * along) / norm_y, -e
+        )  # (g - u (g . u)) / ||x||, ||x|| = 2^e ||y||
+    if eps_f is not None:
+        eps_w = np.asarray(eps_f, dtype=work.dtype)
+        with np.errstate(over="ignore"):
+            eps_y = np.ldexp(eps_w, -e)  # eps / 2^e (inf for rows far below eps)
+        short = norm_y < eps_y  # ||x|| < eps: the forward pass was x / eps
+        if short.any():
+            np.divide(g, eps_w, out=d_x, where=np.broadcast_to(short, d_x.shape))  # g / eps
+    return finite_result(d_x, arr.dtype, "l2_normalize_vjp(x, grad)")

@@ -17,7 +17,8 @@ an adjective although their embeddings share no feature.
 
 This module offers
 
-* :func:`linear` -- one affine map ``x @ weight + bias``;
+* :func:`linear` -- one affine map ``x @ weight + bias``, and :func:`linear_vjp`,
+  its backward pass;
 * :class:`AttentionParams` -- the frozen, validated bundle ``w_q, w_k, w_v`` (and
   optionally the output projection ``w_o`` and the biases), with
   :meth:`AttentionParams.random` for Glorot-initialised weights;
@@ -61,6 +62,7 @@ Examples
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, overload
 
@@ -73,13 +75,17 @@ from attention_from_scratch._checks import (
     FloatArray,
     as_float_array,
     as_generator,
+    as_gradient,
+    as_working,
     at_least_ndim,
     check_bool,
     check_embeddings,
     check_finite,
     check_instance,
     check_same_dtype,
+    finite_result,
     float_dtype,
+    frozen,
     positive_int,
     read_only,
 )
@@ -87,7 +93,9 @@ from attention_from_scratch._kernel import affine
 
 __all__ = [
     "AttentionParams",
+    "LinearGrads",
     "linear",
+    "linear_vjp",
     "merge_heads",
     "project_qkv",
     "split_heads",
@@ -95,6 +103,44 @@ __all__ = [
 
 _WEIGHTS = ("w_q", "w_k", "w_v", "w_o")
 _BIASES = {"b_q": "w_q", "b_k": "w_k", "b_v": "w_v", "b_o": "w_o"}
+_FIELDS = (*_WEIGHTS, *_BIASES)
+
+
+def _checked_linear(
+    x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None
+) -> tuple[FloatArray, FloatArray, FloatArray | None]:
+    """The checks of :func:`linear` and :func:`linear_vjp`: shapes, one dtype, finite."""
+    x_arr = as_float_array(x, "x")
+    w_arr = as_float_array(weight, "weight")
+    at_least_ndim(x_arr, 1, "x", "(..., d_in)")
+    if w_arr.ndim != 2:
+        msg = f"weight must be 2-D (d_in, d_out), got shape {w_arr.shape}"
+        raise ValueError(msg)
+    if x_arr.shape[-1] != w_arr.shape[0]:
+        hint = ""
+        if x_arr.shape[-1] == w_arr.shape[1]:
+            hint = " (is it a torch-style (d_out, d_in) weight? pass weight.T)"
+        msg = (
+            "x's last dimension d_in must equal weight's rows (weight is (d_in, d_out)): "
+            f"x {x_arr.shape}, weight {w_arr.shape}{hint}"
+        )
+        raise ValueError(msg)
+    b_arr: FloatArray | None = None
+    if bias is not None:
+        b_arr = as_float_array(bias, "bias")
+        if b_arr.shape != (w_arr.shape[1],):
+            msg = (
+                f"bias must have shape (d_out,) = ({w_arr.shape[1]},): "
+                f"bias {b_arr.shape}, weight {w_arr.shape}"
+            )
+            raise ValueError(msg)
+        check_same_dtype(x=x_arr, weight=w_arr, bias=b_arr)
+        check_finite(b_arr, "bias")
+    else:
+        check_same_dtype(x=x_arr, weight=w_arr)
+    check_finite(x_arr, "x")
+    check_finite(w_arr, "weight")
+    return x_arr, w_arr, b_arr
 
 
 @overload
@@ -181,37 +227,118 @@ def linear(x: ArrayLike, weight: ArrayLike, /, bias: ArrayLike | None = None) ->
      [0.5 0.  0.  0. ]
      [3.5 1.  0.  0. ]]
     """
-    x_arr = as_float_array(x, "x")
-    w_arr = as_float_array(weight, "weight")
-    at_least_ndim(x_arr, 1, "x", "(..., d_in)")
-    if w_arr.ndim != 2:
-        msg = f"weight must be 2-D (d_in, d_out), got shape {w_arr.shape}"
-        raise ValueError(msg)
-    if x_arr.shape[-1] != w_arr.shape[0]:
-        hint = ""
-        if x_arr.shape[-1] == w_arr.shape[1]:
-            hint = " (is it a torch-style (d_out, d_in) weight? pass weight.T)"
-        msg = (
-            "x's last dimension d_in must equal weight's rows (weight is (d_in, d_out)): "
-            f"x {x_arr.shape}, weight {w_arr.shape}{hint}"
-        )
-        raise ValueError(msg)
-    b_arr: FloatArray | None = None
-    if bias is not None:
-        b_arr = as_float_array(bias, "bias")
-        if b_arr.shape != (w_arr.shape[1],):
-            msg = (
-                f"bias must have shape (d_out,) = ({w_arr.shape[1]},): "
-                f"bias {b_arr.shape}, weight {w_arr.shape}"
-            )
-            raise ValueError(msg)
-        check_same_dtype(x=x_arr, weight=w_arr, bias=b_arr)
-        check_finite(b_arr, "bias")
-    else:
-        check_same_dtype(x=x_arr, weight=w_arr)
-    check_finite(x_arr, "x")
-    check_finite(w_arr, "weight")
+    x_arr, w_arr, b_arr = _checked_linear(x, weight, bias)
     return affine(x_arr, w_arr, b_arr)
+
+
+@dataclass(frozen=True, eq=False)
+class LinearGrads:
+    r"""Gradients of a loss through :func:`linear`.
+
+    Returned by :func:`linear_vjp`. Every array is read-only and has the inputs'
+    floating dtype. Equality is identity (``eq=False``).
+
+    Attributes
+    ----------
+    x : (..., d_in) ndarray
+        :math:`\partial L / \partial x`.
+    weight : (d_in, d_out) ndarray
+        :math:`\partial L / \partial W`, summed over every row of every batch entry.
+    bias : (d_out,) ndarray
+        :math:`\partial L / \partial b`: the upstream gradient summed over every row
+        (the gradient a bias would receive, whether or not the forward pass had one).
+    """
+
+    x: FloatArray
+    weight: FloatArray
+    bias: FloatArray
+
+
+def linear_vjp(x: ArrayLike, weight: ArrayLike, grad: ArrayLike, /) -> LinearGrads:
+    r"""Backward pass of :func:`linear`: gradients for ``x``, ``weight`` and the bias.
+
+    Given the inputs of ``y = linear(x, weight, bias)`` and the gradient ``grad`` of a
+    loss with respect to ``y``, returns the gradients with respect to ``x``,
+    ``weight`` and ``bias`` (the bias itself is not needed: it only shifts ``y``).
+
+    Parameters
+    ----------
+    x : (..., d_in) array_like
+        The input rows of the forward pass; finite.
+    weight : (d_in, d_out) array_like
+        The weight of the forward pass, paper convention ``(in, out)``; ``x``'s dtype.
+    grad : (..., d_out) array_like
+        :math:`\partial L / \partial y`: shape ``x.shape[:-1] + (d_out,)``, ``x``'s
+        dtype, finite.
+
+    Returns
+    -------
+    LinearGrads
+        ``x`` ``(..., d_in)``, ``weight`` ``(d_in, d_out)``, ``bias`` ``(d_out,)``;
+        read-only, the inputs' dtype (float16 computed in float32).
+
+    Raises
+    ------
+    ValueError
+        As :func:`linear`, and if ``grad``'s shape is not ``x.shape[:-1] + (d_out,)``
+        or it is not finite.
+    TypeError
+        If the inputs do not share one floating dtype, or one is bool, complex or not
+        numeric.
+    FloatingPointError
+        If a gradient is too large for the dtype.
+
+    See Also
+    --------
+    linear, attention_from_scratch.self_attention.attention_vjp
+
+    Notes
+    -----
+    In code, ``dx = grad @ weight.T; dw = x.T @ grad; db = grad.sum(0)``, the rows of
+    every batch entry stacked. For :math:`Y = X W + \mathbf{1} b^\top`,
+
+    .. math::
+
+       dX = dY\, W^\top, \qquad dW = X^\top dY, \qquad db = dY^\top \mathbf{1},
+
+    the back-propagation rule of a matrix product :cite:p:`goodfellow2016deep`. Sums of
+    products of finite numbers; float16 accumulates in float32 and is rounded once.
+
+    References
+    ----------
+    :cite:t:`goodfellow2016deep`, §6.5.
+
+    Examples
+    --------
+    The running example's query projection, with a loss that wants creature's first
+    query component larger (``L = q[2, 0]``): only the noun row of ``w_q`` moves.
+
+    >>> import numpy as np
+    >>> from attention_from_scratch.projections import linear_vjp
+    >>> x = np.array([[0, 1, 0, 1], [0, 1, 1, 0], [1, 0, 0, 0]], dtype=float)
+    >>> w_q = np.array([[3, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=float)
+    >>> grad = np.zeros((3, 4))
+    >>> grad[2, 0] = 1.0
+    >>> grads = linear_vjp(x, w_q, grad)
+    >>> print(grads.weight[:, 0], grads.x[2], grads.bias)
+    [1. 0. 0. 0.] [3. 0. 0. 0.] [1. 0. 0. 0.]
+    """
+    x_arr, w_arr, _ = _checked_linear(x, weight, None)
+    shape = (*x_arr.shape[:-1], w_arr.shape[1])
+    g_arr = as_gradient(grad, shape, x_arr.dtype, "y = linear(x, weight)")
+    xw, ww, g = as_working(x_arr), as_working(w_arr), as_working(g_arr)
+    rows_x = xw.reshape(-1, xw.shape[-1])  # (N, d_in): every row of every batch entry
+    rows_g = g.reshape(-1, g.shape[-1])  # (N, d_out)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
+        d_x = g @ ww.T  # dX = dY W^T: (..., d_out) @ (d_out, d_in) -> (..., d_in)
+        d_w = rows_x.T @ rows_g  # dW = X^T dY: (d_in, N) @ (N, d_out) -> (d_in, d_out)
+        d_b = np.sum(rows_g, axis=0)  # db = dY^T 1: (N, d_out) -> (d_out,)
+    dt = x_arr.dtype
+    return LinearGrads(
+        x=frozen(finite_result(d_x, dt, "linear_vjp: dL/dx")),
+        weight=frozen(finite_result(d_w, dt, "linear_vjp: dL/dweight")),
+        bias=frozen(finite_result(d_b, dt, "linear_vjp: dL/dbias")),
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -366,6 +493,149 @@ class AttentionParams:
                         f"{b_name} {bias.shape}, {w_name} {weight.shape}"
                     )
                     raise ValueError(msg)
+
+    @classmethod
+    def _trusted(cls, arrays: Mapping[str, FloatArray | None]) -> AttentionParams:
+        """Parameters from arrays already validated, owned and read-only: no checks, no copies."""
+        params = object.__new__(cls)
+        for name in _FIELDS:
+            object.__setattr__(params, name, arrays.get(name))
+        return params
+
+    def arrays(self) -> dict[str, FloatArray]:
+        """Every array present, by field name (``w_q, w_k, w_v, w_o, b_q, b_k, b_v, b_o``).
+
+        Fields that are None are left out. The arrays are the object's own, read-only.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from attention_from_scratch.projections import AttentionParams
+        >>> params = AttentionParams.random(4, 2, out_proj=True, rng=0)
+        >>> print({name: w.shape for name, w in params.arrays().items()})
+        {'w_q': (4, 2), 'w_k': (4, 2), 'w_v': (4, 2), 'w_o': (2, 4)}
+        """
+        present = ((name, getattr(self, name)) for name in _FIELDS)
+        return {name: arr for name, arr in present if arr is not None}
+
+    def map(
+        self, fn: Callable[[FloatArray, FloatArray], ArrayLike], grads: AttentionParams, /
+    ) -> AttentionParams:
+        r"""New parameters ``fn(param, grad)`` for every array, e.g. a gradient-descent step.
+
+        ``grads`` is usually ``attention_vjp(...).params``: an :class:`AttentionParams`
+        holding the same fields with the same shapes. Each array of the result is
+        ``fn(self.<name>, grads.<name>)``; fields that are None stay None. The shapes
+        were validated when ``self`` was built, so the result is not validated again
+        as a whole: each new array must only have its old shape and dtype and be
+        finite. It is copied once and made read-only, like every
+        :class:`AttentionParams`.
+
+        Parameters
+        ----------
+        fn : callable ``(param, grad) -> array``
+            The update of one array, such as ``lambda w, g: w - lr * g``.
+        grads : AttentionParams
+            The gradients (or any second set of arrays of the same shapes).
+
+        Returns
+        -------
+        AttentionParams
+            The updated parameters; ``self`` is unchanged.
+
+        Raises
+        ------
+        TypeError
+            If ``grads`` is not an :class:`AttentionParams`, has another dtype, or
+            ``fn`` returns an array of another dtype.
+        ValueError
+            If ``grads`` holds other fields or shapes than ``self``, or ``fn`` returns
+            an array of another shape or with NaN or infinity.
+
+        Notes
+        -----
+        In code, ``{name: fn(p, g) for name, p, g in zip(fields, self, grads)}``. With
+        ``fn = lambda w, g: w - lr * g`` it is one step of gradient descent,
+        :math:`\theta \leftarrow \theta - \eta \, \nabla_\theta L`
+        :cite:p:`goodfellow2016deep`.
+
+        References
+        ----------
+        :cite:t:`goodfellow2016deep`, §8.3.1 (stochastic gradient descent).
+
+        Examples
+        --------
+        One step of gradient descent on the running example, lowering the colour and
+        texture that *creature* receives (``L = sum(output[2])``):
+
+        >>> import numpy as np
+        >>> from attention_from_scratch.examples import fluffy_blue_creature
+        >>> from attention_from_scratch.self_attention import attention_vjp, self_attention
+        >>> ex = fluffy_blue_creature()
+        >>> grad_output = np.zeros((3, 4))
+        >>> grad_output[2] = 1.0  # dL/dO
+        >>> result = self_attention(ex.x, ex.params)
+        >>> grads = attention_vjp(result, grad_output)
+        >>> params = ex.params.map(lambda w, g: w - 0.1 * g, grads.params)  # lr = 0.1
+        >>> after = self_attention(ex.x, params)
+        >>> print(round(float(result.output[2].sum()), 4), round(float(after.output[2].sum()), 4))
+        0.9223 0.3978
+        >>> squared = sum(float(np.sum(g * g)) for g in grads.params.arrays().values())
+        >>> print(round(0.1 * squared, 4))  # the drop predicted to first order: lr |grad|^2
+        0.5264
+        """
+        grads = check_instance(grads, AttentionParams, "grads")
+        new: dict[str, FloatArray | None] = {}
+        for name in _FIELDS:
+            param: FloatArray | None = getattr(self, name)
+            grad: FloatArray | None = getattr(grads, name)
+            if param is None or grad is None:
+                if param is not None or grad is not None:
+                    which = "grads" if grad is None else "params"
+                    msg = f"params and grads must hold the same arrays: {name} is None in {which}"
+                    raise ValueError(msg)
+                new[name] = None
+                continue
+            if grad.shape != param.shape:
+                msg = f"grads.{name} must have the shape of {name} {param.shape}, got {grad.shape}"
+                raise ValueError(msg)
+            check_same_dtype(**{name: param, f"grads.{name}": grad})
+            what = f"fn(params.{name}, grads.{name})"
+            out = as_float_array(fn(param, grad), what)
+            if out.shape != param.shape:
+                msg = f"{what} must keep {name}'s shape {param.shape}, got {out.shape}"
+                raise ValueError(msg)
+            check_same_dtype(**{name: param, what: out})
+            check_finite(out, what)
+            new[name] = out if out is param or out is grad else read_only(out)
+        return AttentionParams._trusted(new)
+
+    @property
+    def output_weight(self) -> FloatArray:
+        """``w_o`` as an array, for code that knows it is there (typed without ``| None``).
+
+        Raises
+        ------
+        ValueError
+            If the parameters have no output projection (``w_o`` is None).
+
+        Examples
+        --------
+        >>> from attention_from_scratch.projections import AttentionParams
+        >>> print(AttentionParams.random(4, 2, n_heads=2, out_proj=True, rng=0).output_weight.shape)
+        (4, 4)
+        >>> AttentionParams.random(4, 2, rng=0).output_weight
+        Traceback (most recent call last):
+        ...
+        ValueError: these parameters have no output projection w_o (draw one with AttentionParams.random(..., out_proj=True))
+        """
+        if self.w_o is None:
+            msg = (
+                "these parameters have no output projection w_o "
+                "(draw one with AttentionParams.random(..., out_proj=True))"
+            )
+            raise ValueError(msg)
+        return self.w_o
 
     @property
     def d_model(self) -> int:

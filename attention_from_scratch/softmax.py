@@ -14,7 +14,8 @@ This module is that softmax and everything attention needs around it:
 * :func:`log_softmax` and :func:`logsumexp` -- the same in log space;
 * :func:`entropy` -- how spread out a row of weights is, in nats;
 * :func:`softmax_jacobian` and :func:`softmax_vjp` -- its derivative, for the
-  backward pass of attention.
+  backward pass of attention; :func:`log_softmax_vjp`, that of :func:`log_softmax`
+  (the cross-entropy loss of a model's output).
 
 Every routine is numerically stable (it never overflows for finite input), keeps
 the input's floating dtype (``float16`` is accumulated in ``float32``), and follows
@@ -44,6 +45,7 @@ from attention_from_scratch._checks import (
     FloatArray,
     as_bool_mask,
     as_float_array,
+    as_gradient,
     as_working,
     at_least_ndim,
     broadcast_to_shape,
@@ -67,6 +69,7 @@ from attention_from_scratch._kernel import (
 __all__ = [
     "entropy",
     "log_softmax",
+    "log_softmax_vjp",
     "logsumexp",
     "softmax",
     "softmax_jacobian",
@@ -736,3 +739,104 @@ def softmax_vjp(p: ArrayLike, grad: ArrayLike, /, *, axis: int = -1) -> FloatArr
     if not np.isfinite(out).all():  # |grad| near the largest float: rescaled rows
         out = softmax_vjp_rescaled(pw, gw, ax)
     return finite_result(out, p_arr.dtype, "softmax_vjp(p, grad)")
+
+
+@overload
+def log_softmax_vjp(log_p: NDArray[F], grad: NDArray[F], /, *, axis: int = -1) -> NDArray[F]: ...
+@overload
+def log_softmax_vjp(
+    log_p: Float64Like | NDArray[np.float64],
+    grad: Float64Like | NDArray[np.float64],
+    /,
+    *,
+    axis: int = -1,
+) -> NDArray[np.float64]: ...
+@overload
+def log_softmax_vjp(log_p: ArrayLike, grad: ArrayLike, /, *, axis: int = -1) -> FloatArray: ...
+
+
+def log_softmax_vjp(log_p: ArrayLike, grad: ArrayLike, /, *, axis: int = -1) -> FloatArray:
+    r"""Vector-Jacobian product of :func:`log_softmax`: the gradient with respect to the scores.
+
+    Given ``log_p = log_softmax(x)`` and the gradient ``grad`` of a loss with respect
+    to ``log_p``, returns the gradient with respect to ``x``. The cross-entropy loss of
+    a language model, :math:`L = -\sum_t \log p_{t, y_t}`, is one: its ``grad`` is
+    :math:`-1` at each target and 0 elsewhere, and the result is :math:`p - \text{onehot}(y)`.
+
+    Parameters
+    ----------
+    log_p : (..., n, ...) array_like
+        :func:`log_softmax` output along ``axis``; ``-inf`` entries (weight 0) allowed.
+    grad : (..., n, ...) array_like
+        :math:`\partial L / \partial \log p`: ``log_p``'s shape and dtype, finite.
+    axis : int, optional
+        The axis the log-softmax was taken over. Default ``-1``.
+
+    Returns
+    -------
+    grad_x : (..., n, ...) ndarray
+        :math:`\partial L / \partial x`; ``log_p``'s shape and floating dtype. For
+        ``log_softmax(x, temperature=T)`` divide it by ``T``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, an input is 0-d, ``log_p`` holds NaN or ``+inf`` or
+        ``grad`` is not finite.
+    TypeError
+        If the dtypes differ or an input is bool, complex or not numeric.
+    numpy.exceptions.AxisError
+        If ``axis`` is out of range.
+    FloatingPointError
+        If the gradient is too large for the dtype.
+
+    See Also
+    --------
+    log_softmax, softmax_vjp
+
+    Notes
+    -----
+    In code, ``grad - np.exp(log_p) * grad.sum()``. From
+    :math:`\log p_i = x_i - \log \sum_k e^{x_k}`,
+    :math:`\partial \log p_i / \partial x_j = \delta_{ij} - p_j`, so
+
+    .. math::
+
+       \frac{\partial L}{\partial x_j} = g_j - p_j \sum_i g_i .
+
+    :math:`p = e^{\log p} \le 1` never overflows, and a ``-inf`` entry has :math:`p_j = 0`
+    exactly. When ``grad`` is so large that its row sum overflows, the row is divided
+    by a power of two first and multiplied back at the end (exact scalings)
+    :cite:p:`blanchard2021accurately`.
+
+    References
+    ----------
+    :cite:t:`goodfellow2016deep`, §6.2.2.3 (softmax units and the cross-entropy).
+
+    Examples
+    --------
+    The cross-entropy of row 0 of the running example's scores with target key 1:
+
+    >>> import numpy as np
+    >>> from attention_from_scratch.softmax import log_softmax, log_softmax_vjp, softmax
+    >>> log_p = log_softmax([1.0, 0.0, 1.0])
+    >>> print(np.round(log_softmax_vjp(log_p, [0.0, -1.0, 0.0]), 4))  # p - onehot(1)
+    [ 0.4223 -0.8446  0.4223]
+    """
+    lp = as_float_array(log_p, "log_p")
+    _at_least_1d(lp, "log_p")
+    ax = normalize_axis(axis, lp.ndim)
+    g_arr = as_gradient(grad, lp.shape, lp.dtype, "log_p")
+    check_finite(lp, "log_p", allow_neg_inf=True)
+    work = as_working(lp)
+    g = as_working(g_arr)
+    p = np.exp(work)  # p = exp(log p) in [0, 1]; exp(-inf) = 0
+    with np.errstate(over="ignore", invalid="ignore"):  # handled below
+        out = g - p * np.sum(g, axis=ax, keepdims=True)  # g_j - p_j sum_i g_i
+    if not np.isfinite(out).all():  # |grad| near the largest float: rows scaled by 2^-e
+        peak = np.max(np.abs(g), axis=ax, keepdims=True, initial=0.0)
+        _, e = np.frexp(peak)
+        small = np.ldexp(g, -e)  # g / 2^e, |g / 2^e| < 1: the sum cannot overflow
+        with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
+            out = np.ldexp(small - p * np.sum(small, axis=ax, keepdims=True), e)
+    return finite_result(out, lp.dtype, "log_softmax_vjp(log_p, grad)")

@@ -19,6 +19,7 @@ NAME = "attention_from_scratch"
 
 #: Lowest first. ``pretrained`` stands for the subpackage and everything in it.
 LAYERS: tuple[tuple[str, ...], ...] = (
+    ("arrays",),
     ("_checks",),
     ("_kernel",),
     ("softmax",),

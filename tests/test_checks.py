@@ -24,6 +24,7 @@ from attention_from_scratch._checks import (
     as_bool_mask,
     as_float_array,
     as_generator,
+    as_gradient,
     as_int_array,
     as_working,
     at_least_ndim,
@@ -501,3 +502,32 @@ def test_as_int_array() -> None:
 def test_as_int_array_rejects_everything_but_integers(bad: object) -> None:
     with pytest.raises(TypeError, match=r"^lengths "):
         as_int_array(bad, "lengths")
+
+
+# ---------------------------------------------------------------------------
+# as_gradient
+# ---------------------------------------------------------------------------
+
+
+def test_as_gradient_accepts_matching_and_converts_integers() -> None:
+    g = np.ones((2, 3))
+    assert as_gradient(g, (2, 3), np.dtype(np.float64), "y") is g
+    assert as_gradient([[1, 2, 3]], (1, 3), np.dtype(np.float64), "y").dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    ("grad", "error", "match"),
+    [
+        (
+            np.ones((3, 2)),
+            ValueError,
+            r"grad must have the shape of y \(2, 3\), got grad \(3, 2\)",
+        ),
+        (np.ones((2, 3), np.float32), TypeError, r"dtype of y \(float64\), got grad float32"),
+        (np.full((2, 3), np.nan), ValueError, r"grad must be finite: found NaN at index \(0, 0\)"),
+        (np.ones((2, 3), bool), TypeError, "grad"),
+    ],
+)
+def test_as_gradient_names_the_argument(grad: object, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        as_gradient(grad, (2, 3), np.dtype(np.float64), "y")

@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 from numpy.typing import ArrayLike, NDArray
 
-from attention_from_scratch.projections import AttentionParams
+from attention_from_scratch.norms import l2_normalize_vjp, layer_norm_vjp, rms_norm_vjp
+from attention_from_scratch.projections import AttentionParams, linear_vjp
 from attention_from_scratch.self_attention import (
     attention_vjp,
     causal_mask,
@@ -32,7 +33,8 @@ from attention_from_scratch.self_attention import (
     scaled_dot_product_attention,
     self_attention,
 )
-from tests.tolerances import DERIVATIVE, assert_close
+from attention_from_scratch.softmax import log_softmax, log_softmax_vjp
+from tests.tolerances import DERIVATIVE, Tolerance, assert_close
 
 pytestmark = pytest.mark.crosscheck
 
@@ -299,3 +301,79 @@ def test_self_attention_gradients_match_torch() -> None:
             tol=DERIVATIVE,
             err_msg=f"{name} (no head axis)",
         )
+
+
+# ---------------------------------------------------------------------------
+# The other backward passes against torch.autograd: 1e-12 in float64
+# ---------------------------------------------------------------------------
+
+VJP_TOL = 1e-12
+
+
+def _close12(actual: Any, desired: Any, name: str) -> None:
+    assert_close(actual, desired, tol=Tolerance(VJP_TOL, VJP_TOL), err_msg=name)
+
+
+@pytest.mark.parametrize("eps", [1e-5, 0.0, 0.3])
+def test_layer_norm_vjp_matches_torch(eps: float) -> None:
+    torch = pytest.importorskip("torch")
+    x, g = _normal(20, 2, 3, 5), _normal(21, 2, 3, 5)
+    gamma, beta = _normal(22, 5), _normal(23, 5)
+    grads = layer_norm_vjp(x, g, gamma, eps=eps)
+    tx, tg, tb = _t(torch, x, grad=True), _t(torch, gamma, grad=True), _t(torch, beta, grad=True)
+    out = torch.nn.functional.layer_norm(tx, (5,), tg, tb, eps)
+    (out * _t(torch, g)).sum().backward()
+    _close12(grads.x, _np(tx.grad), "x")
+    _close12(grads.gamma, _np(tg.grad), "gamma")
+    _close12(grads.beta, _np(tb.grad), "beta")
+    mean, rstd = torch.ops.aten.native_layer_norm(_t(torch, x), [5], None, None, eps)[1:]
+    _close12(grads.mean, _np(mean)[..., 0], "mean")
+    _close12(grads.rstd, _np(rstd)[..., 0], "rstd")
+
+
+@pytest.mark.parametrize("eps", [1e-6, 0.0, 0.3])
+def test_rms_norm_vjp_matches_torch(eps: float) -> None:
+    torch = pytest.importorskip("torch")
+    x, g, gamma = _normal(24, 2, 3, 5), _normal(25, 2, 3, 5), _normal(26, 5)
+    grads = rms_norm_vjp(x, g, gamma, eps=eps)
+    tx, tg = _t(torch, x, grad=True), _t(torch, gamma, grad=True)
+    out = torch.nn.functional.rms_norm(tx, (5,), tg, eps)
+    (out * _t(torch, g)).sum().backward()
+    _close12(grads.x, _np(tx.grad), "x")
+    _close12(grads.gamma, _np(tg.grad), "gamma")
+
+
+@pytest.mark.parametrize(("axis", "eps"), [(-1, None), (0, None), (-1, 1.5), (1, 1e-12)])
+def test_l2_normalize_vjp_matches_torch(axis: int, eps: float | None) -> None:
+    torch = pytest.importorskip("torch")
+    x, g = _normal(27, 3, 4, 5), _normal(28, 3, 4, 5)
+    x[0] *= 0.1  # shorter than eps = 1.5 along the last axis: the x / eps branch
+    got = l2_normalize_vjp(x, g, axis=axis, eps=eps)
+    tx = _t(torch, x, grad=True)
+    out = torch.nn.functional.normalize(tx, dim=axis, eps=0.0 if eps is None else eps)
+    (out * _t(torch, g)).sum().backward()
+    _close12(got, _np(tx.grad), "x")
+
+
+def test_linear_vjp_matches_torch() -> None:
+    torch = pytest.importorskip("torch")
+    x, w, b, g = _normal(29, 2, 3, 4), _normal(30, 4, 6), _normal(31, 6), _normal(32, 2, 3, 6)
+    grads = linear_vjp(x, w, g)
+    tx, tw, tb = _t(torch, x, grad=True), _t(torch, w.T, grad=True), _t(torch, b, grad=True)
+    out = torch.nn.functional.linear(tx, tw, tb)  # torch's weight is (out, in): w.T
+    (out * _t(torch, g)).sum().backward()
+    _close12(grads.x, _np(tx.grad), "x")
+    _close12(grads.weight, _np(tw.grad).T, "weight")
+    _close12(grads.bias, _np(tb.grad), "bias")
+
+
+@pytest.mark.parametrize("axis", [-1, 0, 1])
+def test_log_softmax_vjp_matches_torch(axis: int) -> None:
+    torch = pytest.importorskip("torch")
+    x, g = 3.0 * _normal(33, 3, 4, 5), _normal(34, 3, 4, 5)
+    x[1, 2, 3] = -np.inf  # weight 0
+    got = log_softmax_vjp(log_softmax(x, axis=axis), g, axis=axis)
+    tx = _t(torch, x, grad=True)
+    out = torch.log_softmax(tx, dim=axis)
+    (out * _t(torch, g)).sum().backward()
+    _close12(got, _np(tx.grad), "x")

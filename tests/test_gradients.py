@@ -1,4 +1,7 @@
-"""Tests of the backward pass :func:`attention_from_scratch.self_attention.attention_vjp`.
+"""Tests of the backward passes: :func:`~attention_from_scratch.self_attention.attention_vjp`,
+and (at the end) the vector-Jacobian products of the other forwards: ``layer_norm_vjp``,
+``rms_norm_vjp``, ``l2_normalize_vjp``, ``linear_vjp`` and ``log_softmax_vjp``, held to
+``1e-7`` against finite differences and ``1e-12`` against the complex step.
 
 Three independent checks of every gradient field, in float64:
 
@@ -32,7 +35,23 @@ from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
 from attention_from_scratch.examples import fluffy_blue_creature, gram_example
-from attention_from_scratch.projections import AttentionParams, linear, merge_heads
+from attention_from_scratch.norms import (
+    LayerNormGrads,
+    RMSNormGrads,
+    l2_normalize,
+    l2_normalize_vjp,
+    layer_norm,
+    layer_norm_vjp,
+    rms_norm,
+    rms_norm_vjp,
+)
+from attention_from_scratch.projections import (
+    AttentionParams,
+    LinearGrads,
+    linear,
+    linear_vjp,
+    merge_heads,
+)
 from attention_from_scratch.self_attention import (
     Attention,
     AttentionGrads,
@@ -42,10 +61,16 @@ from attention_from_scratch.self_attention import (
     scaled_dot_product_attention,
     self_attention,
 )
+from attention_from_scratch.softmax import log_softmax, log_softmax_vjp
 from tests.reference.grad_ref import (
     complex_step_gradient,
     heads_forward,
+    l2_normalize_forward,
+    layer_norm_forward,
+    linear_forward,
+    log_softmax_forward,
     mha_forward,
+    rms_norm_forward,
     sdpa_forward,
 )
 from tests.tolerances import DERIVATIVE, assert_close
@@ -890,3 +915,429 @@ def test_grads_are_frozen() -> None:
     assert projected.params is not None
     assert not projected.params.w_q.flags.writeable
     assert math.isfinite(float(projected.params.w_q.sum()))
+
+
+# ---------------------------------------------------------------------------
+# The other backward passes: norms, linear, log-softmax
+# ---------------------------------------------------------------------------
+#
+# Each is checked against central differences of the package's own forward pass
+# (relative 1e-7) and against the complex-step derivative of the loop reference of
+# tests/reference/grad_ref.py (1e-12). Shapes and options are drawn; values come from
+# a seed so that no row is degenerate.
+
+VJP_FD_RTOL = 1e-7
+VJP_CS_TOL = 1e-12
+VJP_FD_STEP = 1e-3  # fourth-order stencil: truncation h^4 L^(5) / 30, rounding eps L / h
+
+
+def fd_gradient4(loss: Callable[[F64], float], theta: NDArray[Any]) -> F64:
+    """Fourth-order central differences for every entry.
+
+    ``(-L(t + 2h) + 8 L(t + h) - 8 L(t - h) + L(t - 2h)) / 12h``: the truncation error is
+    ``h^4 L^(5) / 30``, so ``h = 1e-3`` keeps both it and the rounding error
+    (``eps |L| / h``) near ``1e-13``, where the two-point stencil of :func:`fd_gradient`
+    bottoms out near ``1e-10`` and fails 1e-7 on sharply curved rows.
+    """
+    base = np.array(theta, dtype=np.float64)
+    grad = np.zeros(base.shape, dtype=np.float64)
+    h = VJP_FD_STEP
+    for index in np.ndindex(*base.shape):
+        values = []
+        for step in (2.0, 1.0, -1.0, -2.0):
+            moved = base.copy()
+            moved[index] += step * h
+            values.append(loss(moved))
+        grad[index] = (-values[0] + 8.0 * values[1] - 8.0 * values[2] + values[3]) / (12.0 * h)
+    return grad
+
+
+def assert_vjp_fd(
+    loss: Callable[[F64], float], theta: NDArray[Any], analytic: Any, key: str
+) -> None:
+    err = fd_error(fd_gradient4(loss, theta), np.asarray(analytic))
+    assert err <= VJP_FD_RTOL, f"{key}: relative error {err:.3g} against finite differences"
+
+
+def assert_vjp_cs(want: F64, got: Any, key: str) -> None:
+    """Relative to the gradient's largest entry (at least 1): 1e-12."""
+    got_arr = np.asarray(got, dtype=np.float64)
+    err = float(np.max(np.abs(got_arr - want), initial=0.0)) / max(
+        1.0, float(np.max(np.abs(want), initial=0.0))
+    )
+    assert err <= VJP_CS_TOL, f"{key}: error {err:.3g} against the complex step"
+
+
+def _seeded(seed: int, *shape: int) -> F64:
+    return np.random.default_rng(seed).normal(size=shape)
+
+
+def _spread_rows(seed: int, *shape: int) -> F64:
+    """Rows ``linspace(-1, 1, d) + 0.3 noise``: no row nearly constant (d > 1).
+
+    A row of spread ``s`` has curvature ``1/s^2``: rows within ``1e-2`` of constant
+    make central differences, not the gradient, wrong by more than ``1e-7``.
+    """
+    return np.linspace(-1.0, 1.0, shape[-1]) + 0.3 * _seeded(seed, *shape)
+
+
+shapes_1d_plus = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4)
+
+
+@given(
+    shapes_1d_plus,
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([1e-5, 0.0, 0.5]),
+    st.integers(0, 99),
+)
+def test_layer_norm_vjp_against_fd_and_complex_step(
+    shape: tuple[int, ...], with_gamma: bool, with_beta: bool, eps: float, seed: int
+) -> None:
+    d = shape[-1]
+    if d == 1 and eps == 0.0:
+        eps = 1e-5  # a row of one entry is constant: variance 0
+    x = _spread_rows(seed, *shape)
+    gamma = _seeded(seed + 1, d) if with_gamma else None
+    beta = _seeded(seed + 2, d) if with_beta else None
+    g = _seeded(seed + 3, *shape)
+    grads = layer_norm_vjp(x, g, gamma, eps=eps)
+    assert isinstance(grads, LayerNormGrads)
+    assert grads.x.shape == shape
+    assert grads.gamma.shape == grads.beta.shape == (d,)
+
+    def loss(xx: F64, gg: F64 | None = gamma, bb: F64 | None = beta) -> float:
+        return loss_value(layer_norm(xx, gg, bb, eps=eps), g)
+
+    assert_vjp_fd(loss, x, grads.x, "layer_norm x")
+    assert_vjp_fd(
+        lambda t: loss(x, t, beta),
+        np.ones(d) if gamma is None else gamma,
+        grads.gamma,
+        "layer_norm gamma",
+    )
+    assert_vjp_fd(
+        lambda t: loss(x, gamma, t),
+        np.zeros(d) if beta is None else beta,
+        grads.beta,
+        "layer_norm beta",
+    )
+    args = {
+        "x": x,
+        "gamma": np.ones(d) if gamma is None else gamma,
+        "beta": np.zeros(d),
+        "eps": eps,
+    }
+    for name in ("x", "gamma", "beta"):
+        want = complex_step_gradient(layer_norm_forward, g, args, name)
+        assert_vjp_cs(want, getattr(grads, name), f"layer_norm {name}")
+    mean = x.mean(axis=-1)
+    np.testing.assert_allclose(grads.mean, mean, rtol=1e-14, atol=1e-15)
+    rstd = 1.0 / np.sqrt(((x - mean[..., None]) ** 2).mean(axis=-1) + eps)
+    np.testing.assert_allclose(grads.rstd, rstd, rtol=1e-13)
+
+
+@given(shapes_1d_plus, st.booleans(), st.sampled_from([1e-6, 0.0, 0.5]), st.integers(0, 99))
+def test_rms_norm_vjp_against_fd_and_complex_step(
+    shape: tuple[int, ...], with_gamma: bool, eps: float, seed: int
+) -> None:
+    d = shape[-1]
+    x = _spread_rows(seed, *shape)
+    gamma = _seeded(seed + 1, d) if with_gamma else None
+    g = _seeded(seed + 3, *shape)
+    grads = rms_norm_vjp(x, g, gamma, eps=eps)
+    assert isinstance(grads, RMSNormGrads)
+
+    def loss(xx: F64, gg: F64 | None = gamma) -> float:
+        return loss_value(rms_norm(xx, gg, eps=eps), g)
+
+    assert_vjp_fd(loss, x, grads.x, "rms_norm x")
+    assert_vjp_fd(
+        lambda t: loss(x, t), np.ones(d) if gamma is None else gamma, grads.gamma, "rms_norm gamma"
+    )
+    args = {"x": x, "gamma": np.ones(d) if gamma is None else gamma, "eps": eps}
+    for name in ("x", "gamma"):
+        want = complex_step_gradient(rms_norm_forward, g, args, name)
+        assert_vjp_cs(want, getattr(grads, name), f"rms_norm {name}")
+
+
+@given(shapes_1d_plus, st.data(), st.sampled_from([None, 1e-12, 0.7]), st.integers(0, 99))
+def test_l2_normalize_vjp_against_fd_and_complex_step(
+    shape: tuple[int, ...], data: st.DataObject, eps: float | None, seed: int
+) -> None:
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    last = tuple(np.moveaxis(np.empty(shape), axis, -1).shape)
+    x = np.moveaxis(_spread_rows(seed, *last), -1, axis)  # no vector near 0
+    if eps == 0.7:  # some vectors shorter than eps: the x / eps branch
+        x = x * np.where(np.random.default_rng(seed).random(shape) < 0.5, 0.2, 1.0)
+        norms = np.sqrt(np.sum(x * x, axis=axis))
+        if np.any(np.abs(norms - eps) < 1e-2):  # too close to the kink for differences
+            return
+    g = _seeded(seed + 3, *shape)
+    got = l2_normalize_vjp(x, g, axis=axis, eps=eps)
+    assert_vjp_fd(
+        lambda t: loss_value(l2_normalize(t, axis=axis, eps=eps), g), x, got, "l2_normalize x"
+    )
+
+    def forward(x: Any) -> Any:
+        return l2_normalize_forward(x, axis=axis, eps=eps)
+
+    assert_vjp_cs(complex_step_gradient(forward, g, {"x": x}, "x"), got, "l2_normalize x")
+
+
+@given(
+    hnp.array_shapes(min_dims=0, max_dims=2, max_side=3),
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.integers(0, 99),
+)
+def test_linear_vjp_against_fd_and_complex_step(
+    batch: tuple[int, ...], d_in: int, d_out: int, seed: int
+) -> None:
+    x = _seeded(seed, *batch, d_in)
+    w = _seeded(seed + 1, d_in, d_out)
+    b = _seeded(seed + 2, d_out)
+    g = _seeded(seed + 3, *batch, d_out)
+    grads = linear_vjp(x, w, g)
+    assert isinstance(grads, LinearGrads)
+    assert_vjp_fd(lambda t: loss_value(linear(t, w, b), g), x, grads.x, "linear x")
+    assert_vjp_fd(lambda t: loss_value(linear(x, t, b), g), w, grads.weight, "linear weight")
+    assert_vjp_fd(lambda t: loss_value(linear(x, w, t), g), b, grads.bias, "linear bias")
+    args = {"x": x, "weight": w, "bias": b}
+    for field, name in (("x", "x"), ("weight", "weight"), ("bias", "bias")):
+        want = complex_step_gradient(linear_forward, g, args, name)
+        assert_vjp_cs(want, getattr(grads, field), f"linear {field}")
+
+
+@given(shapes_1d_plus, st.data(), st.integers(0, 99))
+def test_log_softmax_vjp_against_fd_and_complex_step(
+    shape: tuple[int, ...], data: st.DataObject, seed: int
+) -> None:
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = 3.0 * _seeded(seed, *shape)
+    g = _seeded(seed + 3, *shape)
+    got = log_softmax_vjp(log_softmax(x, axis=axis), g, axis=axis)
+    assert_vjp_fd(lambda t: loss_value(log_softmax(t, axis=axis), g), x, got, "log_softmax x")
+
+    def forward(x: Any) -> Any:
+        return log_softmax_forward(x, axis=axis)
+
+    assert_vjp_cs(complex_step_gradient(forward, g, {"x": x}, "x"), got, "log_softmax x")
+
+
+X34 = np.array([[0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+G34 = np.array([[0.5, -1.0, 2.0, 0.0], [1.0, 0.0, -0.5, 0.25], [0.0, 1.5, 1.0, -2.0]])
+W43 = np.array([[1.0, 0.0, 2.0], [0.0, -1.0, 0.5], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _all_vjps(
+    x: NDArray[Any], g: NDArray[Any], w: NDArray[Any], gw: NDArray[Any]
+) -> dict[str, Any]:
+    """Every new backward pass on one input, as {name: array}."""
+    ln = layer_norm_vjp(x, g, np.ones(4, dtype=x.dtype))
+    rn = rms_norm_vjp(x, g, np.ones(4, dtype=x.dtype))
+    lin = linear_vjp(x, w, gw)
+    return {
+        "layer_norm x": ln.x,
+        "layer_norm gamma": ln.gamma,
+        "layer_norm beta": ln.beta,
+        "layer_norm mean": ln.mean,
+        "layer_norm rstd": ln.rstd,
+        "rms_norm x": rn.x,
+        "rms_norm gamma": rn.gamma,
+        "l2_normalize x": l2_normalize_vjp(x, g),
+        "linear x": lin.x,
+        "linear weight": lin.weight,
+        "linear bias": lin.bias,
+        "log_softmax x": log_softmax_vjp(log_softmax(x), g),
+    }
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_new_vjps_low_precision_keep_dtype(dtype: type[np.floating[Any]]) -> None:
+    gw = G34[:, :3]
+    want = _all_vjps(X34, G34, W43, gw)
+    got = _all_vjps(X34.astype(dtype), G34.astype(dtype), W43.astype(dtype), gw.astype(dtype))
+    rtol = 2e-3 if dtype == np.float16 else 2e-6
+    for name, arr in got.items():
+        assert arr.dtype == dtype, name
+        np.testing.assert_allclose(arr, want[name], rtol=rtol, atol=rtol, err_msg=name)
+
+
+def test_new_vjp_results_are_read_only_and_frozen() -> None:
+    for name, arr in _all_vjps(X34, G34, W43, G34[:, :3]).items():
+        if name.startswith(("layer_norm", "rms_norm", "linear")):
+            assert not arr.flags.writeable, name
+    grads = linear_vjp(X34, W43, G34[:, :3])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        grads.x = X34  # type: ignore[misc]
+
+
+def test_new_vjps_integer_input_is_float64_and_inputs_unchanged() -> None:
+    x = np.array([[0, 1, 0, 1], [0, 1, 1, 0], [1, 0, 0, 0]])
+    g = np.array([[1, 0, 0, 0]] * 3)
+    before = x.copy()
+    assert layer_norm_vjp(x, g).x.dtype == np.float64
+    assert rms_norm_vjp(x, g).x.dtype == np.float64
+    assert l2_normalize_vjp(x, g).dtype == np.float64
+    assert linear_vjp(x, np.eye(4, dtype=int), g).weight.dtype == np.float64
+    np.testing.assert_array_equal(x, before)
+
+
+def test_layer_norm_vjp_gradient_is_centred_and_orthogonal() -> None:
+    grads = layer_norm_vjp(X34, G34, eps=0.0)
+    np.testing.assert_allclose(grads.x.sum(axis=-1), 0.0, atol=1e-15)
+    x_hat = layer_norm(X34, eps=0.0)
+    np.testing.assert_allclose(np.sum(grads.x * x_hat, axis=-1), 0.0, atol=1e-14)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e300, 1e-150, 1e150])
+def test_norm_vjps_scale_without_overflow(scale: float) -> None:
+    """The gradient of a scale-free map at s x is the gradient at x divided by s."""
+    x = _spread_rows(0, 3, 4)
+    g = _seeded(1, 3, 4)
+    np.testing.assert_allclose(
+        layer_norm_vjp(scale * x, g, eps=0.0).x * scale,
+        layer_norm_vjp(x, g, eps=0.0).x,
+        rtol=1e-13,
+    )
+    np.testing.assert_allclose(
+        rms_norm_vjp(scale * x, g, eps=0.0).x * scale, rms_norm_vjp(x, g, eps=0.0).x, rtol=1e-13
+    )
+    np.testing.assert_allclose(
+        l2_normalize_vjp(scale * x, g) * scale, l2_normalize_vjp(x, g), rtol=1e-13
+    )
+
+
+def test_norm_vjps_with_eps_at_extreme_rows() -> None:
+    """Rows far below eps: the forward pass is x / sqrt(eps) (or x / eps), and so is dx."""
+    x = 1e-200 * _spread_rows(0, 2, 4)
+    g = _seeded(1, 2, 4)
+    grads = layer_norm_vjp(x, g, eps=1e-5)
+    np.testing.assert_allclose(
+        grads.x, (g - g.mean(-1, keepdims=True)) / np.sqrt(1e-5), rtol=1e-12
+    )
+    np.testing.assert_allclose(grads.rstd, 1.0 / np.sqrt(1e-5), rtol=1e-15)
+    np.testing.assert_allclose(rms_norm_vjp(x, g, eps=1e-6).x, g / np.sqrt(1e-6), rtol=1e-12)
+    np.testing.assert_allclose(l2_normalize_vjp(x, g, eps=1e-12), g / 1e-12, rtol=1e-15)
+    zero = np.zeros((2, 4))
+    np.testing.assert_array_equal(l2_normalize_vjp(zero, g, eps=0.5), g / 0.5)
+    constant = np.full((2, 4), 1e300)  # eps / 4^e underflows: rstd is still 1 / sqrt(eps)
+    np.testing.assert_allclose(layer_norm_vjp(constant, g).rstd, 1.0 / np.sqrt(1e-5), rtol=1e-15)
+
+
+def test_log_softmax_vjp_minus_inf_and_huge_grad() -> None:
+    log_p = log_softmax([0.0, -np.inf, 1.0])
+    got = log_softmax_vjp(log_p, [1.0, 2.0, 3.0])
+    p = np.exp(log_p)
+    np.testing.assert_allclose(got, np.array([1.0, 2.0, 3.0]) - 6.0 * p, rtol=1e-15)
+    assert got[1] == 2.0  # p = 0 exactly
+    huge = log_softmax_vjp(np.log([0.5, 0.5]), [1.5e308, 1.5e308])  # the sum overflows
+    np.testing.assert_allclose(huge, [0.0, 0.0], atol=1e292)
+    small = log_softmax_vjp(np.log([0.5, 0.5]), [1.5e308, -1.5e308])
+    np.testing.assert_allclose(small, [1.5e308, -1.5e308], rtol=1e-15)
+
+
+def test_float16_vjp_overflow_is_reported() -> None:
+    x = np.array([[0.0, 1e-3, 2e-3, 3e-3]], dtype=np.float16)
+    with pytest.raises(FloatingPointError, match="layer_norm_vjp"):
+        layer_norm_vjp(x, np.full((1, 4), 6e4, dtype=np.float16), eps=0.0)
+    w = np.full((4, 4), 300.0, dtype=np.float16)
+    with pytest.raises(FloatingPointError, match="linear_vjp"):
+        linear_vjp(np.ones((1, 4), dtype=np.float16), w, np.full((1, 4), 300.0, dtype=np.float16))
+
+
+def test_new_vjps_empty_batch() -> None:
+    x = np.zeros((0, 4))
+    assert layer_norm_vjp(x, x).x.shape == (0, 4)
+    np.testing.assert_array_equal(layer_norm_vjp(x, x).gamma, np.zeros(4))
+    assert rms_norm_vjp(x, x).gamma.shape == (4,)
+    lin = linear_vjp(x, W43, np.zeros((0, 3)))
+    np.testing.assert_array_equal(lin.weight, np.zeros((4, 3)))
+    assert log_softmax_vjp(x, x).shape == (0, 4)
+
+
+# One routing case per public argument of the new functions: the shared checks of
+# _checks.py are tested once in tests/test_checks.py; here, that each argument reaches
+# them and the message names it.
+_NAN34 = np.where(X34 == 1.0, np.nan, 0.0)
+_BAD_INPUTS: list[tuple[str, Callable[[], object], type[Exception], str]] = [
+    ("layer_norm x", lambda: layer_norm_vjp(_NAN34, G34), ValueError, "x must be finite"),
+    (
+        "layer_norm grad",
+        lambda: layer_norm_vjp(X34, G34[:2]),
+        ValueError,
+        "grad must have the shape",
+    ),
+    (
+        "layer_norm gamma",
+        lambda: layer_norm_vjp(X34, G34, np.ones(3)),
+        ValueError,
+        "gamma must have shape",
+    ),
+    ("layer_norm eps", lambda: layer_norm_vjp(X34, G34, eps=-1.0), ValueError, "eps"),
+    ("rms_norm x", lambda: rms_norm_vjp(X34 > 0, G34), TypeError, "x"),
+    (
+        "rms_norm grad",
+        lambda: rms_norm_vjp(X34, G34.astype(np.float32)),
+        TypeError,
+        "grad must have the dtype",
+    ),
+    ("rms_norm gamma", lambda: rms_norm_vjp(X34, G34, np.ones(4, np.float32)), TypeError, "gamma"),
+    ("rms_norm eps", lambda: rms_norm_vjp(X34, G34, eps=np.inf), ValueError, "eps"),
+    ("l2 x", lambda: l2_normalize_vjp(np.zeros((3, 4)), G34), ValueError, "x has a zero vector"),
+    (
+        "l2 grad",
+        lambda: l2_normalize_vjp(X34, np.where(G34 > 1, np.inf, G34)),
+        ValueError,
+        "grad must be finite",
+    ),
+    ("l2 axis", lambda: l2_normalize_vjp(X34, G34, axis=2), np.exceptions.AxisError, "axis"),
+    ("l2 eps", lambda: l2_normalize_vjp(X34, G34, eps=0.0), ValueError, "eps"),
+    (
+        "linear x",
+        lambda: linear_vjp(X34[:, :3], W43, G34[:, :3]),
+        ValueError,
+        "x's last dimension",
+    ),
+    (
+        "linear weight",
+        lambda: linear_vjp(X34, W43.ravel(), G34[:, :3]),
+        ValueError,
+        "weight must be 2-D",
+    ),
+    (
+        "linear grad",
+        lambda: linear_vjp(X34, W43, G34),
+        ValueError,
+        "grad must have the shape of y",
+    ),
+    (
+        "log_softmax log_p",
+        lambda: log_softmax_vjp(np.full(3, np.inf), np.ones(3)),
+        ValueError,
+        "log_p must be finite",
+    ),
+    (
+        "log_softmax grad",
+        lambda: log_softmax_vjp(np.zeros(3), np.ones(4)),
+        ValueError,
+        "grad must have the shape",
+    ),
+    (
+        "log_softmax axis",
+        lambda: log_softmax_vjp(np.zeros(3), np.ones(3), axis=1),
+        np.exceptions.AxisError,
+        "axis",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"), [c[1:] for c in _BAD_INPUTS], ids=[c[0] for c in _BAD_INPUTS]
+)
+def test_new_vjps_route_bad_input(
+    call: Callable[[], object], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        call()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from typing import Any
 
 import hypothesis.extra.numpy as hnp
@@ -879,3 +880,131 @@ def test_linear_whose_exact_result_overflows_float64_advises_rescaling_only() ->
         linear([[1e308, 1e308]], np.ones((2, 1)))
     assert "rescale" in str(info.value)
     assert "wider" not in str(info.value)  # nothing is wider than float64
+
+
+# ---------------------------------------------------------------------------
+# AttentionParams.arrays, .map, .output_weight
+# ---------------------------------------------------------------------------
+
+
+def _sgd_params() -> tuple[AttentionParams, AttentionParams]:
+    params = AttentionParams.random(6, 2, n_heads=3, out_proj=True, bias=True, rng=1)
+    grads = AttentionParams.random(6, 2, n_heads=3, out_proj=True, bias=True, rng=2)
+    return params, grads
+
+
+def test_arrays_lists_present_fields_in_order() -> None:
+    params = AttentionParams.random(4, 2, out_proj=True, rng=0)
+    arrays = params.arrays()
+    assert list(arrays) == ["w_q", "w_k", "w_v", "w_o"]
+    assert arrays["w_q"] is params.w_q
+    full, _ = _sgd_params()
+    assert list(full.arrays()) == ["w_q", "w_k", "w_v", "w_o", "b_q", "b_k", "b_v", "b_o"]
+
+
+def test_map_is_a_gradient_step_field_by_field() -> None:
+    params, grads = _sgd_params()
+    stepped = params.map(lambda w, g: w - 0.25 * g, grads)
+    assert isinstance(stepped, AttentionParams)
+    for name, arr in stepped.arrays().items():
+        np.testing.assert_array_equal(arr, params.arrays()[name] - 0.25 * grads.arrays()[name])
+        assert not arr.flags.writeable, name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stepped.w_q = params.w_q  # type: ignore[misc]
+
+
+def test_map_keeps_none_fields_and_dtype() -> None:
+    params = AttentionParams.random(4, 2, rng=0, dtype=np.float32)
+    grads = AttentionParams.random(4, 2, rng=1, dtype=np.float32)
+    stepped = params.map(lambda w, g: w - 0.1 * g, grads)
+    assert stepped.w_o is None
+    assert stepped.b_q is None
+    assert stepped.dtype == np.float32
+
+
+def test_map_result_does_not_share_memory_with_fn_output() -> None:
+    params, grads = _sgd_params()
+    buffers: list[NDArray[Any]] = []
+
+    def fn(w: NDArray[Any], g: NDArray[Any]) -> NDArray[Any]:
+        out: NDArray[Any] = w - g
+        buffers.append(out)
+        return out
+
+    stepped = params.map(fn, grads)
+    buffers[0][...] = 0.0
+    assert stepped.w_q.any()
+    assert params.map(_keep, grads).w_q is params.w_q  # unchanged: not copied
+
+
+def test_map_does_not_revalidate_the_whole_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    params, grads = _sgd_params()
+
+    def fail(_self: AttentionParams, _arrays: object) -> None:
+        msg = "shapes checked again"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr(AttentionParams, "_check_shapes", fail)
+    params.map(lambda w, g: w - g, grads)
+
+
+def _keep(w: NDArray[Any], _g: NDArray[Any]) -> NDArray[Any]:
+    return w
+
+
+_NOT_PARAMS: Any = "grads"
+_MAP_CASES: dict[str, tuple[Callable[[AttentionParams, AttentionParams], object], type, str]] = {
+    "grads-type": (
+        lambda p, _g: p.map(_keep, _NOT_PARAMS),
+        TypeError,
+        "grads must be an AttentionParams",
+    ),
+    "grads-missing": (
+        lambda p, _g: p.map(_keep, AttentionParams.random(6, 2, n_heads=3, rng=0)),
+        ValueError,
+        "w_o is None in grads",
+    ),
+    "params-missing": (
+        lambda _p, g: AttentionParams.random(6, 2, n_heads=3, rng=0).map(_keep, g),
+        ValueError,
+        "w_o is None in params",
+    ),
+    "grads-shape": (
+        lambda p, _g: p.map(_keep, AttentionParams.random(6, 4, n_heads=2, out_proj=True, rng=0)),
+        ValueError,
+        r"grads.w_q must have the shape of w_q \(6, 6\), got \(6, 8\)",
+    ),
+    "grads-dtype": (
+        lambda p, _g: p.map(
+            _keep,
+            AttentionParams.random(
+                6, 2, n_heads=3, out_proj=True, bias=True, rng=0, dtype=np.float32
+            ),
+        ),
+        TypeError,
+        "grads.w_q float32",
+    ),
+    "fn-shape": (lambda p, g: p.map(lambda w, _d: w[:1], g), ValueError, r"keep w_q's shape"),
+    "fn-dtype": (lambda p, g: p.map(lambda w, _d: w.astype(np.float32), g), TypeError, "fn"),
+    "fn-finite": (
+        lambda p, g: p.map(lambda w, _d: w / 0.0, g),
+        ValueError,
+        r"fn\(params.w_q, grads.w_q\) must be finite",
+    ),
+    "fn-bool": (lambda p, g: p.map(lambda w, _d: w > 0, g), TypeError, "fn"),
+}
+
+
+@pytest.mark.parametrize("case", list(_MAP_CASES))
+def test_map_routes_bad_input(case: str) -> None:
+    make, error, match = _MAP_CASES[case]
+    params, grads = _sgd_params()
+    with np.errstate(divide="ignore", invalid="ignore"), pytest.raises(error, match=match):
+        make(params, grads)
+
+
+def test_output_weight() -> None:
+    params = AttentionParams.random(4, 2, out_proj=True, rng=0)
+    assert params.output_weight is params.w_o
+    with pytest.raises(ValueError, match="no output projection w_o"):
+        _ = AttentionParams.random(4, 2, rng=0).output_weight

@@ -37,7 +37,12 @@ from tests.reference.softmax_ref import softmax_complex
 __all__ = [
     "complex_step_gradient",
     "heads_forward",
+    "l2_normalize_forward",
+    "layer_norm_forward",
+    "linear_forward",
+    "log_softmax_forward",
     "mha_forward",
+    "rms_norm_forward",
     "sdpa_forward",
 ]
 
@@ -177,3 +182,90 @@ def complex_step_gradient(
         loss = np.sum(g * f(**{**args, name: perturbed}))
         grad[index] = float(np.imag(loss)) / h
     return grad
+
+
+# ---------------------------------------------------------------------------
+# The other forwards: norms, linear, log-softmax, one row at a time
+# ---------------------------------------------------------------------------
+
+
+def _rows_of(x: CArray) -> list[tuple[int, ...]]:
+    """The indices of every row along the last axis (all leading indices)."""
+    return list(np.ndindex(*x.shape[:-1]))
+
+
+def layer_norm_forward(
+    x: ArrayLike, gamma: ArrayLike | None = None, beta: ArrayLike | None = None, *, eps: float
+) -> CArray:
+    """``(x - mean) / sqrt(var + eps) * gamma + beta`` row by row, in complex arithmetic."""
+    xc = _c(x)
+    out = np.zeros(xc.shape, dtype=np.complex128)
+    d = xc.shape[-1]
+    for index in _rows_of(xc):
+        row = xc[index]
+        mean = sum(row[i] for i in range(d)) / d
+        var = sum((row[i] - mean) * (row[i] - mean) for i in range(d)) / d
+        out[index] = (row - mean) / np.sqrt(var + eps)
+    if gamma is not None:
+        out = out * _c(gamma)
+    if beta is not None:
+        out = out + _c(beta)
+    return out
+
+
+def rms_norm_forward(x: ArrayLike, gamma: ArrayLike | None = None, *, eps: float) -> CArray:
+    """``x / sqrt(mean(x^2) + eps) * gamma`` row by row, in complex arithmetic."""
+    xc = _c(x)
+    out = np.zeros(xc.shape, dtype=np.complex128)
+    d = xc.shape[-1]
+    for index in _rows_of(xc):
+        row = xc[index]
+        mean_square = sum(row[i] * row[i] for i in range(d)) / d
+        out[index] = row / np.sqrt(mean_square + eps)
+    if gamma is not None:
+        out = out * _c(gamma)
+    return out
+
+
+def l2_normalize_forward(x: ArrayLike, *, axis: int = -1, eps: float | None = None) -> CArray:
+    """``x / max(||x||, eps)`` vector by vector; the branch is chosen on the real part.
+
+    ``||x|| = sqrt(sum x_i^2)`` (no ``abs``: analytic), and ``max`` picks the norm where
+    its real part is at least ``eps``, as torch's ``clamp_min`` does.
+    """
+    xc = np.moveaxis(_c(x), axis, -1)
+    out = np.zeros(xc.shape, dtype=np.complex128)
+    for index in _rows_of(xc):
+        row = xc[index]
+        norm = np.sqrt(sum(row[i] * row[i] for i in range(row.shape[0])))
+        if eps is not None and norm.real < eps:
+            norm = complex(eps)
+        out[index] = row / norm
+    moved: CArray = np.moveaxis(out, -1, axis)
+    return moved
+
+
+def linear_forward(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None) -> CArray:
+    """``y_j = sum_i x_i w_ij + b_j`` row by row, in complex arithmetic."""
+    xc, wc = _c(x), _c(weight)
+    d_in, d_out = wc.shape
+    out = np.zeros((*xc.shape[:-1], d_out), dtype=np.complex128)
+    for index in _rows_of(xc):
+        for j in range(d_out):
+            out[(*index, j)] = sum(xc[(*index, i)] * wc[i, j] for i in range(d_in))
+    if bias is not None:
+        out = out + _c(bias)
+    return out
+
+
+def log_softmax_forward(x: ArrayLike, *, axis: int = -1) -> CArray:
+    """``x_i - m - log(sum_j exp(x_j - m))`` along ``axis``, ``m`` the real maximum."""
+    xc = np.moveaxis(_c(x), axis, -1)
+    out = np.zeros(xc.shape, dtype=np.complex128)
+    for index in _rows_of(xc):
+        row = xc[index]
+        shift = float(np.max(row.real))
+        total = sum(np.exp(row[i] - shift) for i in range(row.shape[0]))
+        out[index] = row - shift - np.log(total)
+    moved: CArray = np.moveaxis(out, -1, axis)
+    return moved

@@ -25,16 +25,25 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attention_from_scratch._checks import FloatArray
+from attention_from_scratch.arrays import BoolArray, F, Float64Like, IntArray
+from attention_from_scratch.arrays import FloatArray as PublicFloatArray
 from attention_from_scratch.norms import (
+    LayerNormGrads,
+    RMSNormGrads,
     cosine_similarity,
     l2_norm,
     l2_normalize,
+    l2_normalize_vjp,
     layer_norm,
+    layer_norm_vjp,
     rms_norm,
+    rms_norm_vjp,
 )
 from attention_from_scratch.projections import (
     AttentionParams,
+    LinearGrads,
     linear,
+    linear_vjp,
     merge_heads,
     project_qkv,
     split_heads,
@@ -43,6 +52,7 @@ from attention_from_scratch.self_attention import causal_mask, padding_mask
 from attention_from_scratch.softmax import (
     entropy,
     log_softmax,
+    log_softmax_vjp,
     logsumexp,
     softmax,
     softmax_jacobian,
@@ -179,3 +189,55 @@ def test_masks_are_bool() -> None:
     padding = assert_type(padding_mask([1, 3], 3), NDArray[np.bool_])
     for mask in (causal, rect, padding):
         assert mask.dtype == np.bool_
+
+
+# --- the backward passes and the parameter update ---
+
+
+def test_vjps_keep_float32_or_give_their_result_types() -> None:
+    g = np.ones_like(X32)
+    gamma = np.ones(3, dtype=np.float32)
+    unit = assert_type(l2_normalize_vjp(X32, g), NDArray[np.float32])
+    log_p = assert_type(log_softmax_vjp(log_softmax(X32), g), NDArray[np.float32])
+    listed = assert_type(l2_normalize_vjp([3.0, 4.0], [1.0, 0.0]), NDArray[np.float64])
+    from_lists = assert_type(log_softmax_vjp([0.0, -1.0], [1.0, 0.0]), NDArray[np.float64])
+    ln = assert_type(layer_norm_vjp(X32, g, gamma), LayerNormGrads)
+    rn = assert_type(rms_norm_vjp(X32, g), RMSNormGrads)
+    lin = assert_type(linear_vjp(X32, np.eye(3, dtype=np.float32), g), LinearGrads)
+    fields = (
+        assert_type(ln.x, FloatArray),
+        assert_type(ln.gamma, FloatArray),
+        assert_type(ln.rstd, FloatArray),
+        assert_type(rn.gamma, FloatArray),
+        assert_type(lin.weight, FloatArray),
+    )
+    assert [a.dtype for a in (unit, log_p, *fields)] == [np.float32] * 7
+    assert listed.dtype == from_lists.dtype == np.float64
+
+
+def test_params_map_arrays_and_output_weight() -> None:
+    params = AttentionParams.random(4, 2, out_proj=True, rng=0, dtype=np.float32)
+    w_o = assert_type(params.output_weight, FloatArray)  # no assert needed for w_o
+    arrays = assert_type(params.arrays(), dict[str, FloatArray])
+    stepped = assert_type(params.map(lambda w, g: w - 0.1 * g, params), AttentionParams)
+    assert w_o.shape == (2, 4)
+    assert list(arrays) == ["w_q", "w_k", "w_v", "w_o"]
+    assert stepped.dtype == np.float32
+
+
+def test_public_array_aliases_are_the_signatures_types() -> None:
+    def step(w: NDArray[F], grad: NDArray[F]) -> NDArray[F]:
+        out: NDArray[F] = w - grad
+        return out
+
+    x: Float64Like = [[1.0, 2.0]]
+    mask: BoolArray = causal_mask(2)
+    lengths: IntArray = np.array([1, 2])
+    unit = assert_type(l2_normalize(X32), NDArray[np.float32])
+    some: PublicFloatArray = unit
+    assert_type(step(X32, X32), NDArray[np.float32])
+    assert PublicFloatArray is FloatArray
+    assert mask.dtype == np.bool_
+    assert lengths.dtype.kind == "i"
+    assert some.dtype == np.float32
+    assert np.asarray(x).dtype == np.float64
