@@ -13,7 +13,10 @@ module, which arranges it for speed and memory:
   with ``v``, and the scores are overwritten by the weights (:func:`attend`);
 * the overflow guards decide from cheap bounds whether a result can have overflowed
   and only then scan it (:func:`score_bound`, :func:`check_overflow`,
-  :func:`within_values`).
+  :func:`within_values`), or rescale by powers of two where the exact result fits
+  (:func:`scaled_operands`, :func:`affine`, :func:`softmax_vjp_rescaled`);
+* the norms work on rows scaled by a power of two so that no square overflows or
+  underflows (:func:`scaled_rows`, :func:`divide_by_root`, :func:`reciprocal_root`).
 
 Nothing here validates its input: the public functions have done that once. Tests
 (``tests/test_kernel.py``) pin every arrangement to the readable formula, within
@@ -34,7 +37,9 @@ from attention_from_scratch._checks import (
     BoolArray,
     F,
     FloatArray,
+    IntArray,
     as_working,
+    check_finite,
     check_row_max,
     finite_result,
     overflow_advice,
@@ -51,14 +56,17 @@ __all__ = [
     "attend",
     "attention",
     "check_overflow",
+    "divide_by_root",
     "masked_softmax",
     "may_overflow",
     "merge_heads",
     "near_top",
     "never_attended",
     "raw_scores",
+    "reciprocal_root",
     "report_rows",
     "scaled_operands",
+    "scaled_rows",
     "score_bound",
     "short_buffers",
     "softmax_rows",
@@ -529,4 +537,71 @@ def softmax_vjp_rescaled(p: FloatArray, g: FloatArray, axis: int) -> FloatArray:
     with np.errstate(over="ignore", invalid="ignore"):
         inner = np.sum(gy * p, axis=axis, keepdims=True)
         out: FloatArray = np.ldexp(p * (gy - inner), e)
+    return out
+
+
+# --- norms: rows scaled by powers of two, so that no square overflows or underflows ---
+
+
+def scaled_rows(
+    work: FloatArray, axis: int, original: FloatArray, name: str
+) -> tuple[FloatArray, IntArray]:
+    """Return ``(y, e)`` with ``y = work / 2**e`` and ``e`` the exponent of each row's max |x|.
+
+    ``2**(e-1) <= max|x| < 2**e``, so every ``|y| < 1`` and each row of ``y`` has an entry
+    of size at least 1/2 (or is all zeros, with ``e = 0``). Dividing by a power of two is
+    exact, so ``y`` carries no rounding error. The row maximum also validates the input:
+    it is NaN or ``inf`` exactly when the row holds one.
+    """
+    # m = max_i |x_i| per row, 0 for empty rows
+    row_max = np.max(np.abs(work), axis=axis, keepdims=True, initial=0.0)  # (..., 1, ...)
+    if not np.isfinite(row_max).all():
+        check_finite(original, name)  # raises, naming the first bad index
+    _, e = np.frexp(row_max)  # m = f * 2^e with 1/2 <= f < 1 (f = e = 0 for m = 0)
+    y = np.ldexp(work, -e)  # y = x / 2^e, exact
+    return y, e
+
+
+def divide_by_root(num_y: FloatArray, ms_y: FloatArray, e: IntArray, eps: float) -> FloatArray:
+    """Return ``num / sqrt(ms + eps)`` from ``num = num_y * 2**e`` and ``ms = ms_y * 4**e``.
+
+    In the units of ``y`` it is ``num_y / sqrt(ms_y + eps / 4**e)``: the same numbers
+    scaled by powers of two, so where nothing over- or underflows the result is bit for
+    bit the textbook formula. Rows so small that ``eps / 4**e`` overflows have
+    ``ms << eps``, and get ``num / sqrt(eps)``. Rows so large that ``eps / 4**e``
+    underflows to 0 have ``eps << ms``, unless ``ms = 0``: a constant row of
+    :func:`layer_norm`, whose ``num`` is exactly 0, and so is its result.
+    """
+    eps_w = np.asarray(eps, dtype=num_y.dtype)
+    with np.errstate(over="ignore"):
+        eps_y = np.ldexp(eps_w, -2 * e)  # eps / 4^e, exact (or 0, or inf for tiny rows)
+    root = np.sqrt(ms_y + eps_y)  # sqrt(ms + eps) / 2^e
+    with np.errstate(invalid="ignore"):  # 0 / 0 only in rows whose num is 0: set below
+        out: FloatArray = num_y / root  # num / sqrt(ms + eps)
+    empty = root == 0.0
+    if empty.any():
+        out[np.broadcast_to(empty, out.shape)] = 0.0  # num = 0: 0 / sqrt(eps) = 0
+    tiny = np.isinf(eps_y)
+    if tiny.any():
+        rows = np.broadcast_to(tiny, out.shape)
+        np.divide(np.ldexp(num_y, e), np.sqrt(eps_w), out=out, where=rows)  # num / sqrt(eps)
+    return out
+
+
+def reciprocal_root(ms_y: FloatArray, e: IntArray, eps: float) -> FloatArray:
+    """``1 / sqrt(ms + eps)`` from ``ms = ms_y * 4**e`` (keepdims rows), as in :func:`divide_by_root`.
+
+    In the units of ``y`` it is ``2**-e / sqrt(ms_y + eps / 4**e)``. Rows where
+    ``eps / 4**e`` overflows (``ms << eps``) or where the root is 0 (a constant row so
+    large that ``eps / 4**e`` underflows) get ``1 / sqrt(eps)``.
+    """
+    eps_w = np.asarray(eps, dtype=ms_y.dtype)
+    with np.errstate(over="ignore", divide="ignore"):
+        eps_y = np.ldexp(eps_w, -2 * e)  # eps / 4^e, exact (or 0, or inf)
+        root = np.sqrt(ms_y + eps_y)  # sqrt(ms + eps) / 2^e
+        out: FloatArray = np.ldexp(1.0 / root, -e)  # 1 / sqrt(ms + eps)
+    fallback = np.isinf(eps_y) | (root == 0.0)
+    if fallback.any():
+        with np.errstate(divide="ignore"):  # eps = 0 only reaches here for rows checked out
+            out[fallback] = 1.0 / np.sqrt(eps_w)
     return out

@@ -70,6 +70,7 @@ from attention_from_scratch._checks import (
     positive_finite,
     working_dtype,
 )
+from attention_from_scratch._kernel import divide_by_root, reciprocal_root, scaled_rows
 
 __all__ = [
     "LayerNormGrads",
@@ -143,51 +144,6 @@ def _zero_rows(
 # --- private numerics ---
 
 
-def _scaled(
-    work: FloatArray, axis: int, original: FloatArray, name: str
-) -> tuple[FloatArray, IntArray]:
-    """Return ``(y, e)`` with ``y = work / 2**e`` and ``e`` the exponent of each row's max |x|.
-
-    ``2**(e-1) <= max|x| < 2**e``, so every ``|y| < 1`` and each row of ``y`` has an entry
-    of size at least 1/2 (or is all zeros, with ``e = 0``). Dividing by a power of two is
-    exact, so ``y`` carries no rounding error. The row maximum also validates the input:
-    it is NaN or ``inf`` exactly when the row holds one.
-    """
-    # m = max_i |x_i| per row, 0 for empty rows
-    row_max = np.max(np.abs(work), axis=axis, keepdims=True, initial=0.0)  # (..., 1, ...)
-    if not np.isfinite(row_max).all():
-        check_finite(original, name)  # raises, naming the first bad index
-    _, e = np.frexp(row_max)  # m = f * 2^e with 1/2 <= f < 1 (f = e = 0 for m = 0)
-    y = np.ldexp(work, -e)  # y = x / 2^e, exact
-    return y, e
-
-
-def _divide_by_root(num_y: FloatArray, ms_y: FloatArray, e: IntArray, eps: float) -> FloatArray:
-    """Return ``num / sqrt(ms + eps)`` from ``num = num_y * 2**e`` and ``ms = ms_y * 4**e``.
-
-    In the units of ``y`` it is ``num_y / sqrt(ms_y + eps / 4**e)``: the same numbers
-    scaled by powers of two, so where nothing over- or underflows the result is bit for
-    bit the textbook formula. Rows so small that ``eps / 4**e`` overflows have
-    ``ms << eps``, and get ``num / sqrt(eps)``. Rows so large that ``eps / 4**e``
-    underflows to 0 have ``eps << ms``, unless ``ms = 0``: a constant row of
-    :func:`layer_norm`, whose ``num`` is exactly 0, and so is its result.
-    """
-    eps_w = np.asarray(eps, dtype=num_y.dtype)
-    with np.errstate(over="ignore"):
-        eps_y = np.ldexp(eps_w, -2 * e)  # eps / 4^e, exact (or 0, or inf for tiny rows)
-    root = np.sqrt(ms_y + eps_y)  # sqrt(ms + eps) / 2^e
-    with np.errstate(invalid="ignore"):  # 0 / 0 only in rows whose num is 0: set below
-        out: FloatArray = num_y / root  # num / sqrt(ms + eps)
-    empty = root == 0.0
-    if empty.any():
-        out[np.broadcast_to(empty, out.shape)] = 0.0  # num = 0: 0 / sqrt(eps) = 0
-    tiny = np.isinf(eps_y)
-    if tiny.any():
-        rows = np.broadcast_to(tiny, out.shape)
-        np.divide(np.ldexp(num_y, e), np.sqrt(eps_w), out=out, where=rows)  # num / sqrt(eps)
-    return out
-
-
 def _centre(arr: FloatArray, eps: float) -> tuple[FloatArray, FloatArray, FloatArray, IntArray]:
     """Centred rows, variance and mean of ``x (..., d)`` in the units of ``y = x / 2**e``.
 
@@ -195,7 +151,7 @@ def _centre(arr: FloatArray, eps: float) -> tuple[FloatArray, FloatArray, FloatA
     and ``e``, by the corrected two-pass algorithm of :func:`layer_norm`'s Notes. With
     ``eps = 0`` a constant row (variance 0) raises :class:`ValueError`.
     """
-    y, e = _scaled(as_working(arr), -1, arr, "x")  # y = x / 2^e, |y| < 1
+    y, e = scaled_rows(as_working(arr), -1, arr, "x")  # y = x / 2^e, |y| < 1
     mean = np.mean(y, axis=-1, keepdims=True)  # mu = sum(y) / d: (..., d) -> (..., 1)
     np.clip(mean, y.min(axis=-1, keepdims=True), y.max(axis=-1, keepdims=True), out=mean)
     centred = y - mean  # y - mu, with mu rounded
@@ -214,31 +170,12 @@ def _mean_square(arr: FloatArray, eps: float) -> tuple[FloatArray, FloatArray, I
 
     With ``eps = 0`` a row of zeros raises :class:`ValueError`.
     """
-    y, e = _scaled(as_working(arr), -1, arr, "x")  # y = x / 2^e, |y| < 1
+    y, e = scaled_rows(as_working(arr), -1, arr, "x")  # y = x / 2^e, |y| < 1
     mean_square = np.mean(y * y, axis=-1, keepdims=True)  # mean(y^2): (..., d) -> (..., 1)
     if eps == 0.0:
         why = "its mean square and eps are both 0 (use eps > 0)"
         _zero_rows(mean_square == 0.0, arr.ndim - 1, "x", arr.shape, why, what="zero row")
     return y, mean_square, e
-
-
-def _reciprocal_root(ms_y: FloatArray, e: IntArray, eps: float) -> FloatArray:
-    """``1 / sqrt(ms + eps)`` from ``ms = ms_y * 4**e`` (keepdims rows), as in :func:`_divide_by_root`.
-
-    In the units of ``y`` it is ``2**-e / sqrt(ms_y + eps / 4**e)``. Rows where
-    ``eps / 4**e`` overflows (``ms << eps``) or where the root is 0 (a constant row so
-    large that ``eps / 4**e`` underflows) get ``1 / sqrt(eps)``.
-    """
-    eps_w = np.asarray(eps, dtype=ms_y.dtype)
-    with np.errstate(over="ignore", divide="ignore"):
-        eps_y = np.ldexp(eps_w, -2 * e)  # eps / 4^e, exact (or 0, or inf)
-        root = np.sqrt(ms_y + eps_y)  # sqrt(ms + eps) / 2^e
-        out: FloatArray = np.ldexp(1.0 / root, -e)  # 1 / sqrt(ms + eps)
-    fallback = np.isinf(eps_y) | (root == 0.0)
-    if fallback.any():
-        with np.errstate(divide="ignore"):  # eps = 0 only reaches here for rows checked out
-            out[fallback] = 1.0 / np.sqrt(eps_w)
-    return out
 
 
 def _row_sums(arr: FloatArray) -> FloatArray:
@@ -262,7 +199,7 @@ def _unit(
     ``work`` may be ``original`` broadcast to a larger shape (:func:`cosine_similarity`):
     a NaN is then reported at its index in ``original``, a zero vector in ``work``.
     """
-    y, e = _scaled(work, axis, original, name)  # y = x / 2^e, |y| < 1
+    y, e = scaled_rows(work, axis, original, name)  # y = x / 2^e, |y| < 1
     norm_y = np.sqrt(np.sum(y * y, axis=axis, keepdims=True))  # ||y|| in [1/2, sqrt(d)] or 0
     if eps is None:
         broadcast = original.shape != work.shape
@@ -382,7 +319,7 @@ def l2_norm(x: ArrayLike, /, *, axis: int = -1, keepdims: bool = False) -> Float
     ax = normalize_axis(axis, arr.ndim)
     keep = check_bool(keepdims, "keepdims")
     work = as_working(arr)  # C order: the sums do not depend on x's memory layout
-    y, e = _scaled(work, ax, arr, "x")  # y = x / 2^e, |y| < 1
+    y, e = scaled_rows(work, ax, arr, "x")  # y = x / 2^e, |y| < 1
     norm_y = np.sqrt(np.sum(y * y, axis=ax, keepdims=True))  # ||y|| = sqrt(sum y_i^2)
     with np.errstate(over="ignore"):
         norm = np.ldexp(norm_y, e)  # ||x|| = 2^e ||y||, exact unless it overflows
@@ -725,7 +662,7 @@ def layer_norm(
     b = _elementwise_param(beta, "beta", arr)
     dtype: np.dtype[Any] = working_dtype(arr.dtype)
     centred, var, _, e = _centre(arr, eps_f)  # (x - mu) / 2^e, sigma^2 / 4^e
-    out = _divide_by_root(centred, var, e, eps_f)  # (x - mu) / sqrt(sigma^2 + eps)
+    out = divide_by_root(centred, var, e, eps_f)  # (x - mu) / sqrt(sigma^2 + eps)
     with np.errstate(over="ignore"):
         if g is not None:
             out *= g.astype(dtype, copy=False)  # * gamma
@@ -825,7 +762,7 @@ def rms_norm(x: ArrayLike, /, gamma: ArrayLike | None = None, *, eps: float = 1e
     g = _elementwise_param(gamma, "gamma", arr)
     dtype: np.dtype[Any] = working_dtype(arr.dtype)
     y, mean_square, e = _mean_square(arr, eps_f)  # x / 2^e, mean(x^2) / 4^e
-    out = _divide_by_root(y, mean_square, e, eps_f)  # x / sqrt(mean(x^2) + eps)
+    out = divide_by_root(y, mean_square, e, eps_f)  # x / sqrt(mean(x^2) + eps)
     if g is not None:
         with np.errstate(over="ignore"):
             out *= g.astype(dtype, copy=False)  # * gamma
@@ -998,8 +935,8 @@ def layer_norm_vjp(
     """
     arr, g_arr, gam, eps_f = _norm_inputs(x, grad, gamma, eps, "x (and of y = layer_norm(x))")
     centred, var, mean, e = _centre(arr, eps_f)  # in the units of y = x / 2^e
-    x_hat = _divide_by_root(centred, var, e, eps_f)  # (x - mu) / sqrt(sigma^2 + eps)
-    rstd = _reciprocal_root(var, e, eps_f)  # 1 / sqrt(sigma^2 + eps): (..., 1)
+    x_hat = divide_by_root(centred, var, e, eps_f)  # (x - mu) / sqrt(sigma^2 + eps)
+    rstd = reciprocal_root(var, e, eps_f)  # 1 / sqrt(sigma^2 + eps): (..., 1)
     g = as_working(g_arr)  # dL/dy
     with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
         g_hat = g if gam is None else g * gam.astype(g.dtype)  # dL/dx_hat = dL/dy * gamma
@@ -1088,8 +1025,8 @@ def rms_norm_vjp(
     """
     arr, g_arr, gam, eps_f = _norm_inputs(x, grad, gamma, eps, "x (and of y = rms_norm(x))")
     y, mean_square, e = _mean_square(arr, eps_f)  # x / 2^e, mean(x^2) / 4^e
-    x_hat = _divide_by_root(y, mean_square, e, eps_f)  # x / sqrt(mean(x^2) + eps)
-    rstd = _reciprocal_root(mean_square, e, eps_f)  # 1 / sqrt(mean(x^2) + eps)
+    x_hat = divide_by_root(y, mean_square, e, eps_f)  # x / sqrt(mean(x^2) + eps)
+    rstd = reciprocal_root(mean_square, e, eps_f)  # 1 / sqrt(mean(x^2) + eps)
     g = as_working(g_arr)  # dL/dy
     with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
         g_hat = g if gam is None else g * gam.astype(g.dtype)  # dL/dx_hat
@@ -1195,7 +1132,7 @@ def l2_normalize_vjp(
     g_arr = as_gradient(grad, arr.shape, arr.dtype, "x (and of l2_normalize(x))")
     eps_f = None if eps is None else positive_finite(eps, "eps")
     work = as_working(arr)
-    y, e = _scaled(work, ax, arr, "x")  # y = x / 2^e, |y| < 1
+    y, e = scaled_rows(work, ax, arr, "x")  # y = x / 2^e, |y| < 1
     norm_y = np.sqrt(np.sum(y * y, axis=ax, keepdims=True))  # ||y||
     if eps_f is None:
         why = "it has no direction; pass eps= (as torch.nn.functional.normalize) to get zeros"
