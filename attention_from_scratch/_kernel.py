@@ -404,7 +404,7 @@ def affine_rescaled(x: FloatArray, weight: FloatArray, bias: FloatArray | None) 
     report. ``[[1e308, 1e308, -1e308]] @ ones((3, 1))`` gives ``1e308``.
     """
     _, e = np.frexp(np.max(np.abs(x), axis=-1, keepdims=True))  # (..., 1): |x_i| < 2^e_i
-    _, f = np.frexp(np.max(np.abs(weight), axis=0, keepdims=True))  # (1, d_out)
+    _, f = np.frexp(np.max(np.abs(weight), axis=0))  # (d_out,): |w_j| < 2^f_j
     with np.errstate(over="ignore", invalid="ignore"):
         # (x_i / 2^e_i) . (w_j / 2^f_j) + b_j / 2^(e_i + f_j), every term below 1
         scaled = np.ldexp(x, -e) @ np.ldexp(weight, -f)  # (..., d_in) @ (d_in, d_out)

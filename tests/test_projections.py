@@ -857,6 +857,7 @@ def test_random_rng_errors_name_rng(rng: object, error: type[Exception], message
         ([[1e308, 1e308, -1e308]], np.ones((3, 1)), np.array([-1e308]), [[0.0]]),
         ([[1e308, 1e308, -1e308], [1.0, 2.0, 3.0]], np.ones((3, 1)), None, [[1e308], [6.0]]),
         ([[1e200, 1e200]], np.array([[1e120], [-1e120]]), None, [[0.0]]),  # products overflow
+        ([1e308, 1e308, -1e308], np.ones((3, 2)), np.array([0.0, 1.0]), [1e308, 1e308]),  # 1-D x
     ],
 )
 def test_linear_returns_the_exact_result_when_only_intermediates_overflow(
