@@ -457,14 +457,13 @@ def masked_softmax(
     n = shape[-1]
     flat = weights.reshape(-1, n)  # (rows, m), a view
     allowed_rows = None if mask is None else np.broadcast_to(mask, shape).reshape(-1, n)
-    if flat.size:
-        softmax_rows(
-            flat,
-            flat,
-            where=allowed_rows,
-            allow_empty_rows=True,
-            report=partial(report_rows, flat, -1, allowed_rows, "scores", allow_empty_rows=True),
-        )
+    softmax_rows(  # not empty: larger than READABLE_ENTRIES
+        flat,
+        flat,
+        where=allowed_rows,
+        allow_empty_rows=True,
+        report=partial(report_rows, flat, -1, allowed_rows, "scores", allow_empty_rows=True),
+    )
     return weights
 
 

@@ -11,6 +11,7 @@ The softmax's blocked rows are pinned to the textbook formula the same way.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -204,3 +205,51 @@ def test_affine_rescaled_equals_the_exact_product(dtype: type[np.floating[Any]])
     assert out.dtype == dtype
     expected = np.array([[top, top / 4], [6.0, 3.0 - top / 4], [0.0, -top / 4]], dtype)
     np.testing.assert_array_equal(out, expected)
+
+
+def test_scale_on_k_when_q_times_scale_overflows_and_error_when_both_do() -> None:
+    q = np.array([[1.7014118e38]], np.float32)
+    zeros = np.zeros((1, 1), np.float32)
+    result = scaled_dot_product_attention(q, zeros, zeros, scale=2.0)  # (q s) . 0 = 0
+    np.testing.assert_array_equal(result.scores, [[0.0]])
+    np.testing.assert_array_equal(result.weights, [[1.0]])
+    big = np.array([[1e308]])
+    with pytest.raises(FloatingPointError, match="q \\* scale and k \\* scale"):
+        scaled_dot_product_attention(big, big, big, scale=4.0)
+
+
+def test_float16_gradients_recompute_large_broadcast_weights() -> None:
+    """The backward pass of a float16 result recomputes P in float32 (the blocked path)."""
+    from attention_from_scratch.self_attention import attention_vjp
+
+    rng = np.random.default_rng(5)
+    q = rng.normal(size=(130, 4)).astype(np.float16)
+    v = rng.normal(size=(2, 130, 1)).astype(np.float16)  # a batch axis q and k lack
+    result = scaled_dot_product_attention(q, q, v)
+    grads = attention_vjp(result, np.ones((2, 130, 1), np.float16))
+    assert grads.q.dtype == np.float16
+    work = [a.astype(np.float64) for a in (q, v)]
+    scores = work[0] @ work[0].T / 2
+    p = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    d_p = np.ones((2, 130, 1)) @ np.swapaxes(work[1], -1, -2)  # (2, 130, 130)
+    d_s = p * (d_p - np.sum(d_p * p, axis=-1, keepdims=True))
+    d_q = (d_s @ work[0]).sum(axis=0) / 2
+    np.testing.assert_allclose(grads.q, d_q, rtol=0.05, atol=0.05)
+
+
+def test_attention_gradient_near_the_float_max_is_rescaled_not_inf() -> None:
+    """dS = P (dP - rowsum(dP P)): dP - rowsum overflows though dS does not."""
+    from attention_from_scratch.self_attention import attention_vjp
+
+    q = np.array([[1.0]])
+    k = np.array([[math.log(9.0)], [0.0]])  # weights [0.9, 0.1]
+    v = np.array([[1.0], [-1.0]])
+    result = scaled_dot_product_attention(q, k, v, scale=1.0)
+    grads = attention_vjp(result, np.array([[1e308]]))  # dP = [1e308, -1e308]
+    p = result.weights[0]
+    d_p = np.array([1.0, -1.0])  # dP / 1e308
+    d_s = p * (d_p - np.sum(d_p * p)) * 1e308  # [1.8e307, -1.8e307]
+    np.testing.assert_allclose(grads.k[:, 0], d_s * q[0, 0], rtol=1e-12)
+    np.testing.assert_allclose(grads.q[0, 0], d_s @ k[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(grads.v[:, 0], p * 1e308, rtol=1e-12)

@@ -956,3 +956,17 @@ def test_run_ids_that_are_not_a_sequence_are_type_errors_naming_ids(
 def test_random_encoder_rng_errors_name_rng(rng: object, error: type[Exception]) -> None:
     with pytest.raises(error, match="rng must be"):
         BertEncoder.random(TINY, rng=rng)  # type: ignore[arg-type]
+
+
+def test_reprs_give_sizes_not_tables() -> None:
+    encoder = BertEncoder.random(TINY, rng=0)
+    assert repr(encoder.embeddings) == "BertEmbeddings(vocab 12, positions 16, d_model 8)"
+    assert repr(encoder.layers[0]) == "BertLayer(d_model 8, n_heads 2, d_ff 16)"
+
+
+@pytest.mark.pretrained
+def test_checkpoint_repr_counts_tensors(minilm_path: Path) -> None:
+    from attention_from_scratch.pretrained._checkpoint import read_checkpoint
+
+    checkpoint = read_checkpoint(minilm_path)
+    assert repr(checkpoint).startswith(f"Checkpoint({len(checkpoint.weights)} tensors, from ")

@@ -136,3 +136,19 @@ def test_scores_are_neg_inf_where_the_bias_forbids_a_key_whose_dot_product_overf
         q, k, np.ones((2, 1), np.float32), bias=np.array([0.0, -np.inf], np.float32)
     )
     np.testing.assert_array_equal(result.scores, np.array([[2e19, -np.inf]], np.float32))
+
+
+def test_float16_multi_head_scores_are_read_in_float16() -> None:
+    params = AttentionParams.random(8, 2, n_heads=2, rng=0, dtype=np.float16)
+    x = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float16)
+    result = multi_head_attention(x, params, n_heads=2)
+    assert result.scores.dtype == np.float16
+    q, k = result.q.astype(np.float64), result.k.astype(np.float64)
+    expected = q @ np.swapaxes(k, -1, -2) * result.scale
+    np.testing.assert_allclose(result.scores, expected, rtol=2e-3, atol=2e-3)
+
+
+def test_without_a_renderer_nothing_is_displayed() -> None:
+    from attention_from_scratch._results import notebook_display
+
+    assert notebook_display(object()) is None

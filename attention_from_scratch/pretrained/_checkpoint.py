@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from attention_from_scratch._checks import finite_real, positive_int
+from attention_from_scratch._checks import finite_real, float_dtype, positive_int
 
 __all__ = [
     "EMBEDDING_TENSORS",
@@ -292,15 +292,7 @@ class BertConfig:
 
 def check_dtype(dtype: DTypeLike) -> np.dtype[Any]:
     """``dtype`` as a NumPy dtype, if it is float32 or float64; else TypeError."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        msg = f"dtype must be float32 or float64, got {dtype!r}"
-        raise TypeError(msg) from None
-    if dt not in _DTYPES:
-        msg = f"dtype must be float32 or float64, got {dt}"
-        raise TypeError(msg)
-    return dt
+    return float_dtype(dtype, "dtype", _DTYPES)
 
 
 def _resolve_name(available: Mapping[str, Any] | set[str], name: str) -> str | None:
