@@ -334,6 +334,10 @@ class ProjectedAttention:
         """``arr`` (one of this result's per-head arrays) with its head axis, ``(..., h, a, b)``."""
         return arr if self.has_head_axis else arr[..., None, :, :]
 
+    def head_ids(self) -> list[int | None]:
+        """The ``head=`` values of :meth:`head_view`: ``0 .. h-1``, or ``[None]`` without a head axis."""
+        return list(range(self.n_heads)) if self.has_head_axis else [None]
+
     def as_returned(self, arr: FloatArray) -> FloatArray:
         """The inverse of :meth:`with_head_axis`: the layout this result's fields have."""
         return arr if self.has_head_axis else arr[..., 0, :, :]

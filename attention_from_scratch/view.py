@@ -255,9 +255,7 @@ def _safe_json(payload: Any) -> str:
 
 def _head_ids(result: Attention | ProjectedAttention) -> list[int | None]:
     """The heads a view can show: ``0 .. h-1``, or ``[None]`` for a result without heads."""
-    if isinstance(result, ProjectedAttention) and result.has_head_axis:
-        return list(range(result.n_heads))
-    return [None]
+    return result.head_ids() if isinstance(result, ProjectedAttention) else [None]
 
 
 def _payload(
