@@ -27,7 +27,7 @@ may attend to nothing gets gradients that are exactly 0, never NaN.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -41,7 +41,12 @@ from attention_from_scratch._checks import (
     working_dtype,
 )
 from attention_from_scratch._kernel import masked_softmax, softmax_vjp_rescaled
-from attention_from_scratch._results import Attention, AttentionGrads, ProjectedAttention
+from attention_from_scratch._results import (
+    Attention,
+    AttentionGrads,
+    ProjectedAttention,
+    ProjectedGrads,
+)
 from attention_from_scratch.projections import AttentionParams
 
 __all__ = ["AttentionGrads", "attention_vjp"]
@@ -153,6 +158,12 @@ def _grad_output(grad_output: object, output: FloatArray) -> FloatArray:
         raise TypeError(msg)
     check_finite(grad, "grad_output")
     return grad
+
+
+@overload
+def attention_vjp(result: ProjectedAttention, grad_output: ArrayLike, /) -> ProjectedGrads: ...
+@overload
+def attention_vjp(result: Attention, grad_output: ArrayLike, /) -> AttentionGrads: ...
 
 
 def attention_vjp(
@@ -315,7 +326,7 @@ def _plain_vjp(result: Attention, grad: FloatArray) -> AttentionGrads:
     )
 
 
-def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> AttentionGrads:
+def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> ProjectedGrads:
     """The VJP of a :func:`self_attention` or :func:`multi_head_attention` result."""
     dtype = result.output.dtype
     work = working_dtype(dtype)
@@ -387,7 +398,7 @@ def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> AttentionGra
         b_o=None if d_b_o is None else _finished(d_b_o, dtype, "b_o"),
     )
 
-    return AttentionGrads(
+    return ProjectedGrads(
         q=_finished(result.as_returned(d_q), dtype, "q"),
         k=_finished(result.as_returned(d_k), dtype, "k"),
         v=_finished(result.as_returned(d_v), dtype, "v"),

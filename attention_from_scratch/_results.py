@@ -10,7 +10,9 @@ changes nothing in a result, nor in an explanation built from it):
   :func:`~attention_from_scratch.self_attention.self_attention` and
   :func:`~attention_from_scratch.self_attention.multi_head_attention`;
 * :class:`AttentionGrads` -- from
-  :func:`~attention_from_scratch.self_attention.attention_vjp`.
+  :func:`~attention_from_scratch.self_attention.attention_vjp` (a
+  :class:`ProjectedGrads`, whose ``x`` and ``params`` are never None, for projected
+  results).
 
 The arrays of a result carry leading batch (and head) dimensions. Explanations,
 views and the pretrained model read one query of one sequence in one head at a time;
@@ -48,6 +50,7 @@ __all__ = [
     "AttentionGrads",
     "HeadView",
     "ProjectedAttention",
+    "ProjectedGrads",
     "frozen",
     "kept",
     "notebook_display",
@@ -477,3 +480,24 @@ class AttentionGrads:
     context: FloatArray | None = None
     params: AttentionParams | None = None
     bias: FloatArray | None = None
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class ProjectedGrads(AttentionGrads):
+    r"""The :class:`AttentionGrads` of a projected result: ``x`` and ``params`` always there.
+
+    Returned by :func:`attention_vjp` for results of
+    :func:`~attention_from_scratch.self_attention.self_attention` and
+    :func:`~attention_from_scratch.self_attention.multi_head_attention`, so that typed
+    training code reads ``grads.x`` and ``grads.params`` without checking for None.
+
+    Attributes
+    ----------
+    x : (..., n, d_model) ndarray
+        :math:`\partial L / \partial X`.
+    params : AttentionParams
+        The gradients of every weight and bias of the result's ``params``.
+    """
+
+    x: FloatArray
+    params: AttentionParams

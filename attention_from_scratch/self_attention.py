@@ -84,6 +84,7 @@ from attention_from_scratch._results import (
     AttentionGrads,
     HeadView,
     ProjectedAttention,
+    ProjectedGrads,
     frozen,
     kept,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "AttentionGrads",
     "HeadView",
     "ProjectedAttention",
+    "ProjectedGrads",
     "attention_vjp",
     "causal_mask",
     "multi_head_attention",

@@ -871,7 +871,7 @@ def test_grad_output_not_finite(bad: float) -> None:
 )
 def test_grad_output_bad_type(bad: object) -> None:
     with pytest.raises(TypeError, match="grad_output"):
-        attention_vjp(_gram_result(), bad)  # type: ignore[arg-type]
+        attention_vjp(_gram_result(), bad)  # type: ignore[call-overload]
 
 
 def test_grad_output_dtype_names_both() -> None:
@@ -886,7 +886,7 @@ def test_grad_output_dtype_names_both() -> None:
 @pytest.mark.parametrize("bad", [None, np.ones((3, 4)), "result", object()])
 def test_result_must_be_an_attention_result(bad: object) -> None:
     with pytest.raises(TypeError, match="result must be an Attention"):
-        attention_vjp(bad, np.ones((3, 4)))  # type: ignore[arg-type]
+        attention_vjp(bad, np.ones((3, 4)))  # type: ignore[call-overload]
 
 
 def test_inputs_are_not_modified_and_layout_does_not_matter() -> None:

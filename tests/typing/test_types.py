@@ -241,3 +241,26 @@ def test_public_array_aliases_are_the_signatures_types() -> None:
     assert lengths.dtype.kind == "i"
     assert some.dtype == np.float32
     assert np.asarray(x).dtype == np.float64
+
+
+def test_projected_gradients_have_x_and_params() -> None:
+    """attention_vjp of a projected result: x and params are not Optional for mypy."""
+    from attention_from_scratch.examples import fluffy_blue_creature
+    from attention_from_scratch.self_attention import (
+        AttentionGrads,
+        ProjectedGrads,
+        attention_vjp,
+        scaled_dot_product_attention,
+        self_attention,
+    )
+
+    ex = fluffy_blue_creature()
+    grads = attention_vjp(self_attention(ex.x, ex.params), np.ones((3, 4)))
+    assert_type(grads, ProjectedGrads)
+    assert_type(grads.x, FloatArray)
+    assert_type(grads.params, AttentionParams)
+    assert grads.x.shape == (3, 4)
+    assert grads.params.w_q.shape == ex.params.w_q.shape
+    plain = attention_vjp(scaled_dot_product_attention(ex.x, ex.x, ex.x), np.ones((3, 4)))
+    assert_type(plain, AttentionGrads)
+    assert plain.x is None
