@@ -362,9 +362,17 @@ def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> ProjectedGra
     v_g = v[..., :, None, :, :]  # (..., h_kv, 1, m, d_v)
     mask_g = None if result.mask is None else result.mask[..., None, None, :, :]
     stored = weights.reshape(*batch, h_kv, g, n, m)  # (..., h_kv, g, n, m)
-    p = _probabilities(stored, q_g, k_g, result.scale, mask_g, None)
+    bias_h = None  # the bias per head, (..., h, n, m) -> (..., h_kv, g, n, m)
+    if result.bias is not None:
+        bias_h = np.broadcast_to(result.with_head_axis(result.bias), weights.shape)
+        bias_h = bias_h.reshape(*batch, h_kv, g, n, m)
+    p = _probabilities(stored, q_g, k_g, result.scale, mask_g, bias_h)
     d_o = d_heads.reshape(*batch, h_kv, g, n, d_v_width)  # (..., h_kv, g, n, d_v)
-    d_q_g, d_k_g, d_v_g, _ = _attention_backward(q_g, k_g, v_g, p, result.scale, d_o)
+    d_q_g, d_k_g, d_v_g, d_s_g = _attention_backward(q_g, k_g, v_g, p, result.scale, d_o)
+    d_bias = None
+    if result.bias is not None:  # dB = dS, summed over what the bias was broadcast along
+        d_s = result.as_returned(d_s_g.reshape(weights.shape))  # (..., h, n, m) as returned
+        d_bias = _finished(_sum_to(d_s, result.bias.shape), dtype, "bias")
     d_q = _sum_to(d_q_g, q_g.shape).reshape(q.shape)  # (..., h, n, d_k)
     d_k = _sum_to(d_k_g, k_g.shape).reshape(k.shape)  # sum over the group: (..., h_kv, m, d_k)
     d_v = _sum_to(d_v_g, v_g.shape).reshape(v.shape)  # (..., h_kv, m, d_v)
@@ -405,4 +413,5 @@ def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> ProjectedGra
         x=_finished(d_x, dtype, "x"),
         context=None if result.context is None else _finished(d_c, dtype, "context"),
         params=grad_params,
+        bias=d_bias,
     )

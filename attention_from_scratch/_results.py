@@ -316,6 +316,8 @@ class ProjectedAttention:
         Where keys and values came from in cross-attention; None for self-attention.
     has_head_axis : bool
         False for results of :func:`self_attention`, whose arrays have no head axis.
+    bias : ndarray or None
+        The additive bias, as given (broadcastable to ``weights``), or None.
     """
 
     output: FloatArray
@@ -332,6 +334,7 @@ class ProjectedAttention:
     n_kv_heads: int
     context: FloatArray | None = None
     has_head_axis: bool = True
+    bias: FloatArray | None = None
 
     def with_head_axis(self, arr: FloatArray) -> FloatArray:
         """``arr`` (one of this result's per-head arrays) with its head axis, ``(..., h, a, b)``."""
@@ -362,14 +365,21 @@ class ProjectedAttention:
     @cached_property
     def scores(self) -> FloatArray:
         """(..., h, n, m) ndarray: scaled logits ``q_i . k_j / sqrt(d_k)`` per head."""
-        q, k, _, mask = self.grouped()
+        q, k, _, _ = self.grouped()
         dtype = working_dtype(q.dtype)
-        scores = raw_scores(q, k, self.scale, dtype)  # (..., h_kv, g, n, m)
+        grouped = raw_scores(q, k, self.scale, dtype)  # (..., h_kv, g, n, m)
+        *lead, _, _, n, m = grouped.shape
+        scores = self.as_returned(grouped.reshape(*lead, self.n_heads, n, m))  # (..., h, n, m)
+        mask = self.mask  # (..., n, m), every head: as the scores are laid out
+        if mask is not None and self.has_head_axis:
+            mask = mask[..., None, :, :]
         with np.errstate(over="ignore", invalid="ignore"):
-            out = scores.astype(self.q.dtype)
+            if self.bias is not None:
+                scores = never_attended(scores + self.bias, self.bias)
+            out = np.broadcast_to(scores, self.weights.shape).astype(self.q.dtype)
         if dtype != self.q.dtype:
-            check_overflow(out, None, mask)
-        return frozen(out.reshape(self.weights.shape))
+            check_overflow(out, self.bias, mask)
+        return frozen(out)
 
     def head_view(self, *, batch: object = None, head: object = None) -> HeadView:
         """The 2-D arrays of one (batch, head) entry; see :class:`HeadView`.
@@ -399,6 +409,8 @@ class ProjectedAttention:
         cols_v = slice(hk * d_v, (hk + 1) * d_v)
         mask = None if self.mask is None else np.broadcast_to(self.mask, (*lead_shape, n, m))[b]
         bias = np.zeros((n, m), dtype=weights.dtype)
+        if self.bias is not None:
+            bias = np.broadcast_to(self.with_head_axis(self.bias), weights.shape)[(*b, hq)]
         return HeadView(
             q=self.with_head_axis(self.q)[(*b, hq)],
             k=self.with_head_axis(self.k)[(*b, hk)],
@@ -461,8 +473,8 @@ class AttentionGrads:
         :class:`~attention_from_scratch.projections.AttentionParams`; None for
         ``scaled_dot_product_attention``.
     bias : ndarray or None
-        :math:`\partial L / \partial B` for the additive ``bias`` of
-        ``scaled_dot_product_attention``, in the shape it was given (summed over the
+        :math:`\partial L / \partial B` for the additive ``bias`` (of any of the three
+        attention functions), in the shape it was given (summed over the
         dimensions it was broadcast along); None when there was no bias. It is the
         gradient reaching the scores, :math:`dS`.
 

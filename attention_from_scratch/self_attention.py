@@ -173,8 +173,11 @@ def padding_mask(lengths: ArrayLike, n: int, /) -> BoolArray:
     -------
     mask : (batch, 1, n) ndarray of bool
         ``mask[b, 0, j]`` is ``j < lengths[b]``: True for real tokens. The middle axis
-        of length 1 broadcasts over the queries of ``(batch, n, m)`` scores (add a
-        head axis, ``mask[:, None]``, for ``(batch, h, n, m)`` scores).
+        of length 1 broadcasts over the queries of ``(batch, n, m)`` scores: pass it as
+        it is to :func:`self_attention` and :func:`multi_head_attention` (one mask
+        serves every head; their ``lengths=`` builds it for you), and add a head axis,
+        ``mask[:, None]``, only for :func:`scaled_dot_product_attention` on
+        ``(batch, h, n, d)`` arrays.
 
     Raises
     ------
@@ -349,14 +352,7 @@ def scaled_dot_product_attention(
         mask_arr = as_bool_mask(mask, "mask")
         broadcast_to_shape(mask_arr, shape, "mask", "scores")
     applied = _applied_mask(mask_arr, check_bool(is_causal, "is_causal"), shape)
-    bias_arr: FloatArray | None = None
-    if bias is not None:
-        bias_given = as_float_array(bias, "bias")
-        broadcast_to_shape(bias_given, shape, "bias", "scores")
-        check_finite(bias_given, "bias", allow_neg_inf=True)
-        with np.errstate(over="ignore"):
-            bias_arr = bias_given.astype(q_arr.dtype, copy=False)
-        check_cast(bias_given, bias_arr, "bias")
+    bias_arr = None if bias is None else _check_bias(bias, shape, q_arr.dtype, "scores")
     guard = may_overflow(score_bound(peak_qk, q_arr.shape[-1], s, bias_arr), q_arr.dtype)
     output, weights = _attention(
         q_arr,
@@ -380,6 +376,19 @@ def scaled_dot_product_attention(
         bias=kept(bias_arr),
         is_causal=bool(is_causal),
     )
+
+
+def _check_bias(
+    bias: ArrayLike, shape: tuple[int, ...], dtype: np.dtype[np.floating], target: str
+) -> FloatArray:
+    """``bias`` in ``dtype``, broadcastable to ``shape``, finite or ``-inf``; else an error."""
+    given = as_float_array(bias, "bias")
+    broadcast_to_shape(given, shape, "bias", target)
+    check_finite(given, "bias", allow_neg_inf=True)
+    with np.errstate(over="ignore"):
+        arr: FloatArray = given.astype(dtype, copy=False)
+    check_cast(given, arr, "bias")
+    return arr
 
 
 def _applied_mask(
@@ -454,6 +463,8 @@ def multi_head_attention(
     context: ArrayLike | None = None,
     mask: ArrayLike | None = None,
     is_causal: bool = False,
+    bias: ArrayLike | None = None,
+    lengths: ArrayLike | None = None,
 ) -> ProjectedAttention:
     r"""Multi-head attention: project, split into heads, attend per head, merge, project.
 
@@ -475,9 +486,18 @@ def multi_head_attention(
         Keys and values come from it (cross-attention); default ``x``.
     mask : (..., n, m) array_like of bool, optional
         Broadcast over ``x``'s batch dimensions and applied to every head; True means
-        "may attend".
+        "may attend". A torch-style ``(B, m)`` key mask is not this: when ``B == n`` it
+        would be read as an ``(n, m)`` mask. For padding, pass ``lengths``.
     is_causal : bool, optional
         Apply the causal mask, AND-ed with ``mask``.
+    bias : (..., h, n, m) array_like, optional
+        Added to each head's scaled scores (ALiBi, relative positions), broadcast as
+        :func:`scaled_dot_product_attention`'s ``bias``: ``(h, n, m)`` is one bias per
+        head, ``(n, m)`` or ``(..., 1, n, m)`` one for every head. May hold ``-inf``.
+    lengths : (...) array_like of int, optional
+        The number of real (not padding) keys of each sequence, one per batch entry of
+        ``x`` (of the context for cross-attention): keys ``lengths[b] ..`` are masked,
+        AND-ed with ``mask`` (:func:`padding_mask`, broadcast for you).
 
     Returns
     -------
@@ -535,9 +555,15 @@ def multi_head_attention(
      [1. 1. 1.]]
     """
     x_arr, keys, source, h, h_kv, applied, batch = _check_multi_head(
-        x, params, n_heads, n_kv_heads, context, mask, is_causal
+        x, params, n_heads, n_kv_heads, context, mask, is_causal, lengths
     )
     n, m = x_arr.shape[-2], keys.shape[-2]
+    g = h // h_kv
+    bias_arr = (
+        None
+        if bias is None
+        else _check_bias(bias, (*batch, h, n, m), x_arr.dtype, "the scores (..., h, n, m)")
+    )
     # Q = X W_Q + b_Q;  K = C W_K + b_K,  V = C W_V + b_V with C = X or the context
     q = affine(x_arr, params.w_q, params.b_q, "q = x @ w_q + b_q")  # (..., n, h d_k)
     k = affine(keys, params.w_k, params.b_k, f"k = {source} @ w_k + b_k")  # (..., m, h_kv d_k)
@@ -546,7 +572,6 @@ def multi_head_attention(
     k_heads = split_heads(k, h_kv)  # (..., m, h_kv d_k) -> (..., h_kv, m, d_k)
     v_heads = split_heads(v, h_kv)  # (..., m, h_kv d_v) -> (..., h_kv, m, d_v)
     # Query head i = j g + r uses key/value head j: group the query heads, broadcast k, v.
-    g = h // h_kv
     d_k, d_v = q_heads.shape[-1], v_heads.shape[-1]
     q_grouped = q_heads.reshape(*q_heads.shape[:-3], h_kv, g, n, d_k)  # (..., h_kv, g, n, d_k)
     grouped_shape = (*batch, h_kv, g, n, m)  # the scores', every head
@@ -559,7 +584,7 @@ def multi_head_attention(
         grouped_shape,
         scale=scale,
         mask=None if applied is None else applied[..., None, None, :, :],
-        bias=None,
+        bias=None if bias_arr is None else _grouped_bias(bias_arr, grouped_shape),
     )
     head_outputs = outputs.reshape(*batch, h, n, d_v)  # (..., h_kv, g, n, d_v) -> (..., h, n, d_v)
     merged = merge_heads(head_outputs)  # (..., h, n, d_v) -> (..., n, h d_v)
@@ -582,7 +607,16 @@ def multi_head_attention(
         n_kv_heads=h_kv,
         context=None if source == "x" else kept(keys),
         has_head_axis=True,
+        bias=kept(bias_arr),
     )
+
+
+def _grouped_bias(bias: FloatArray, grouped_shape: tuple[int, ...]) -> FloatArray:
+    """``(..., h, n, m)`` -> ``(..., h_kv, g, n, m)``: head i = j g + r, as the queries."""
+    *batch, h_kv, g, n, m = grouped_shape
+    full = np.broadcast_to(bias, (*batch, h_kv * g, n, m))
+    grouped: FloatArray = full.reshape(*batch, h_kv, g, n, m)  # a view unless broadcast
+    return grouped
 
 
 def _check_multi_head(
@@ -593,6 +627,7 @@ def _check_multi_head(
     context: ArrayLike | None,
     mask: ArrayLike | None,
     is_causal: bool,
+    lengths: ArrayLike | None = None,
 ) -> tuple[FloatArray, FloatArray, str, int, int, BoolArray | None, tuple[int, ...]]:
     """The checks of :func:`multi_head_attention`, once.
 
@@ -633,8 +668,27 @@ def _check_multi_head(
                 raise
             msg = f"{exc}; one mask serves every head (it has no head axis)"
             raise ValueError(msg) from None
+    if lengths is not None:
+        padding = _key_padding(lengths, keys.shape[:-2], m)  # (..., 1, m)
+        mask_arr = padding if mask_arr is None else mask_arr & padding
     applied = _applied_mask(mask_arr, check_bool(is_causal, "is_causal"), (*batch, n, m))
     return x_arr, keys, source, h, h_kv, applied, batch
+
+
+def _key_padding(lengths: ArrayLike, batch: tuple[int, ...], m: int) -> BoolArray:
+    """``(..., 1, m)``: key ``j`` of sequence ``b`` is real when ``j < lengths[b]``."""
+    arr = as_int_array(lengths, "lengths")
+    if arr.shape != batch:
+        msg = (
+            f"lengths must have one entry per sequence, the batch shape {batch} of the keys' "
+            f"source, got shape {arr.shape}"
+        )
+        raise ValueError(msg)
+    if ((arr < 0) | (arr > m)).any():
+        msg = f"lengths must lie in 0 .. m = {m}, got {arr.tolist()}"
+        raise ValueError(msg)
+    mask: BoolArray = np.arange(m) < arr[..., None, None]  # (..., 1, m)
+    return mask
 
 
 def _check_heads(params: AttentionParams, h: int, h_kv: int) -> None:
@@ -668,6 +722,8 @@ def self_attention(
     *,
     mask: ArrayLike | None = None,
     is_causal: bool = False,
+    bias: ArrayLike | None = None,
+    lengths: ArrayLike | None = None,
 ) -> ProjectedAttention:
     r"""Self-attention with one head: ``softmax(x W_Q (x W_K)^T / sqrt(d_k)) x W_V``.
 
@@ -685,6 +741,11 @@ def self_attention(
         True means "may attend"; broadcast over ``x``'s batch dimensions.
     is_causal : bool, optional
         Apply the causal mask, AND-ed with ``mask``.
+    bias : (..., n, n) array_like, optional
+        Added to the scaled scores, as in :func:`scaled_dot_product_attention`.
+    lengths : (...) array_like of int, optional
+        The number of real (not padding) tokens of each sequence of the batch: the
+        padded keys are masked (see :func:`multi_head_attention`).
 
     Returns
     -------
@@ -737,16 +798,17 @@ def self_attention(
     [0.     0.     0.3482 0.5741]
     """
     x_arr, _, _, _, _, applied, batch = _check_multi_head(
-        x, params, 1, None, None, mask, is_causal
+        x, params, 1, None, None, mask, is_causal, lengths
     )
     n = x_arr.shape[-2]
+    bias_arr = None if bias is None else _check_bias(bias, (*batch, n, n), x_arr.dtype, "scores")
     # Q = X W_Q + b_Q,  K = X W_K + b_K,  V = X W_V + b_V
     q = affine(x_arr, params.w_q, params.b_q, "q = x @ w_q + b_q")  # (..., n, d_k)
     k = affine(x_arr, params.w_k, params.b_k, "k = x @ w_k + b_k")  # (..., n, d_k)
     v = affine(x_arr, params.w_v, params.b_v, "v = x @ w_v + b_v")  # (..., n, d_v)
     scale = 1.0 / math.sqrt(q.shape[-1])
     # head = softmax(Q K^T / sqrt(d_k)) V   (Eq. 1)
-    head, weights = _attention(q, k, v, (*batch, n, n), scale=scale, mask=applied, bias=None)
+    head, weights = _attention(q, k, v, (*batch, n, n), scale=scale, mask=applied, bias=bias_arr)
     # output = head W_O + b_O, when the parameters have an output projection
     output = head
     if params.w_o is not None:
@@ -766,4 +828,5 @@ def self_attention(
         n_kv_heads=1,
         context=None,
         has_head_axis=False,
+        bias=kept(bias_arr),
     )

@@ -152,3 +152,14 @@ def test_without_a_renderer_nothing_is_displayed() -> None:
     from attention_from_scratch._results import notebook_display
 
     assert notebook_display(object()) is None
+
+
+def test_an_explanation_of_a_biased_head_reconciles() -> None:
+    params = AttentionParams.random(8, 2, n_heads=2, rng=4)
+    x = np.random.default_rng(4).normal(size=(3, 8))
+    bias = np.array([[[0.0, 0.5, -1.0]] * 3, [[1.0, 0.0, 0.0]] * 3])  # (h, n, m)
+    result = multi_head_attention(x, params, n_heads=2, bias=bias)
+    why = explain_score(result, 1, 0, head=1)
+    assert why.bias == 1.0
+    assert why.score == pytest.approx(why.raw_score * why.scale + 1.0, abs=1e-12)
+    assert why.weight == pytest.approx(float(result.weights[1, 1, 0]), abs=1e-15)

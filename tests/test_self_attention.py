@@ -1042,3 +1042,107 @@ def test_mask_errors_quote_the_callers_shapes(
     if n_heads == 1:  # self_attention is multi_head_attention with one head
         with pytest.raises(ValueError, match=re.escape(expected) + "$"):
             self_attention(np.ones(x_shape), params, mask=np.ones(mask_shape, bool))
+
+
+# ---------------------------------------------------------------------------
+# multi_head_attention: bias per head, padding by lengths
+# ---------------------------------------------------------------------------
+
+
+def _heads_by_hand(
+    x: NDArray[np.float64], params: AttentionParams, h: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """q, k, v per head, (B, h, n, d), projected and split with plain numpy."""
+
+    def split(a: NDArray[np.float64]) -> NDArray[np.float64]:
+        b, n, width = a.shape
+        return a.reshape(b, n, h, width // h).transpose(0, 2, 1, 3)
+
+    return split(x @ params.w_q), split(x @ params.w_k), split(x @ params.w_v)
+
+
+def test_multi_head_bias_is_added_per_head() -> None:
+    rng = np.random.default_rng(11)
+    params = AttentionParams.random(8, 2, n_heads=4, rng=1)
+    x = rng.normal(size=(2, 5, 8))
+    bias = rng.normal(size=(4, 5, 5))  # one (n, m) bias per head, as ALiBi
+    bias[1, 0, 3] = -np.inf
+    result = multi_head_attention(x, params, n_heads=4, bias=bias)
+    q, k, v = _heads_by_hand(x, params, 4)
+    expected = scaled_dot_product_attention(q, k, v, bias=bias)  # (B, h, n, m)
+    np.testing.assert_allclose(result.weights, expected.weights, rtol=0, atol=1e-14)
+    assert result.weights[:, 1, 0, 3].tolist() == [0.0, 0.0]
+    np.testing.assert_allclose(result.scores, expected.scores, rtol=0, atol=1e-14)
+    view = result.head_view(batch=1, head=1)
+    np.testing.assert_array_equal(view.bias, bias[1])
+    assert not view.allowed[0, 3]
+
+
+def test_self_attention_bias_and_lengths() -> None:
+    ex = fluffy_blue_creature()
+    bias = np.array([[0.0, 1.0, -np.inf]] * 3)
+    result = self_attention(ex.x, ex.params, bias=bias)
+    q, k, v = ex.x @ ex.params.w_q, ex.x @ ex.params.w_k, ex.x @ ex.params.w_v
+    expected = scaled_dot_product_attention(q, k, v, bias=bias)
+    np.testing.assert_allclose(result.weights, expected.weights, rtol=0, atol=1e-15)
+    batch = np.stack([ex.x, ex.x])
+    padded = self_attention(batch, ex.params, lengths=[3, 2])
+    by_mask = self_attention(batch, ex.params, mask=padding_mask([3, 2], 3))
+    np.testing.assert_array_equal(padded.weights, by_mask.weights)
+    assert padded.weights[1, :, 2].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_lengths_pad_the_keys_of_every_head() -> None:
+    rng = np.random.default_rng(12)
+    params = AttentionParams.random(8, 2, n_heads=2, out_proj=True, rng=2)
+    x = rng.normal(size=(3, 4, 8))
+    by_lengths = multi_head_attention(x, params, n_heads=2, lengths=[4, 2, 1], is_causal=True)
+    mask = padding_mask([4, 2, 1], 4)  # (3, 1, 4): the docstring's hint, as written
+    by_mask = multi_head_attention(x, params, n_heads=2, mask=mask, is_causal=True)
+    np.testing.assert_array_equal(by_lengths.weights, by_mask.weights)
+    np.testing.assert_array_equal(by_lengths.output, by_mask.output)
+    assert by_lengths.weights[2, :, 3, 1:].tolist() == [[0.0] * 3] * 2
+
+
+@pytest.mark.parametrize(
+    ("lengths", "error", "match"),
+    [
+        ([4, 2], ValueError, r"lengths must have one entry per sequence, the batch shape \(3,\)"),
+        ([4, 2, 5], ValueError, r"lengths must lie in 0 \.\. m = 4"),
+        ([1.5, 2, 3], TypeError, "lengths"),
+    ],
+)
+def test_bad_lengths_name_lengths(lengths: object, error: type[Exception], match: str) -> None:
+    params = AttentionParams.random(8, 2, n_heads=2, rng=2)
+    with pytest.raises(error, match=match):
+        multi_head_attention(np.ones((3, 4, 8)), params, n_heads=2, lengths=lengths)  # type: ignore[arg-type]
+
+
+def test_a_bias_that_does_not_fit_the_heads_names_bias() -> None:
+    params = AttentionParams.random(8, 2, n_heads=4, rng=2)
+    with pytest.raises(ValueError, match="bias"):
+        multi_head_attention(np.ones((4, 8)), params, n_heads=4, bias=np.zeros((3, 4, 4)))
+
+
+def test_gradient_of_a_multi_head_bias_by_finite_differences() -> None:
+    from attention_from_scratch.self_attention import attention_vjp
+
+    rng = np.random.default_rng(13)
+    params = AttentionParams.random(6, 2, n_heads=3, rng=3)
+    x = rng.normal(size=(4, 6))
+    bias = rng.normal(size=(3, 4, 4))
+    upstream = rng.normal(size=(4, 6))
+
+    def loss(b: NDArray[np.float64]) -> float:
+        return float(np.sum(multi_head_attention(x, params, n_heads=3, bias=b).output * upstream))
+
+    grads = attention_vjp(multi_head_attention(x, params, n_heads=3, bias=bias), upstream)
+    assert grads.bias is not None
+    assert grads.bias.shape == bias.shape
+    numeric = np.zeros_like(bias)
+    h = 1e-6
+    for index in np.ndindex(bias.shape):
+        step = np.zeros_like(bias)
+        step[index] = h
+        numeric[index] = (loss(bias + step) - loss(bias - step)) / (2 * h)
+    np.testing.assert_allclose(grads.bias, numeric, rtol=1e-6, atol=1e-9)
