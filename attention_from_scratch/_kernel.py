@@ -325,16 +325,21 @@ def attend(
     n, m = weights.shape[-2:]
     # Drop the batch axes of length 1 (a view): chunks are then taken along the last axis.
     *outer, heads = tuple(size for size in batch if size != 1) or (1,)
-
-    def chunked(arr: Any) -> Any:
-        return arr.reshape(*outer, heads, *arr.shape[-2:])  # (..., heads, a, b), a view
-
-    q, v, weights, output = chunked(q), chunked(v), chunked(weights), chunked(output)
-    k_t = chunked(np.swapaxes(k, -1, -2))  # (..., heads, d_k, m), a view
-    mask = None if mask is None else chunked(mask)
-    bias = None if bias is None else chunked(bias)
     rows = max(1, CHUNK_BYTES // max(1, m * weights.itemsize))  # score rows per chunk
     head_step = max(1, rows // max(1, n))  # whole heads per chunk, or one head ...
+    if outer and head_step > heads:
+        # Short sequences: a chunk holds more than the last axis. Every batch axis becomes
+        # one (a view of the buffers; a copy of an operand broadcast along some), so a
+        # chunk spans many sequences instead of a Python loop going one by one.
+        outer, heads = [], math.prod(batch)
+
+    def chunked(arr: Any) -> Any:
+        return arr.reshape(*outer, heads, *arr.shape[-2:])  # (..., heads, a, b)
+
+    q, v, weights, output = chunked(q), chunked(v), chunked(weights), chunked(output)
+    k_t = chunked(np.swapaxes(k, -1, -2))  # (..., heads, d_k, m)
+    mask = None if mask is None else chunked(mask)
+    bias = None if bias is None else chunked(bias)
     row_step = max(1, n if head_step > 1 else min(n, rows))  # ... in blocks of rows
     for index in np.ndindex(*outer):
         for h in range(0, heads, head_step):
