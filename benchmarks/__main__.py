@@ -4,7 +4,8 @@ Times the package against its references side by side, in one process, with
 interleaved repetitions (bursts of calls, A B C A B C ...; see :func:`interleaved`),
 and prints medians and ratios as a Markdown table, followed by where the time of
 attention goes, the peak memory of dense and tiled attention and the machine the
-numbers come from. Nothing is asserted: the "goal" column says what the project aims
+numbers come from. The rows at the sizes of training (a batch of 32 sequences of 6
+tokens, small calls timed in loops) are built in :mod:`benchmarks.training`. Nothing is asserted: the "goal" column says what the project aims
 at, the "ratio" column what this machine measured.
 
 Options::
