@@ -5,8 +5,9 @@ interleaved repetitions (bursts of calls, A B C A B C ...; see :func:`interleave
 and prints medians and ratios as a Markdown table, followed by where the time of
 attention goes, the peak memory of dense and tiled attention and the machine the
 numbers come from. The rows at the sizes of training (a batch of 32 sequences of 6
-tokens, small calls timed in loops) are built in :mod:`benchmarks.training`. Nothing is asserted: the "goal" column says what the project aims
-at, the "ratio" column what this machine measured.
+tokens, small calls timed in loops) are built in :mod:`benchmarks.training`. Nothing
+is asserted: the "goal" column says what the project aims at, the "ratio" column what
+this machine measured.
 
 Options::
 
