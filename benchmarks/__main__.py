@@ -4,8 +4,10 @@ Times the package against its references side by side, in one process, with
 interleaved repetitions (bursts of calls, A B C A B C ...; see :func:`interleaved`),
 and prints medians and ratios as a Markdown table, followed by where the time of
 attention goes, the peak memory of dense and tiled attention and the machine the
-numbers come from. Nothing is asserted: the "goal" column says what the project aims
-at, the "ratio" column what this machine measured.
+numbers come from. The rows at the sizes of training (a batch of 32 sequences of 6
+tokens, small calls timed in loops) are built in :mod:`benchmarks.training`. Nothing
+is asserted: the "goal" column says what the project aims at, the "ratio" column what
+this machine measured.
 
 Options::
 
@@ -47,6 +49,7 @@ from numpy.typing import NDArray
 
 from attention_from_scratch.self_attention import scaled_dot_product_attention, tiled_attention
 from attention_from_scratch.softmax import softmax
+from benchmarks.training import COMPARISONS, Comparison
 
 MiB = 2**20
 
@@ -345,6 +348,30 @@ def bench_running_example(report: Report, rounds: int) -> None:
     )
 
 
+def bench_comparison(report: Report, rounds: int, make: Callable[[], Comparison]) -> None:
+    """Time a :class:`~benchmarks.training.Comparison`, one row per call of each side.
+
+    Each timed call is a loop of ``count`` calls (as in :func:`bench_running_example`);
+    the row reports the time of one call.
+    """
+    comparison = make()  # builds the data and checks the two sides once
+    count = comparison.count
+
+    def loop(function: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            for _ in range(count):
+                function()
+            return None
+
+        return run
+
+    ours, ref = interleaved([loop(comparison.ours), loop(comparison.reference)], rounds)
+    report.rows.append(
+        Row(comparison.what, ours / count, ref / count, unit="us", goal=comparison.goal)
+    )
+    report.accuracy.update(comparison.accuracy)
+
+
 def bench_attention(report: Report, rounds: int, shape: tuple[int, int, int, int]) -> None:
     """scaled_dot_product_attention vs torch SDPA, and vs the two products alone."""
     try:
@@ -542,6 +569,10 @@ def main(argv: Sequence[str] | None = None) -> Report:
     benchmarks: list[tuple[str, Callable[[Report], None]]] = [
         ("softmax", partial(bench_softmax, rounds=rounds)),
         ("running example", partial(bench_running_example, rounds=rounds)),
+        *(
+            (name, partial(bench_comparison, rounds=rounds, make=make))
+            for name, make in COMPARISONS
+        ),
         ("attention", partial(bench_attention, rounds=rounds, shape=shape)),
         ("breakdown", partial(bench_breakdown, rounds=rounds, shape=shape)),
         (
