@@ -439,11 +439,9 @@ def _attention(
         v = as_working(v)
         with np.errstate(over="ignore", invalid="ignore"):  # overflow: the guard reports it
             # S = Q K^T / sqrt(d_k) + B                      (..., n, d_k) @ (..., d_k, m)
-            scores = (
-                q_scaled @ np.swapaxes(k, -1, -2)
-                if bias is None
-                else q_scaled @ np.swapaxes(k, -1, -2) + bias
-            )
+            scores = q_scaled @ np.swapaxes(k, -1, -2)
+            if bias is not None:
+                scores = scores + bias  # a new array: bias may broadcast it
             # P = softmax(S) over the keys; masked keys get 0  (..., n, m)
             weights = masked_softmax(scores, shape, mask, bias, guard=guard)
             # O = P V                                          (..., n, m) @ (..., m, d_v)
