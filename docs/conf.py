@@ -130,6 +130,7 @@ html_theme = "furo"
 html_title = "attention from scratch"
 # _generated: pages made by docs/scripts/ when the build starts (see setup below).
 html_static_path = ["_static", "_generated"]
+html_css_files = ["afs.css"]  # equations on phones: scroll, numbers on their own line
 html_show_sourcelink = False
 pygments_style = "sphinx"
 
