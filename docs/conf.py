@@ -39,6 +39,7 @@ extensions = [
     "sphinx.ext.doctest",
     "sphinxcontrib.bibtex",
     "matplotlib.sphinxext.plot_directive",
+    "sphinx_design",  # {dropdown}: the exercises' worked solutions, collapsed
 ]
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
