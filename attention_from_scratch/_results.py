@@ -40,6 +40,7 @@ from attention_from_scratch._checks import (
     batch_index,
     frozen,
     int_index,
+    read_only,
     working_dtype,
 )
 from attention_from_scratch._kernel import check_overflow, never_attended, raw_scores
@@ -86,8 +87,7 @@ def kept(arr: Any) -> Any:
     if 0 in strides and arr.size:  # a broadcast view: copy only the distinct entries
         index = tuple(slice(0, 1) if s == 0 else slice(None) for s in strides)
         base = arr[index]
-    own = np.array(base, order="C", copy=True)
-    own.flags.writeable = False
+    own = read_only(base)  # a C-contiguous, read-only copy
     return np.broadcast_to(own, arr.shape) if own.shape != arr.shape else own
 
 
