@@ -78,13 +78,28 @@ def _install_book(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the book (zero warnings) and run the doctests of its narrative pages."""
+    """Build the book (zero warnings), run its doctests, and read it in headless Chromium.
+
+    The browser tests (``pytest -m browser``) skip, saying why, when Playwright or the
+    system Chromium is missing; ``.ci/run`` installs Chromium with apt.
+    """
     _install_book(session)
     for builder in ("html", "doctest"):  # a fresh build; nox -s demo's page stays
         shutil.rmtree(DOCS_BUILD / builder, ignore_errors=True)
     common = ["-n", "-T", "-W", "docs"]
     session.run("sphinx-build", "-b", "html", *common, str(DOCS_BUILD / "html"))
     session.run("sphinx-build", "-b", "doctest", *common, str(DOCS_BUILD / "doctest"))
+    # A real browser reads what was built: the book's pages and the HTML view, offline.
+    _install(session, "test", "browser")
+    session.run(
+        "pytest",
+        "-m",
+        "browser",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"AFS_BOOK": str(DOCS_BUILD / "html")},
+    )
     session.log(f"The book is at {DOCS_BUILD / 'html' / 'index.html'}")
 
 

@@ -1,4 +1,7 @@
-"""Shared pytest configuration: hypothesis profiles.
+"""Shared pytest configuration: hypothesis profiles and the ``browser`` fixture.
+
+The ``browser`` fixture (headless Chromium through Playwright, see ``tests/browser.py``)
+is imported here so that every test module can ask for it.
 
 ``default``
     30 examples per property: every property runs on every ``pytest``, and the whole
@@ -18,6 +21,10 @@ from __future__ import annotations
 import os
 
 from hypothesis import HealthCheck, settings
+
+from tests.browser import browser
+
+__all__ = ["browser"]  # the fixture, for every test module
 
 settings.register_profile(
     "default",
