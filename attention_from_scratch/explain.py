@@ -53,6 +53,8 @@ from attention_from_scratch.softmax import logsumexp as _logsumexp
 from attention_from_scratch.softmax import softmax as _softmax
 
 __all__ = [
+    "Contrast",
+    "OriginSplit",
     "QueryExplanation",
     "ScoreExplanation",
     "explain_query",
@@ -227,6 +229,96 @@ def _row_weights(scores: Float64Array, allowed: NDArray[np.bool_]) -> Float64Arr
 
 
 @dataclass(frozen=True)
+class Contrast:
+    r"""Why the query prefers its key to a rival key: the gap between them, split exactly.
+
+    The rival is the runner-up when the key is the query's top key, else the top key
+    (or the key the caller names). Every split sums to ``raw_gap`` to rounding.
+
+    Attributes
+    ----------
+    rival : int
+        Position of the rival key.
+    rival_token : str
+        Its label.
+    rival_weight, rival_score, rival_raw_score, rival_bias : float
+        Its weight :math:`w_{ir}`, logit :math:`s_{ir}`, dot product
+        :math:`q_i \cdot k_r` and additive bias.
+    rival_key_norm, rival_cosine : float
+        :math:`\lVert k_r \rVert` and :math:`\cos\theta_{ir}`.
+    score_gap : float
+        :math:`s_{ij} - s_{ir}` = ``raw_gap * scale + bias_gap``.
+    weight_ratio : float
+        :math:`w_{ij} / w_{ir} = e^{s_{ij} - s_{ir}}` (inf beyond float64, when the gap
+        exceeds about 709).
+    raw_gap : float
+        :math:`q_i \cdot k_j - q_i \cdot k_r = q_i \cdot (k_j - k_r)`.
+    bias_gap : float
+        The additive biases' difference :math:`b_{ij} - b_{ir}` (0 without a bias).
+    length, angle : float
+        ``raw_gap`` split into what the keys' lengths and their directions do,
+        symmetric in the two keys:
+        :math:`\lVert q\rVert (\lVert k_j\rVert - \lVert k_r\rVert)
+        (\cos_j + \cos_r)/2` and :math:`\lVert q\rVert (\cos_j - \cos_r)
+        (\lVert k_j\rVert + \lVert k_r\rVert)/2`.
+    dims : (d_k,) ndarray
+        :math:`q_{id} (k_{jd} - k_{rd})` per head dimension; they sum to ``raw_gap``.
+    features : (d_model, d_model) ndarray or None
+        :math:`x_i[a] (W_Q W_K^\top)[a, b] (x_j[b] - x_r[b])`: rows are query features,
+        columns key features. None unless the result knows ``x`` and ``params``.
+    bias_terms : float or None
+        The rest of ``raw_gap``: :math:`b_Q W_K^\top (x_j - x_r)^\top` (the terms with
+        :math:`b_K` are the same for both keys and cancel); with ``features`` it sums to
+        ``raw_gap``.
+    """
+
+    rival: int
+    rival_token: str
+    rival_weight: float
+    rival_score: float
+    rival_raw_score: float
+    rival_bias: float
+    rival_key_norm: float
+    rival_cosine: float
+    score_gap: float
+    weight_ratio: float
+    raw_gap: float
+    bias_gap: float
+    length: float
+    angle: float
+    dims: Float64Array
+    features: Float64Array | None
+    bias_terms: float | None
+
+
+@dataclass(frozen=True)
+class OriginSplit:
+    r"""A raw score split by where the embeddings came from (layer 0 of a real model).
+
+    The input of a BERT-family layer 0 is :math:`\operatorname{LN}(e_\text{word} +
+    e_\text{position} + e_\text{segment})`; with each token's mean and standard
+    deviation fixed, that is linear in the parts, so :math:`q_i \cdot k_j` splits
+    exactly into blocks (query part x key part) plus the terms of the constants (the
+    LayerNorm's :math:`\beta` and the projection biases).
+
+    Attributes
+    ----------
+    parts : tuple of str
+        The names of the parts, e.g. ``("word", "position", "segment")``.
+    blocks : (P, P) ndarray
+        ``blocks[a, b]``: the part of the raw score from part ``a`` of the query token
+        meeting part ``b`` of the key token.
+    constant_terms : float
+        Everything that involves a constant (LayerNorm :math:`\beta`, :math:`b_Q`,
+        :math:`b_K`); ``blocks.sum() + constant_terms`` is the raw score.
+    """
+
+    parts: tuple[str, ...]
+    blocks: Float64Array
+    constant_terms: float
+
+
+@dataclass(frozen=True)
 class ScoreExplanation:
     r"""Why query ``query`` gives key ``key`` the weight it does: every number, exactly.
 
@@ -285,6 +377,14 @@ class ScoreExplanation:
         The weight this key would get without the scale (``scale = 1``).
     value_contribution : (d_v,) ndarray
         ``weight * v_j``: what this key adds to the query's output.
+    contrast : Contrast or None
+        Why this key and not the rival (the runner-up, or the top key, or ``rival=``):
+        the gaps and their exact splits. None when the pair is masked or the query
+        may attend to no other key.
+    origins : OriginSplit or None
+        The raw score split by embedding origin (word, position, segment); set by
+        :meth:`~attention_from_scratch.pretrained.EncoderRun.explain` for layer 0 of a
+        real model, else None.
     """
 
     query: int
@@ -315,6 +415,8 @@ class ScoreExplanation:
     competitor_score: float
     unscaled_weight: float
     value_contribution: Float64Array
+    contrast: Contrast | None = None
+    origins: OriginSplit | None = None
 
     def _repr_html_(self) -> str | None:
         """Jupyter: the narrative, escaped, styled like the HTML view."""
@@ -335,6 +437,7 @@ def explain_score(
     head: int | None = None,
     tokens: Sequence[str] | tuple[Sequence[str], Sequence[str]] | None = None,
     feature_names: Sequence[str] | None = None,
+    rival: int | str | None = None,
 ) -> ScoreExplanation:
     r"""Explain one attention weight: why ``query`` attends to ``key`` as much as it does.
 
@@ -354,6 +457,9 @@ def explain_score(
         Labels of the tokens; for cross-attention a pair ``(query_tokens, key_tokens)``.
     feature_names : sequence of str, optional
         Names of the ``d_model`` embedding features, used in the narrative.
+    rival : int or str, optional
+        The key to contrast with (default: the runner-up when ``key`` is the query's
+        top key, else the top key). It must be an allowed key other than ``key``.
 
     Returns
     -------
@@ -433,11 +539,7 @@ def explain_score(
     dims = row.q * row.k[j]  # q_i * k_j per head dimension, sums to raw
     q_norm, k_norm = float(l2_norm(row.q)), float(l2_norm(row.k[j]))
     raw = float(raw_row[j])
-    cosine = 0.0
-    if q_norm != 0.0 and k_norm != 0.0:
-        # cos = (q / |q|) . (k / |k|): |q| |k| may underflow (or overflow) where neither does
-        unit = float((row.q / q_norm) @ (row.k[j] / k_norm))
-        cosine = min(1.0, max(-1.0, unit))
+    cosine = _cosine(row.q, row.k[j], q_norm, k_norm)
     features: Float64Array | None = None
     bias_part: float | None = None
     if row.x_i is not None and row.x_keys is not None and row.w_q is not None:
@@ -460,6 +562,19 @@ def explain_score(
     if others.any():
         candidates = np.where(others, row.weights, -np.inf)
         competitor = int(np.argmax(candidates))
+    contrast: Contrast | None = None
+    rival_index = competitor
+    if rival is not None:
+        rival_index = _resolve(rival, row.key_tokens, "rival")
+        if not others[rival_index]:
+            why_not = "is the key itself" if rival_index == j else "is masked for this query"
+            msg = (
+                f"rival {row.key_tokens[rival_index]!r} (position {rival_index}) {why_not}: "
+                "name another key"
+            )
+            raise ValueError(msg)
+    if rival_index is not None and allowed[j]:
+        contrast = _contrast(row, j, rival_index, raw_row, scores, cosine, q_norm, k_norm)
     unscaled = _row_weights(raw_row + row.bias, allowed) if allowed.any() else np.zeros(m)
     return ScoreExplanation(
         query=row.query,
@@ -490,6 +605,70 @@ def explain_score(
         competitor_score=0.0 if competitor is None else float(scores[competitor]),
         unscaled_weight=float(unscaled[j]),
         value_contribution=weight * row.v[j],
+        contrast=contrast,
+    )
+
+
+def _cosine(q: Float64Array, k: Float64Array, q_norm: float, k_norm: float) -> float:
+    """cos of the angle between q and k (0 for a zero vector), clipped to [-1, 1]."""
+    if q_norm == 0.0 or k_norm == 0.0:
+        return 0.0
+    # cos = (q / |q|) . (k / |k|): |q| |k| may underflow (or overflow) where neither does
+    return min(1.0, max(-1.0, float((q / q_norm) @ (k / k_norm))))
+
+
+def _contrast(
+    row: _Row,
+    j: int,
+    r: int,
+    raw: Float64Array,
+    scores: Float64Array,
+    cosine: float,
+    q_norm: float,
+    k_norm: float,
+) -> Contrast:
+    """Key ``j`` against rival ``r`` for the row's query: the gaps, split exactly."""
+    r_norm = float(l2_norm(row.k[r]))
+    r_cos = _cosine(row.q, row.k[r], q_norm, r_norm)
+    raw_gap = float(raw[j] - raw[r])
+    score_gap = float(scores[j] - scores[r])
+    with np.errstate(over="ignore"):  # a ratio beyond float64 is inf, and says so
+        ratio = float(np.exp(score_gap))
+    # |q| |k_j| cos_j - |q| |k_r| cos_r, split symmetrically in the two keys
+    length = q_norm * (k_norm - r_norm) * (cosine + r_cos) / 2
+    angle = q_norm * (cosine - r_cos) * (k_norm + r_norm) / 2
+    features: Float64Array | None = None
+    bias_terms: float | None = None
+    if row.x_i is not None and row.x_keys is not None and row.w_q is not None:
+        if row.w_k is None:  # pragma: no cover - set together with w_q
+            msg = "w_k missing"
+            raise RuntimeError(msg)
+        dx = row.x_keys[j] - row.x_keys[r]  # (d_model,)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported by _finite
+            features = row.x_i[:, None] * (row.w_q @ row.w_k.T) * dx[None, :] + 0.0  # no -0
+        features = _finite(features, "the feature contributions to the gap")
+        b_q = np.zeros_like(row.q) if row.b_q is None else row.b_q
+        with np.errstate(over="ignore", invalid="ignore"):  # reported by _finite
+            terms = b_q @ (row.w_k.T @ dx)  # b_Q W_K^T (x_j - x_r)^T
+        bias_terms = float(_finite(np.asarray(terms), "the bias terms of the gap"))
+    return Contrast(
+        rival=r,
+        rival_token=row.key_tokens[r],
+        rival_weight=float(row.weights[r]),
+        rival_score=float(scores[r]),
+        rival_raw_score=float(raw[r]),
+        rival_bias=float(row.bias[r]),
+        rival_key_norm=r_norm,
+        rival_cosine=r_cos,
+        score_gap=score_gap,
+        weight_ratio=ratio,
+        raw_gap=raw_gap,
+        bias_gap=float(row.bias[j] - row.bias[r]),
+        length=length,
+        angle=angle,
+        dims=row.q * (row.k[j] - row.k[r]),
+        features=features,
+        bias_terms=bias_terms,
     )
 
 
