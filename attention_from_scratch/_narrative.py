@@ -24,14 +24,101 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["QueryFacts", "ScoreFacts", "query_narrative", "score_narrative"]
+__all__ = [
+    "COS_PARTLY",
+    "COS_SAME_WAY",
+    "COS_SLIGHTLY",
+    "ONE_KEY",
+    "SATURATED",
+    "TOP_TERMS",
+    "ContrastFacts",
+    "OriginFacts",
+    "QueryFacts",
+    "ScoreFacts",
+    "query_narrative",
+    "score_narrative",
+]
 
 Float64Array = NDArray[np.float64]
+
+# The thresholds of the qualitative words; the table in explain's docstring and the
+# explain chapter state them, and tests/test_explain.py checks both sides of each.
+COS_SAME_WAY = 0.7
+"""cos >= 0.7: query and key "point the same way"."""
+COS_PARTLY = 0.3
+"""0.3 <= cos < 0.7: "point partly the same way"; 0 < cos < 0.3: "nearly orthogonal"."""
+COS_SLIGHTLY = 0.1
+"""Two keys whose cosines with the query differ by less than 0.1: "slightly closer"."""
+SATURATED = 0.99
+"""A row whose largest weight is 0.99 or more is "saturated" (nearly one-hot)."""
+ONE_KEY = 1.5
+"""Fewer than 1.5 effective keys: attention "almost entirely on one key"."""
+TOP_TERMS = 3
+"""A sum is listed by its largest terms, this many, then "the other N" and the total."""
+
+
+class ContrastFacts(Protocol):
+    """The fields of a contrast with the rival key that the narrative reads.
+
+    :class:`~attention_from_scratch.explain.Contrast` has them all.
+    """
+
+    @property
+    def rival_token(self) -> str: ...
+    @property
+    def rival_weight(self) -> float: ...
+    @property
+    def rival_score(self) -> float: ...
+    @property
+    def rival_bias(self) -> float: ...
+    @property
+    def rival_key_norm(self) -> float: ...
+    @property
+    def rival_cosine(self) -> float: ...
+    @property
+    def score_gap(self) -> float: ...
+    @property
+    def weight_ratio(self) -> float: ...
+    @property
+    def raw_gap(self) -> float: ...
+    @property
+    def bias_gap(self) -> float: ...
+    @property
+    def length(self) -> float: ...
+    @property
+    def angle(self) -> float: ...
+    @property
+    def dims(self) -> Float64Array: ...
+    @property
+    def features(self) -> Float64Array | None: ...
+    @property
+    def bias_terms(self) -> float | None: ...
+    @property
+    def query_asks(self) -> Float64Array | None: ...
+    @property
+    def key_x(self) -> Float64Array | None: ...
+    @property
+    def rival_x(self) -> Float64Array | None: ...
+
+
+class OriginFacts(Protocol):
+    """The fields of a split by embedding origin that the narrative reads.
+
+    :class:`~attention_from_scratch.explain.OriginSplit` has them all.
+    """
+
+    @property
+    def parts(self) -> tuple[str, ...]: ...
+    @property
+    def blocks(self) -> Float64Array: ...
+    @property
+    def constant_terms(self) -> float: ...
 
 
 class ScoreFacts(Protocol):
@@ -89,6 +176,16 @@ class ScoreFacts(Protocol):
     def unscaled_weight(self) -> float: ...
     @property
     def value_contribution(self) -> Float64Array: ...
+    @property
+    def unscaled_max_weight(self) -> float: ...
+    @property
+    def output(self) -> Float64Array: ...
+    @property
+    def value_share(self) -> float: ...
+    @property
+    def contrast(self) -> ContrastFacts | None: ...
+    @property
+    def origins(self) -> OriginFacts | None: ...
 
 
 class QueryFacts(Protocol):
@@ -117,6 +214,10 @@ class QueryFacts(Protocol):
     @property
     def unscaled_entropy(self) -> float: ...
     @property
+    def max_weight(self) -> float: ...
+    @property
+    def unscaled_max_weight(self) -> float: ...
+    @property
     def scale(self) -> float: ...
     @property
     def attends_to_nothing(self) -> bool: ...
@@ -132,11 +233,15 @@ def _fmt(value: float) -> str:
 
 
 def _signed(value: float) -> str:
+    """A term of a sum: ``+3``, ``-0.5``; zero is ``0``."""
     text = _fmt(value)
+    if text == "0":
+        return text
     return text if text.startswith("-") else f"+{text}"
 
 
 _WIDTH = 88
+_DIMENSIONS = ("dimension", "dimensions")
 
 
 def _paragraphs(lines: list[str]) -> str:
@@ -157,6 +262,57 @@ def _vector(values: Float64Array) -> str:
     return "[" + ", ".join(_fmt(float(v)) for v in values) + "]"
 
 
+def _top_terms(values: Float64Array) -> tuple[list[int], int, float]:
+    """The indices of the ``TOP_TERMS`` largest nonzero ``|values|`` (ties by index), and
+    how many others there are and what they sum to: the listing's remainder."""
+    flat = values.ravel()
+    magnitude = np.abs(flat)
+    if magnitude.size > TOP_TERMS:  # the top terms without a full sort
+        cut = np.partition(magnitude, -TOP_TERMS)[-TOP_TERMS]
+        candidates = np.flatnonzero(magnitude >= cut)
+        order = candidates[np.argsort(-magnitude[candidates], kind="stable")]
+    else:
+        order = np.argsort(-magnitude, kind="stable")
+    top = [int(i) for i in order[:TOP_TERMS] if flat[i] != 0.0]
+    rest = np.ones(flat.size, dtype=bool)
+    rest[top] = False
+    return top, int(rest.sum()), float(flat[rest].sum())
+
+
+def _listing(
+    values: Float64Array, label: Callable[[int], str], noun: tuple[str, str], total: float
+) -> str:
+    """The largest terms of a sum, the rest, and the total: "a +3; b +1; the other 14 0
+    (total 4)". Every listed sum states its remainder, so the numbers on screen add up."""
+    top, n_rest, rest = _top_terms(values)
+    parts = [f"{label(i)} {_signed(float(values.ravel()[i]))}" for i in top]
+    if n_rest == 1:
+        others = f"the other {noun[0]}" if top else f"the {noun[0]}"
+        parts.append(f"{others} {_signed(rest)}")
+    elif n_rest:
+        others = f"the other {n_rest:,} {noun[1]}" if top else f"all {n_rest:,} {noun[1]}"
+        parts.append(f"{others} {_signed(rest)}")
+    return "; ".join(parts) + f" (total {_fmt(total)})"
+
+
+def _pair_label(
+    names: tuple[str, ...] | None, width: int, q: str | None = None, k: str | None = None
+) -> Callable[[int], str]:
+    """Label of the flat index of a (query feature, key feature) pair."""
+
+    def label(index: int) -> str:
+        a, b = divmod(index, width)
+        if names is None:
+            first, second = f"feature {a}", f"feature {b}"
+        else:
+            first, second = f"'{names[a]}'", f"'{names[b]}'"
+        if q is None or k is None:
+            return f"{first} x {second}"
+        return f"{first} of {q} x {second} of {k}"
+
+    return label
+
+
 def score_narrative(why: ScoreFacts, /) -> str:
     """The narrative of one (query, key) explanation: why the query gives the key its weight.
 
@@ -169,10 +325,13 @@ def score_narrative(why: ScoreFacts, /) -> str:
     Returns
     -------
     str
-        One paragraph per reason, wrapped at 88 columns: the opening (dot product as
-        ``|q| |k| cos``), the decomposition over embedding features and head dimensions,
-        the softmax competition, the scale, the value passed on. A masked pair gets one
-        sentence.
+        One paragraph per reason, wrapped at 88 columns: the headline (this key
+        against the rival, from the term that does most for the winner), the gap's
+        exact splits, the dot product (``|q| |k| cos`` and its largest terms over
+        features and dimensions, each with its remainder), the origins of the
+        embeddings when known, the softmax competition, what the scale did (in
+        numbers, "saturated" only past :data:`SATURATED`), and what the key passes on.
+        A masked pair gets one sentence.
 
     See Also
     --------
@@ -189,8 +348,8 @@ def score_narrative(why: ScoreFacts, /) -> str:
     ...                     tokens=ex.tokens)
     >>> print(score_narrative(why) == str(why))
     True
-    >>> print(score_narrative(why).splitlines()[-1])
-    It passes on 0.5741 x v('fluffy') = [0, 0, 0, 0.5741] into the output of 'creature'.
+    >>> print(score_narrative(why).splitlines()[0])
+    'creature' attends to 'fluffy' (0.5741) more than to 'blue' (0.3482) because the key of
     """
     q, k = f"'{why.query_token}'", f"'{why.key_token}'"
     if why.masked:
@@ -202,115 +361,307 @@ def score_narrative(why: ScoreFacts, /) -> str:
                 )
             ]
         )
-    lines = [_opening(why, q, k)]
+    c = why.contrast
+    lines = [_alone(why, q, k)] if c is None else [_headline(why, c, q, k), _gap_split(why, c, k)]
+    lines.append(_dot_product(why, q, k))
     lines.extend(_decomposition(why, q, k))
+    if why.origins is not None:
+        lines.append(_origin_sentence(why, why.origins))
     lines.append(_competition(why, k))
     lines.append(_scale_sentence(why))
-    lines.append(
-        f"It passes on {_fmt(why.weight)} x v({k}) = "
-        f"{_vector(why.value_contribution)} into the output of {q}."
-    )
+    lines.append(_value_sentence(why, q, k))
     return _paragraphs(lines)
 
 
-def _opening(why: ScoreFacts, q: str, k: str) -> str:
-    weight = _fmt(why.weight)
+def _rank(why: ScoreFacts) -> str:
     rank = f"rank {why.rank} of {why.n_allowed} key{'' if why.n_allowed == 1 else 's'}"
     if why.n_tied:
         rank += f", tied with {why.n_tied} other{'' if why.n_tied == 1 else 's'}"
-    # "only a little": below the uniform share 1/n of the keys it may see.
-    little = why.n_allowed > 1 and why.weight * why.n_allowed < 1.0 - 1e-12
-    if why.n_allowed == 1:
-        reason = (
-            f"it is the only key {q} may attend to: the softmax gives all the weight to "
-            f"a single allowed key, whatever its score (weight {weight}, {rank})."
-        )
-    elif why.query_norm == 0.0:
-        if abs(why.weight * why.n_allowed - 1.0) < 1e-12:
+    return rank
+
+
+def _alone(why: ScoreFacts, q: str, k: str) -> str:
+    """The opening when there is no rival: the only key the query may see."""
+    return (
+        f"{q} attends to {k} because it is the only key {q} may attend to: the softmax "
+        f"gives all the weight to a single allowed key, whatever its score (weight "
+        f"{_fmt(why.weight)}, {_rank(why)})."
+    )
+
+
+def _headline(why: ScoreFacts, c: ContrastFacts, q: str, k: str) -> str:
+    """This key against the rival, because of the term that does most for the winner."""
+    r = f"'{c.rival_token}'"
+    if c.score_gap == 0.0:
+        if why.query_norm == 0.0 and c.bias_gap == 0.0:
             reason = (
-                f"its query is zero: it asks for nothing, so every key scores the same "
-                f"and the softmax shares the attention evenly (weight {weight}, {rank})."
+                "its query is zero: it asks for nothing, so every key scores the same "
+                f"(the bias aside) and the softmax cannot tell them apart ({_rank(why)})."
             )
         else:
             reason = (
-                f"its query is zero: it asks for nothing, so only the bias sets the "
-                f"scores (here {_fmt(why.bias)}), which gives weight {weight} ({rank})."
+                f"their scores are equal ({_fmt(why.score)}): the softmax cannot tell "
+                f"them apart ({_rank(why)})."
             )
-    elif why.raw_score > 0:
-        if why.cosine >= 0.7:
-            direction = "point the same way"
-        elif why.cosine >= 0.3:
-            direction = "point partly the same way"
-        else:
-            direction = "are nearly orthogonal, tilted slightly the same way"
-        reason = (
-            f"the query of {q} and the key of {k} {direction} (cos "
-            f"{_fmt(why.cosine)}): their dot product is {_fmt(why.raw_score)} "
-            f"= |q| {_fmt(why.query_norm)} x |k| {_fmt(why.key_norm)} x cos "
-            f"{_fmt(why.cosine)}, which gives weight {weight} ({rank})."
+        return (
+            f"{q} attends to {k} ({_fmt(why.weight)}) exactly as much as to {r} "
+            f"({_fmt(c.rival_weight)}) because {reason}"
         )
-        if little and why.competitor_token is not None:
-            reason = reason[:-1] + (
-                f"; other keys score higher, '{why.competitor_token}' most of all."
-            )
-    elif why.raw_score < 0:
-        reason = (
-            f"the query of {q} and the key of {k} point apart (cos {_fmt(why.cosine)}): "
-            f"their dot product {_fmt(why.raw_score)} pushes the score down, which "
-            f"leaves weight {weight} ({rank})."
-        )
-    elif why.key_norm == 0.0:
-        reason = (
-            f"the key of {k} is zero: it offers nothing the query asks for, so their dot "
-            f"product is 0 (weight {weight}, {rank})."
-        )
+    won = c.score_gap > 0
+    winner, loser = (k, r) if won else (r, k)
+    sign = 1.0 if won else -1.0
+    comparison = "more" if won else "less"
+    opening = (
+        f"{q} attends to {k} ({_fmt(why.weight)}) {comparison} than to {r} "
+        f"({_fmt(c.rival_weight)}) because "
+    )
+    # The candidate terms, in score units: they sum to the score gap.
+    terms: list[tuple[float, str, int]] = []  # (value for the winner, kind, index)
+    if c.features is not None:
+        flat = c.features.ravel()
+        best = int(np.argmax(flat * sign))
+        terms.append((float(flat[best]) * why.scale * sign, "feature", best))
+        if c.bias_terms:
+            terms.append((c.bias_terms * why.scale * sign, "projection bias", 0))
     else:
+        terms.append((c.length * why.scale * sign, "length", 0))
+        terms.append((c.angle * why.scale * sign, "angle", 0))
+    if c.bias_gap:
+        terms.append((c.bias_gap * sign, "bias", 0))
+    value, kind, index = max(terms, key=lambda term: term[0])
+    if c.bias_gap == 0.0 and why.scale != 0.0:  # in raw units, as the dot products
+        share = f"({_signed(value / why.scale)} of the {_fmt(abs(c.raw_gap))} raw-score gap)"
+    else:
+        share = f"({_signed(value)} of the {_fmt(abs(c.score_gap))} score gap)"
+    if kind == "feature":
+        reason = _feature_reason(why, c, index, winner, loser, q, share.strip("()"))
+        rest = _length_angle_clause(why, c, winner, loser, sign)
+    elif kind == "projection bias":
+        reason = f"the query's projection bias b_Q favours the key of {winner} {share}"
+        rest = _length_angle_clause(why, c, winner, loser, sign)
+    elif kind == "bias":
         reason = (
-            f"its query and the key of {k} are orthogonal: {k} offers nothing the query "
-            f"asks for, so their dot product is 0 (weight {weight}, {rank})."
+            f"the additive bias favours {winner} (bias {_fmt(_pick(why.bias, c.rival_bias, won))} "
+            f"vs {_fmt(_pick(c.rival_bias, why.bias, won))}: {share.strip('()')})"
         )
-    if little:
-        reason = reason.replace(f"weight {weight}", f"only a small share, weight {weight}", 1)
-    return f"{q} attends to {k} because {reason}"
+        rest = _length_angle_clause(why, c, winner, loser, sign)
+    elif kind == "length":
+        reason = f"the key of {winner} is longer {_norms(why, c, won)} {share}"
+        rest = _second_term(why, c, loser, sign, "angle")
+    else:
+        reason = f"the key of {winner} points closer to the query {_cosines(why, c, won)} {share}"
+        rest = _second_term(why, c, loser, sign, "length")
+    return opening + reason + (f"; {rest}" if rest else "") + "."
+
+
+def _pick(mine: float, theirs: float, won: bool) -> float:
+    return mine if won else theirs
+
+
+def _norms(why: ScoreFacts, c: ContrastFacts, won: bool) -> str:
+    """(|k| winner vs loser)."""
+    first, second = (why.key_norm, c.rival_key_norm) if won else (c.rival_key_norm, why.key_norm)
+    return f"(|k| {_fmt(first)} vs {_fmt(second)})"
+
+
+def _cosines(why: ScoreFacts, c: ContrastFacts, won: bool) -> str:
+    """(cos winner vs loser)."""
+    first, second = (why.cosine, c.rival_cosine) if won else (c.rival_cosine, why.cosine)
+    return f"(cos {_fmt(first)} vs {_fmt(second)})"
+
+
+def _closer(why: ScoreFacts, c: ContrastFacts) -> str:
+    """ "slightly closer" when the cosines differ by less than :data:`COS_SLIGHTLY`."""
+    return "slightly closer" if abs(why.cosine - c.rival_cosine) < COS_SLIGHTLY else "closer"
+
+
+def _feature_reason(
+    why: ScoreFacts, c: ContrastFacts, index: int, winner: str, loser: str, q: str, share: str
+) -> str:
+    """The feature pair that does most for the winner, in words.
+
+    Its term is ``asks[a, b] * (x_key[b] - x_rival[b])``: when the query asks for
+    feature ``b`` (``asks > 0``) the winner carries more of it; when the query weighs
+    against it, the loser does.
+    """
+    if c.features is None or c.query_asks is None or c.key_x is None or c.rival_x is None:
+        msg = "no features"  # pragma: no cover - only called with features
+        raise RuntimeError(msg)
+    a, b = divmod(index, c.features.shape[1])
+    names = why.feature_names
+    qa = f"feature {a}" if names is None else f"'{names[a]}'"
+    kb = f"feature {b}" if names is None else f"'{names[b]}'"
+    what = kb if names is None else f"the {kb} feature"
+    pair = f"({qa} x {kb}: {share})"
+    won = c.score_gap > 0
+    x_winner, x_loser = (c.key_x[b], c.rival_x[b]) if won else (c.rival_x[b], c.key_x[b])
+    if c.query_asks[a, b] > 0:  # the winner carries more of what the query asks for
+        more = "more of " if x_loser != 0.0 else ""
+        return f"the key of {winner} carries {more}{what} that the query of {q} asks for {pair}"
+    more = "more of " if x_winner != 0.0 else ""
+    return f"the key of {loser} carries {more}{what} that the query of {q} weighs against {pair}"
+
+
+def _length_angle_clause(
+    why: ScoreFacts, c: ContrastFacts, winner: str, loser: str, sign: float
+) -> str:
+    """What the keys' lengths and directions do, told from the two keys' side."""
+    won = sign > 0
+    length, angle = c.length * sign, c.angle * sign  # for the winner
+    if length > 0 and angle < 0:
+        return (
+            f"the key of {loser} points {_closer(why, c)} to the query "
+            f"{_cosines(why, c, not won)} but is shorter {_norms(why, c, not won)}"
+        )
+    if length < 0 and angle > 0:
+        return (
+            f"the key of {loser} is longer {_norms(why, c, not won)} but points further "
+            f"from the query {_cosines(why, c, not won)}"
+        )
+    if length > 0 and angle > 0:
+        return (
+            f"the key of {winner} is also longer {_norms(why, c, won)} and points closer "
+            f"to the query {_cosines(why, c, won)}"
+        )
+    if length < 0 and angle < 0:
+        return (
+            f"the key of {loser} is longer {_norms(why, c, not won)} and points closer to "
+            f"the query {_cosines(why, c, not won)}, yet loses on the other terms"
+        )
+    return ""
+
+
+def _second_term(why: ScoreFacts, c: ContrastFacts, loser: str, sign: float, kind: str) -> str:
+    """After a length (or angle) headline, what the other of the two does."""
+    won = sign > 0
+    value = (c.angle if kind == "angle" else c.length) * sign
+    unit = f" ({_signed(value)})"
+    if kind == "angle":
+        if value > 0:
+            return f"it also points closer to the query {_cosines(why, c, won)}{unit}"
+        if value < 0:
+            return (
+                f"the key of {loser} points {_closer(why, c)} to the query "
+                f"{_cosines(why, c, not won)}, which takes back {_fmt(-value)}"
+            )
+        return f"both point equally close to the query (cos {_fmt(why.cosine)})"
+    if value > 0:
+        return f"it is also longer {_norms(why, c, won)}{unit}"
+    if value < 0:
+        return (
+            f"the key of {loser} is longer {_norms(why, c, not won)}, which takes back "
+            f"{_fmt(-value)}"
+        )
+    return f"both keys are equally long (|k| {_fmt(why.key_norm)})"
+
+
+def _gap_split(why: ScoreFacts, c: ContrastFacts, k: str) -> str:
+    """The raw-score gap and its exact splits, each with its remainder."""
+    r = f"'{c.rival_token}'"
+    gap = _fmt(c.raw_gap)
+    text = (
+        f"The raw-score gap q . (k({k}) - k({r})) = {gap} splits into length "
+        f"{_signed(c.length)} and angle {_signed(c.angle)} (what the keys' lengths and "
+        "their directions do)"
+    )
+    if c.features is not None:
+        names = why.feature_names
+        label = _pair_label(names, c.features.shape[1])
+        text += "; over feature pairs (query x key): " + _listing(
+            c.features, label, ("pair", "pairs"), float(c.features.sum())
+        )
+        if c.bias_terms:
+            text += f", plus the projection bias {_signed(c.bias_terms)}"
+    text += "; over the head's dimensions: " + _listing(
+        c.dims, lambda d: f"dimension {d}", _DIMENSIONS, float(c.dims.sum())
+    )
+    text += "."
+    if c.bias_gap:
+        text += (
+            f" The additive bias adds {_signed(c.bias_gap)}: score gap = {_fmt(c.raw_gap)} x "
+            f"{_fmt(why.scale)} {_signed(c.bias_gap)} = {_fmt(c.score_gap)}."
+        )
+    return text
+
+
+def _direction(cosine: float) -> str:
+    """The words for a cosine, by the thresholds :data:`COS_SAME_WAY` and :data:`COS_PARTLY`."""
+    if cosine >= COS_SAME_WAY:
+        return "point the same way"
+    if cosine >= COS_PARTLY:
+        return "point partly the same way"
+    if cosine > 0:
+        return "are nearly orthogonal, tilted slightly the same way"
+    if cosine < 0:
+        return "point apart"
+    return "are orthogonal"
+
+
+def _dot_product(why: ScoreFacts, q: str, k: str) -> str:
+    """The pair's own dot product, as |q| |k| cos."""
+    weight = f"weight {_fmt(why.weight)}, {_rank(why)}"
+    # "only a small share": below the uniform share 1/n of the keys it may see.
+    if why.n_allowed > 1 and why.weight * why.n_allowed < 1.0 - 1e-12:
+        weight = f"only a small share, {weight}"
+    if why.query_norm == 0.0:
+        unbiased = why.bias == 0.0 and (why.contrast is None or why.contrast.bias_gap == 0.0)
+        scores = "" if unbiased else f" and only the bias ({_fmt(why.bias)}) sets the scores"
+        return (
+            f"The query of {q} is zero: it asks for nothing, so its dot product with every "
+            f"key is 0{scores} ({weight})."
+        )
+    if why.key_norm == 0.0:
+        return (
+            f"The key of {k} is zero: it offers nothing the query asks for, so their dot "
+            f"product is 0 ({weight})."
+        )
+    return (
+        f"Their own dot product is {_fmt(why.raw_score)} = |q| {_fmt(why.query_norm)} x "
+        f"|k| {_fmt(why.key_norm)} x cos {_fmt(why.cosine)}: the query of {q} and the key "
+        f"of {k} {_direction(why.cosine)} ({weight})."
+    )
 
 
 def _decomposition(why: ScoreFacts, q: str, k: str) -> list[str]:
     lines: list[str] = []
-    total = _fmt(why.raw_score)
-    if why.feature_contributions is not None and why.raw_score != 0.0:
-        names = why.feature_names
-        flat = why.feature_contributions.ravel()
-        magnitude = np.abs(flat)
-        if magnitude.size > 3:  # the top 3, ties in index order, without a full sort
-            third = np.partition(magnitude, -3)[-3]
-            candidates = np.flatnonzero(magnitude >= third)
-            order = candidates[np.argsort(-magnitude[candidates], kind="stable")]
-        else:
-            order = np.argsort(-magnitude, kind="stable")
-        parts = []
-        for index in order[:3]:
-            value = float(flat[index])
-            if value == 0.0:
-                break
-            a, b = divmod(int(index), why.feature_contributions.shape[1])
-            if names is None:
-                pair = f"feature {a} of {q} meeting feature {b} of {k}"
-            else:
-                pair = f"the '{names[a]}' feature of {q} meeting the '{names[b]}' feature of {k}"
-            parts.append(f"{pair} contributes {_signed(value)}")
+    total = why.raw_score
+    if why.feature_contributions is not None and total != 0.0:
+        label = _pair_label(why.feature_names, why.feature_contributions.shape[1], q, k)
+        text = "In the embedding features: " + _listing(
+            why.feature_contributions,
+            label,
+            ("feature pair", "feature pairs"),
+            float(why.feature_contributions.sum()),
+        )
         if why.bias_contribution:
-            parts.append(f"the projection biases contribute {_signed(why.bias_contribution)}")
-        if parts:
-            lines.append("In the embedding features: " + "; ".join(parts) + f" (total {total}).")
-    dims = np.argsort(-np.abs(why.dim_contributions), kind="stable")
-    dim_parts = [
-        f"dimension {int(d)} contributes {_signed(float(why.dim_contributions[d]))}"
-        for d in dims[:3]
-        if why.dim_contributions[d] != 0.0
-    ]
-    if dim_parts:
-        lines.append("In the head's dimensions: " + "; ".join(dim_parts) + f" (total {total}).")
+            text += f"; the projection biases {_signed(why.bias_contribution)}"
+            text += f" (dot product {_fmt(total)})"
+        lines.append(text + ".")
+    if total != 0.0:
+        lines.append(
+            "In the head's dimensions: "
+            + _listing(why.dim_contributions, lambda d: f"dimension {d}", _DIMENSIONS, total)
+            + "."
+        )
     return lines
+
+
+def _origin_sentence(why: ScoreFacts, origins: OriginFacts) -> str:
+    """Layer 0 of a real model: the dot product by where the embeddings came from."""
+    parts = origins.parts
+    width = len(parts)
+
+    def label(index: int) -> str:
+        a, b = divmod(index, width)
+        return f"{parts[a]} x {parts[b]}"
+
+    return (
+        "By origin of the embeddings (query part x key part, with each token's LayerNorm "
+        "mean and std fixed): "
+        + _listing(origins.blocks, label, ("block", "blocks"), float(origins.blocks.sum()))
+        + f"; the constants (LayerNorm beta, b_Q, b_K) {_signed(origins.constant_terms)} "
+        f"(dot product {_fmt(why.raw_score)})."
+    )
 
 
 def _competition(why: ScoreFacts, k: str) -> str:
@@ -320,11 +671,13 @@ def _competition(why: ScoreFacts, k: str) -> str:
         "weighs it against the row's other scores: weight = exp(score - logsumexp) = "
         f"exp({_fmt(why.score)} - {_fmt(why.logsumexp)}) = {_fmt(why.weight)}"
     )
-    if why.competitor_token is None:
+    c = why.contrast
+    if c is None:
         return text + f"; {k} is the only key allowed."
     return (
-        text + f"; the strongest competitor is '{why.competitor_token}' (score "
-        f"{_fmt(why.competitor_score)}, weight {_fmt(why.competitor_weight)})."
+        text + f". Against '{c.rival_token}' (score {_fmt(c.rival_score)}, weight "
+        f"{_fmt(c.rival_weight)}) the ratio of the weights is exp({_fmt(why.score)} - "
+        f"{_fmt(c.rival_score)}) = {_fmt(c.weight_ratio)}."
     )
 
 
@@ -335,25 +688,43 @@ def _scale_name(why: ScoreFacts) -> str:
     return _fmt(why.scale)
 
 
+def _saturation(unscaled_max: float) -> str:
+    """Whether a row without the scale would be saturated (:data:`SATURATED`)."""
+    if unscaled_max >= SATURATED:
+        return f"saturated (largest weight {_fmt(unscaled_max)}, at least {SATURATED})"
+    return f"yet not saturated (largest weight {_fmt(unscaled_max)}, below {SATURATED})"
+
+
 def _scale_sentence(why: ScoreFacts) -> str:
     unscaled = _fmt(why.unscaled_weight)
     if why.scale == 1.0:
         return "No scale was applied (scale = 1)."
-    if _fmt(why.unscaled_weight) == _fmt(why.weight):
+    if unscaled == _fmt(why.weight):
         return f"Without the scale the weight would be the same, {unscaled}."
-    if abs(why.scale) < 1.0:  # without it, the dot products lie further apart
-        spread = (
-            f"{_fmt(1.0 / abs(why.scale))} times further apart"
-            if why.scale
-            else "apart instead of all equal"
-        )
-        effect = "sharper"
-    else:  # a scale above 1 spreads them: without it they lie closer together
-        spread = f"{_fmt(abs(why.scale))} times closer together"
-        effect = "softer"
+    factor = _fmt(why.scale)
+    if abs(why.scale) < 1.0:  # without it, the score gaps are wider: a sharper row
+        effect = f"sharper, {_saturation(why.unscaled_max_weight)}"
+    else:  # a scale above 1 widens the gaps: without it the row is softer
+        effect = f"softer (largest weight {_fmt(why.unscaled_max_weight)})"
     return (
-        f"Without the scale the weight would be {unscaled}: the unscaled scores "
-        f"lie {spread}, so the softmax is {effect}."
+        f"The scale multiplies every score gap by {factor}: without it this weight would "
+        f"be {unscaled} instead of {_fmt(why.weight)}, and the row would be {effect}."
+    )
+
+
+def _value_sentence(why: ScoreFacts, q: str, k: str) -> str:
+    """What the key passes on: its size, its share of the output, its largest entries."""
+    passed = why.value_contribution
+    size = math.sqrt(float(passed @ passed)) if passed.size else 0.0
+    if size == 0.0:
+        return f"It passes on {_fmt(why.weight)} x v({k}) = 0: nothing reaches the output of {q}."
+    share = _fmt(100.0 * why.value_share)
+    return (
+        f"It passes on {_fmt(why.weight)} x v({k}), a vector of length {_fmt(size)}: "
+        f"{share}% of the output of {q} by projection (the shares of all keys sum to "
+        f"100%); its largest entries: "
+        + _listing(passed, lambda d: f"dimension {d}", _DIMENSIONS, float(passed.sum()))
+        + "."
     )
 
 
@@ -405,7 +776,7 @@ def query_narrative(row: QueryFacts, /) -> str:
         sharpness = "entirely on the one key it may see"
     elif abs(row.effective_keys - n_allowed) < 1e-9 * n_allowed:
         sharpness = f"evenly over all {n_allowed} keys it may see"
-    elif row.effective_keys < 1.5:
+    elif row.effective_keys < ONE_KEY:
         sharpness = "almost entirely on one key"
     else:
         sharpness = f"over about {_fmt(row.effective_keys)} of its {n_allowed} keys"
@@ -423,10 +794,20 @@ def query_narrative(row: QueryFacts, /) -> str:
     elif allowed_scores.max() == allowed_scores.min():
         lines.append("The scale changes nothing here: every allowed score is equal.")
     elif row.unscaled_entropy < row.entropy - 1e-12:
-        lines.append(
-            f"Without the scale ({_fmt(row.scale)}) the entropy would be {unscaled} nats: "
-            "the scale keeps the softmax from saturating."
+        without = (
+            f"Without the scale ({_fmt(row.scale)}) the entropy would be {unscaled} nats "
+            f"instead of {_fmt(row.entropy)}, and the largest weight "
+            f"{_fmt(row.unscaled_max_weight)} instead of {_fmt(row.max_weight)}"
         )
+        if row.unscaled_max_weight >= SATURATED:
+            lines.append(
+                f"{without}: the softmax would be saturated (largest weight at least "
+                f"{SATURATED}); the scale keeps it from saturating."
+            )
+        else:
+            lines.append(
+                f"{without}: sharper, yet not saturated (largest weight below {SATURATED})."
+            )
     elif row.unscaled_entropy > row.entropy + 1e-12:
         lines.append(
             f"Without the scale the entropy would be {unscaled} nats: here the scale "

@@ -32,7 +32,30 @@ The routines:
 
 Every number is exact (computed in float64 from the result's own arrays), none
 approximated: the contributions sum to the raw score, ``|q| |k| cos`` equals it, and
-``exp(score - logsumexp)`` equals the weight, to rounding.
+``exp(score - logsumexp)`` equals the weight, to rounding. Whenever a narrative lists
+the largest terms of a sum, it also states the rest and the total, so the numbers on
+screen add up.
+
+An explanation is **contrastive**: it says why the query prefers its key to a rival
+(the runner-up, or the top key), and its headline names the term of the gap that does
+most for the winner (:class:`Contrast`).
+
+Every qualitative word of a narrative comes from a stated threshold:
+
+=======================================  ==========================================
+words                                    when
+=======================================  ==========================================
+"point the same way"                     :math:`\cos\theta \ge 0.7`
+"point partly the same way"              :math:`0.3 \le \cos\theta < 0.7`
+"nearly orthogonal"                      :math:`0 < \cos\theta < 0.3`
+"point apart"                            :math:`\cos\theta < 0`
+"slightly closer" (of two keys)          their cosines differ by less than 0.1
+"saturated" (a row)                      its largest weight is at least 0.99
+"almost entirely on one key"             fewer than 1.5 effective keys
+"only a small share"                     weight below the uniform share 1 / n
+=======================================  ==========================================
+
+Sums are listed by their 3 largest terms.
 """
 
 from __future__ import annotations
@@ -270,6 +293,12 @@ class Contrast:
         The rest of ``raw_gap``: :math:`b_Q W_K^\top (x_j - x_r)^\top` (the terms with
         :math:`b_K` are the same for both keys and cancel); with ``features`` it sums to
         ``raw_gap``.
+    query_asks : (d_model, d_model) ndarray or None
+        :math:`x_i[a] (W_Q W_K^\top)[a, b]`: how much the query, through its feature
+        ``a``, asks for key feature ``b`` (negative: weighs against it);
+        ``features = query_asks * (key_x - rival_x)``.
+    key_x, rival_x : (d_model,) ndarray or None
+        The embeddings :math:`x_j` and :math:`x_r` the two keys came from.
     """
 
     rival: int
@@ -289,6 +318,9 @@ class Contrast:
     dims: Float64Array
     features: Float64Array | None
     bias_terms: float | None
+    query_asks: Float64Array | None
+    key_x: Float64Array | None
+    rival_x: Float64Array | None
 
 
 @dataclass(frozen=True)
@@ -377,6 +409,15 @@ class ScoreExplanation:
         The weight this key would get without the scale (``scale = 1``).
     value_contribution : (d_v,) ndarray
         ``weight * v_j``: what this key adds to the query's output.
+    unscaled_max_weight : float
+        The largest weight of the query's row without the scale: 0.99 or more is
+        *saturated* (see the thresholds in :mod:`~attention_from_scratch.explain`).
+    output : (d_v,) ndarray
+        The query's output :math:`o_i = \sum_l w_{il} v_l`, recomputed in float64.
+    value_share : float
+        This key's share of the output by projection,
+        :math:`(w_{ij} v_j \cdot o_i) / \lVert o_i \rVert^2`; the shares of all keys
+        sum to 1 (0 when the output is zero).
     contrast : Contrast or None
         Why this key and not the rival (the runner-up, or the top key, or ``rival=``):
         the gaps and their exact splits. None when the pair is masked or the query
@@ -415,6 +456,9 @@ class ScoreExplanation:
     competitor_score: float
     unscaled_weight: float
     value_contribution: Float64Array
+    unscaled_max_weight: float
+    output: Float64Array
+    value_share: float
     contrast: Contrast | None = None
     origins: OriginSplit | None = None
 
@@ -494,6 +538,23 @@ def explain_score(
        q_i \cdot k_j = \sum_{a, b} x_{ia} (W_Q W_K^\top)_{ab} x_{jb}
          + x_i W_Q b_K^\top + b_Q W_K^\top x_j^\top + b_Q \cdot b_K .
 
+    The contrast with a rival key :math:`r` splits the gap of the dot products the same
+    ways, each summing to it exactly: over dimensions and feature pairs (the
+    :math:`b_K` terms cancel), and, symmetrically in the two keys, into a **length**
+    and an **angle** term,
+
+    .. math::
+
+       q \cdot k_j - q \cdot k_r
+       = \underbrace{\lVert q\rVert (\lVert k_j\rVert - \lVert k_r\rVert)
+         \tfrac{\cos_j + \cos_r}{2}}_{\text{length}}
+       + \underbrace{\lVert q\rVert (\cos_j - \cos_r)
+         \tfrac{\lVert k_j\rVert + \lVert k_r\rVert}{2}}_{\text{angle}},
+       \qquad \frac{w_{ij}}{w_{ir}} = e^{s_{ij} - s_{ir}} .
+
+    The narrative's headline names the term that does most for the winner, so it is
+    true by construction.
+
     All of them are computed in float64 from the result's own arrays, so they reconcile
     to rounding; the norms are the overflow-safe ones of
     :func:`~attention_from_scratch.norms.l2_norm` and the log-sum-exp the stable one of
@@ -517,10 +578,20 @@ def explain_score(
     0.5741 1 4.0 2.0
     >>> print(why.feature_contributions[0])
     [0. 3. 0. 1.]
-    >>> print(str(why).splitlines()[0])
-    'creature' attends to 'fluffy' because the query of 'creature' and the key of 'fluffy'
     >>> print(why.feature_names[0], "x", why.feature_names[1], why.feature_contributions[0, 1])
     noun x adjective 3.0
+
+    Why *fluffy* and not the runner-up *blue*: the raw-score gap of 1 splits into what
+    the keys' lengths and directions do, and into feature pairs (only *noun* x
+    *texture* is not zero):
+
+    >>> c = why.contrast
+    >>> print(c.rival_token, c.raw_gap, c.score_gap, round(c.weight_ratio, 4))
+    blue 1.0 0.5 1.6487
+    >>> print(round(c.length, 4), round(c.angle, 4), c.features[0, 3])
+    1.2071 -0.2071 1.0
+    >>> print(str(why).splitlines()[0])
+    'creature' attends to 'fluffy' (0.5741) more than to 'blue' (0.3482) because the key of
     """
     row = _row(result, query, batch=batch, head=head, tokens=tokens)
     j = _resolve(key, row.key_tokens, "key")
@@ -576,6 +647,10 @@ def explain_score(
     if rival_index is not None and allowed[j]:
         contrast = _contrast(row, j, rival_index, raw_row, scores, cosine, q_norm, k_norm)
     unscaled = _row_weights(raw_row + row.bias, allowed) if allowed.any() else np.zeros(m)
+    passed = weight * row.v[j]  # (d_v,) what this key adds to the output
+    output = row.weights @ row.v  # (m,) @ (m, d_v) -> (d_v,)
+    out_sq = float(output @ output)
+    share = float(passed @ output) / out_sq if out_sq > 0.0 else 0.0
     return ScoreExplanation(
         query=row.query,
         key=j,
@@ -604,7 +679,10 @@ def explain_score(
         competitor_weight=0.0 if competitor is None else float(row.weights[competitor]),
         competitor_score=0.0 if competitor is None else float(scores[competitor]),
         unscaled_weight=float(unscaled[j]),
-        value_contribution=weight * row.v[j],
+        value_contribution=passed,
+        unscaled_max_weight=float(unscaled.max()) if m else 0.0,
+        output=output,
+        value_share=share,
         contrast=contrast,
     )
 
@@ -637,15 +715,18 @@ def _contrast(
     # |q| |k_j| cos_j - |q| |k_r| cos_r, split symmetrically in the two keys
     length = q_norm * (k_norm - r_norm) * (cosine + r_cos) / 2
     angle = q_norm * (cosine - r_cos) * (k_norm + r_norm) / 2
-    features: Float64Array | None = None
+    features = asks = key_x = rival_x = None
     bias_terms: float | None = None
     if row.x_i is not None and row.x_keys is not None and row.w_q is not None:
         if row.w_k is None:  # pragma: no cover - set together with w_q
             msg = "w_k missing"
             raise RuntimeError(msg)
-        dx = row.x_keys[j] - row.x_keys[r]  # (d_model,)
+        key_x, rival_x = row.x_keys[j], row.x_keys[r]
+        dx = key_x - rival_x  # (d_model,)
         with np.errstate(over="ignore", invalid="ignore"):  # reported by _finite
-            features = row.x_i[:, None] * (row.w_q @ row.w_k.T) * dx[None, :] + 0.0  # no -0
+            asks = row.x_i[:, None] * (row.w_q @ row.w_k.T)  # x_i[a] (W_Q W_K^T)[a, b]
+            features = asks * dx[None, :] + 0.0  # + 0.0: no -0 in a printed matrix
+        asks = _finite(asks, "the query's asks x_i[a] (W_Q W_K^T)[a, b]")
         features = _finite(features, "the feature contributions to the gap")
         b_q = np.zeros_like(row.q) if row.b_q is None else row.b_q
         with np.errstate(over="ignore", invalid="ignore"):  # reported by _finite
@@ -669,6 +750,9 @@ def _contrast(
         dims=row.q * (row.k[j] - row.k[r]),
         features=features,
         bias_terms=bias_terms,
+        query_asks=asks,
+        key_x=key_x,
+        rival_x=rival_x,
     )
 
 
@@ -702,6 +786,9 @@ class QueryExplanation:
         :math:`e^{H}`, the number of keys the attention is spread over.
     unscaled_entropy : float
         The entropy the row would have without the scale.
+    max_weight, unscaled_max_weight : float
+        The row's largest weight, with and without the scale (0 when every key is
+        masked); 0.99 or more is *saturated*.
     scale : float
         The scale the result applied to the dot products.
     """
@@ -718,6 +805,8 @@ class QueryExplanation:
     entropy: float
     effective_keys: float
     unscaled_entropy: float
+    max_weight: float
+    unscaled_max_weight: float
     scale: float
 
     @property
@@ -796,17 +885,19 @@ def explain_query(
     'creature' looks at 'fluffy' 0.5741, 'blue' 0.3482, 'creature' 0.0777.
     Its attention is spread over about 2.422 of its 3 keys (entropy 0.8845 nats, effective
       keys 2.422).
-    Without the scale (0.5) the entropy would be 0.6448 nats: the scale keeps the softmax
-      from saturating.
+    Without the scale (0.5) the entropy would be 0.6448 nats instead of 0.8845, and the
+      largest weight 0.7214 instead of 0.5741: sharper, yet not saturated (largest weight
+      below 0.99).
     """
     row = _row(result, query, batch=batch, head=head, tokens=tokens)
     weights = row.weights
     order = tuple(int(j) for j in np.argsort(-weights, kind="stable"))
     h = float(_entropy(weights))
     if row.allowed.any():
-        unscaled_h = float(_entropy(_row_weights(row.raw + row.bias, row.allowed)))
+        unscaled = _row_weights(row.raw + row.bias, row.allowed)
+        unscaled_h, unscaled_max = float(_entropy(unscaled)), float(unscaled.max())
     else:
-        unscaled_h = 0.0
+        unscaled_h = unscaled_max = 0.0
     return QueryExplanation(
         query=row.query,
         query_token=row.query_tokens[row.query],
@@ -820,6 +911,8 @@ def explain_query(
         entropy=h,
         effective_keys=math.exp(h),
         unscaled_entropy=unscaled_h,
+        max_weight=float(weights.max()) if weights.size else 0.0,
+        unscaled_max_weight=unscaled_max,
         scale=row.scale,
     )
 

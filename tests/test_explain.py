@@ -9,8 +9,10 @@ exp(score - logsumexp)``) and against the loop reference of
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +53,14 @@ from tests.tolerances import REFERENCE
 Float64Array = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 TOL = REFERENCE.rtol  # float64 against the loop reference (tests/tolerances.py)
+
+# The headline of creature -> fluffy: the issue's sentence, word for word where it matters.
+CREATURE_FLUFFY = (
+    "'creature' attends to 'fluffy' (0.5741) more than to 'blue' (0.3482) because the key "
+    "of 'fluffy' carries the 'texture' feature that the query of 'creature' asks for "
+    "('noun' x 'texture': +1 of the 1 raw-score gap); the key of 'blue' points slightly "
+    "closer to the query (cos 0.9487 vs 0.8944) but is shorter (|k| 1 vs 1.414)."
+)
 
 # The heatmap of the running example, as its docstring prints it.
 RUNNING_HEATMAP = (
@@ -150,7 +160,45 @@ def _check_pair(
         _close(e.feature_contributions, features, fmag)
         _close(e.bias_contribution, bias_part, fmag)
         _close(float(e.feature_contributions.sum()) + e.bias_contribution, e.raw_score, fmag)
-    assert text.startswith(f"'{e.query_token}' attends to '{e.key_token}' because")
+    if e.contrast is None:
+        assert e.n_allowed == 1
+        assert text.startswith(f"'{e.query_token}' attends to '{e.key_token}' because")
+    else:
+        _check_contrast(e, weights_row)
+        assert text.startswith(f"'{e.query_token}' attends to '{e.key_token}' (")
+        assert " because " in text.splitlines()[0] + text.splitlines()[1]
+
+
+def _check_contrast(e: ScoreExplanation, weights_row: Float64Array) -> None:
+    """The contrast with the rival: every gap and every split sums exactly (1e-12)."""
+    c = e.contrast
+    assert c is not None
+    assert c.rival == e.competitor  # by default: the runner-up, or the top key
+    assert c.rival_weight == weights_row[c.rival]
+    raw_mag = abs(e.raw_score) + abs(c.rival_raw_score)
+    _close(c.raw_gap, e.raw_score - c.rival_raw_score, raw_mag)
+    _close(c.score_gap, e.score - c.rival_score, abs(e.score) + abs(c.rival_score))
+    _close(c.score_gap, c.raw_gap * e.scale + c.bias_gap, raw_mag * abs(e.scale))
+    _close(c.bias_gap, e.bias - c.rival_bias, abs(e.bias) + abs(c.rival_bias))
+    if c.rival_weight > 0.0 and e.weight > 0.0:
+        _close(c.weight_ratio, e.weight / c.rival_weight)
+    # Length vs angle: symmetric in the two keys, summing to the raw gap.
+    q_size = e.query_norm * (e.key_norm + c.rival_key_norm)
+    _close(c.length + c.angle, c.raw_gap, q_size)
+    _close(c.rival_key_norm * e.query_norm * c.rival_cosine, c.rival_raw_score, q_size)
+    # Per dimension and per feature pair.
+    dims_mag = float(np.abs(c.dims).sum())
+    _close(float(c.dims.sum()), c.raw_gap, dims_mag)
+    if c.features is not None:
+        assert c.bias_terms is not None
+        assert c.query_asks is not None
+        assert c.key_x is not None
+        assert c.rival_x is not None
+        np.testing.assert_array_equal(c.features, c.query_asks * (c.key_x - c.rival_x) + 0.0)
+        fmag = float(np.abs(c.features).sum()) + abs(c.bias_terms)
+        _close(float(c.features.sum()) + c.bias_terms, c.raw_gap, fmag)
+        assert e.feature_contributions is not None
+        assert e.bias_contribution is not None
 
 
 def _check_query(
@@ -245,10 +293,35 @@ def test_running_example_creature_attends_to_fluffy_by_hand() -> None:
     _close(why.competitor_score, 1.5)
     _close(why.value_contribution, [0.0, 0.0, 0.0, why.weight])  # fluffy's value: texture
     text = str(why)
-    assert text.startswith("'creature' attends to 'fluffy' because")
     for word in ("'creature'", "'fluffy'", "'noun'", "'adjective'", "'texture'", "'blue'"):
         assert word in text
     assert "masked" not in text
+    # The contrast with the runner-up 'blue', exact.
+    c = why.contrast
+    assert c is not None
+    assert (c.rival, c.rival_token, c.raw_gap, c.score_gap, c.bias_gap) == (
+        1,
+        "blue",
+        1.0,
+        0.5,
+        0.0,
+    )
+    _close(c.weight_ratio, math.exp(0.5))
+    _close(c.rival_cosine, 3.0 / math.sqrt(10.0))
+    assert c.rival_key_norm == 1.0
+    # length: |q| (|k_f| - |k_b|) (cos_f + cos_b) / 2, angle: |q| (cos_f - cos_b) (|k_f| + |k_b|) / 2
+    root10, root2 = math.sqrt(10.0), math.sqrt(2.0)
+    cos_f, cos_b = 4.0 / (root10 * root2), 3.0 / root10
+    _close(c.length, root10 * (root2 - 1.0) * (cos_f + cos_b) / 2, 10.0)
+    _close(c.angle, root10 * (cos_f - cos_b) * (root2 + 1.0) / 2, 10.0)
+    np.testing.assert_array_equal(c.dims, [0.0, 1.0, 0.0, 0.0])
+    expected = np.zeros((4, 4))
+    expected[noun, texture] = 1.0  # fluffy is a texture and blue is not; both adjectives
+    assert c.features is not None
+    np.testing.assert_array_equal(c.features, expected)
+    assert c.bias_terms == 0.0
+    # The headline, word for word: the largest term of the gap, and the honest rest.
+    assert _flat(why).startswith(CREATURE_FLUFFY)
 
 
 def test_running_example_creature_attends_to_blue_by_hand() -> None:
@@ -267,6 +340,14 @@ def test_running_example_creature_attends_to_blue_by_hand() -> None:
     _close(why.weight, _softmax([2.0, 1.5, 0.0])[1])
     _close(why.unscaled_weight, _softmax([4.0, 3.0, 0.0])[1])
     assert why.competitor_token == "fluffy"
+    assert why.contrast is not None
+    assert (why.contrast.rival_token, why.contrast.raw_gap) == ("fluffy", -1.0)
+    assert _flat(why).startswith(
+        "'creature' attends to 'blue' (0.3482) less than to 'fluffy' (0.5741) because the "
+        "key of 'fluffy' carries the 'texture' feature that the query of 'creature' asks "
+        "for ('noun' x 'texture': +1 of the 1 raw-score gap); the key of 'blue' points "
+        "slightly closer to the query (cos 0.9487 vs 0.8944) but is shorter (|k| 1 vs 1.414)."
+    )
 
 
 @pytest.mark.parametrize("query", ["fluffy", "blue"])
@@ -306,7 +387,11 @@ def test_explain_query_creature() -> None:
     assert row.unscaled_entropy < row.entropy  # the scale keeps the softmax soft
     text = str(row)
     assert text.startswith("'creature' looks at 'fluffy' 0.5741, 'blue' 0.3482")
-    assert "saturating" in text
+    # d_k = 4: the unscaled row (0.72, 0.27, 0.01) is sharper, but not saturated.
+    _close(row.unscaled_max_weight, _softmax([4.0, 3.0, 0.0])[0])
+    _close(row.max_weight, w[0])
+    assert "yet not saturated (largest weight below 0.99)" in _flat(row)
+    assert "saturating" not in text
 
 
 def test_causal_running_example_fluffy_sees_itself_only() -> None:
@@ -865,7 +950,7 @@ def test_zero_key_is_called_zero() -> None:
     assert why.key_norm == 0.0
     assert why.rank == 3
     text = str(why)
-    assert "the key of 'creature' is zero" in text
+    assert "The key of 'creature' is zero" in text
     assert "orthogonal" not in text
 
 
@@ -885,7 +970,8 @@ def test_scale_above_one_makes_the_softmax_sharper() -> None:
     result = scaled_dot_product_attention(x, x, x, scale=2.0)
     why = explain_score(result, 0, 1)
     assert why.unscaled_weight > why.weight  # unscaled scores lie closer together
-    assert "2 times closer together, so the softmax is softer" in _flat(why)
+    assert "multiplies every score gap by 2" in _flat(why)
+    assert "the row would be softer (largest weight" in _flat(why)
     row = explain_query(result, 0)
     assert row.unscaled_entropy > row.entropy
     text = _flat(row)
@@ -909,7 +995,8 @@ def test_zero_query_with_bias_is_not_uniform() -> None:
     why = explain_score(result, 0, 0)
     _close(why.weight, _softmax([1.0, 0.0])[0])
     text = _flat(why)
-    assert "query is zero" in text
+    assert "The query of 'token 0' is zero" in text
+    assert "the additive bias favours 'token 0' (bias 1 vs 0: +1 of the 1 score gap)" in text
     assert "only the bias" in text
     assert "evenly" not in text
     assert "every allowed score is equal" not in _flat(explain_query(result, 0))
@@ -985,3 +1072,240 @@ def test_heatmap_labels_with_control_characters_stay_on_one_line() -> None:
     assert lines[0].split() == ["query", "\\", "key", "x\\ty", "z"]
     assert lines[1].startswith("a\\nb ")
     assert lines[2].startswith("c\\rd ")
+
+
+# --- the contrast: why this key and not the rival ---------------------------------------
+
+
+def _headline_term(e: ScoreExplanation) -> float:
+    """The term the headline must name, recomputed: the largest in the winner's favour.
+
+    Candidates in score units: every feature pair and the projection-bias terms when
+    the features are known, else length and angle; and the additive bias gap.
+    """
+    c = e.contrast
+    assert c is not None
+    sign = 1.0 if c.score_gap > 0 else -1.0
+    if c.features is not None:
+        assert c.bias_terms is not None
+        candidates = [float(v) * e.scale for v in c.features.ravel()] + [c.bias_terms * e.scale]
+    else:
+        candidates = [c.length * e.scale, c.angle * e.scale]
+    candidates.append(c.bias_gap)
+    return max(value * sign for value in candidates)
+
+
+def _fmt4(value: float) -> str:
+    return "0" if value == 0 else f"{value:.4g}"
+
+
+@given(projected_cases())
+def test_headline_names_the_largest_term(case: ProjectedCase) -> None:
+    """On random projected results, the headline quotes the term that does most."""
+    x = case.x if case.x.ndim == 2 else case.x[0]
+    result = multi_head_attention(
+        x,
+        case.params,
+        n_heads=case.n_heads,
+        n_kv_heads=case.n_kv_heads,
+        mask=case.mask if case.context is None else None,
+        is_causal=case.is_causal,
+    )
+    n = x.shape[0]
+    for i, j in itertools.product(range(n), range(n)):
+        e = explain_score(result, i, j, head=case.n_heads - 1)
+        c = e.contrast
+        if c is None or c.score_gap == 0.0:
+            continue
+        term = _headline_term(e)
+        assert term > 0.0  # the terms sum to the gap: one of them is on the winner's side
+        first = _flat(e).split(". ")[0]
+        if c.bias_gap == 0.0:
+            quoted = f"(+{_fmt4(term / e.scale)} of the {_fmt4(abs(c.raw_gap))} raw-score gap)"
+        else:
+            quoted = f"+{_fmt4(term)} of the {_fmt4(abs(c.score_gap))} score gap)"
+        assert quoted.removeprefix("(") in first, (quoted, first)
+
+
+def test_headline_without_features_is_length_or_angle() -> None:
+    # k_0 is long and off the query's direction, k_1 short and along it.
+    q = np.array([[1.0, 0.0]])
+    k = np.array([[3.0, 3.0], [1.0, 0.0]])  # raw 3 and 1: length wins, angle loses
+    result = scaled_dot_product_attention(q, k, np.eye(2))
+    why = explain_score(result, 0, 0)
+    c = why.contrast
+    assert c is not None
+    root18 = math.sqrt(18.0)
+    _close(c.length, 1.0 * (root18 - 1.0) * (1 / math.sqrt(2) + 1.0) / 2, 10.0)
+    _close(c.angle, 1.0 * (1 / math.sqrt(2) - 1.0) * (root18 + 1.0) / 2, 10.0)
+    assert c.raw_gap == 2.0
+    text = _flat(why)
+    assert "because the key of 'token 0' is longer (|k| 4.243 vs 1)" in text
+    assert "the key of 'token 1' points closer to the query (cos 1 vs 0.7071)" in text
+    # The loser's view names the same reason.
+    assert "because the key of 'token 0' is longer" in _flat(explain_score(result, 0, 1))
+    # A key that points closer and is as long: the angle decides.
+    k2 = np.array([[1.0, 1.0], [math.sqrt(2.0), 0.0]])
+    why2 = explain_score(scaled_dot_product_attention(q, k2, np.eye(2)), 0, 1)
+    assert "because the key of 'token 1' points closer to the query" in _flat(why2)
+
+
+def test_rival_can_be_named() -> None:
+    ex = fluffy_blue_creature()
+    result = self_attention(ex.x, ex.params)
+    why = explain_score(
+        result,
+        "creature",
+        "fluffy",
+        tokens=ex.tokens,
+        feature_names=ex.feature_names,
+        rival="creature",
+    )
+    c = why.contrast
+    assert c is not None
+    assert (c.rival_token, c.raw_gap, c.score_gap) == ("creature", 4.0, 2.0)
+    assert why.competitor_token == "blue"  # the strongest other key is unchanged
+    assert _flat(why).startswith(
+        "'creature' attends to 'fluffy' (0.5741) more than to 'creature' (0.0777) because "
+        "the key of 'fluffy' carries the 'adjective' feature that the query of 'creature' "
+        "asks for ('noun' x 'adjective': +3 of the 4 raw-score gap)"
+    )
+    with pytest.raises(ValueError, match=r"rival 'fluffy' .* is the key itself"):
+        explain_score(result, "creature", "fluffy", tokens=ex.tokens, rival="fluffy")
+    causal = self_attention(ex.x, ex.params, is_causal=True)
+    with pytest.raises(ValueError, match=r"rival 'creature' .* is masked"):
+        explain_score(causal, "blue", "fluffy", tokens=ex.tokens, rival="creature")
+    with pytest.raises(IndexError, match="rival"):
+        explain_score(result, 2, 0, rival=5)
+
+
+def test_value_shares_sum_to_one() -> None:
+    rng = np.random.default_rng(3)
+    q, k, v = rng.normal(size=(4, 3)), rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+    result = scaled_dot_product_attention(q, k, v)
+    for i in range(4):
+        shares = [explain_score(result, i, j).value_share for j in range(5)]
+        _close(math.fsum(shares), 1.0, 10.0)
+        why = explain_score(result, i, 0)
+        _close(why.output, result.output[i])
+        passed = [explain_score(result, i, j).value_contribution for j in range(5)]
+        _close(np.sum(passed, axis=0), result.output[i])
+
+
+# --- graded claims: every qualitative word from a documented threshold ---------------
+
+
+def _with(why: ScoreExplanation, **changes: Any) -> str:
+    return _flat(dataclasses.replace(why, **changes))
+
+
+@pytest.mark.parametrize(
+    ("cosine", "words"),
+    [
+        (0.7, "point the same way"),
+        (0.6999, "point partly the same way"),
+        (0.3, "point partly the same way"),
+        (0.2999, "are nearly orthogonal"),
+        (-0.01, "point apart"),
+    ],
+)
+def test_cosine_words_both_sides_of_their_thresholds(cosine: float, words: str) -> None:
+    ex = fluffy_blue_creature()
+    why = explain_score(self_attention(ex.x, ex.params), 2, 0)
+    assert f"x cos {_fmt4(cosine)}: the query of 'token 2' and the key of 'token 0' {words}" in (
+        _with(why, cosine=cosine)
+    )
+
+
+@pytest.mark.parametrize(
+    ("rival_cosine", "slightly"), [(0.8944 + 0.0999, True), (0.8944 + 0.1001, False)]
+)
+def test_slightly_closer_below_a_tenth(rival_cosine: float, slightly: bool) -> None:
+    ex = fluffy_blue_creature()
+    why = explain_score(self_attention(ex.x, ex.params), 2, 0)
+    assert why.contrast is not None
+    contrast = dataclasses.replace(why.contrast, rival_cosine=rival_cosine)
+    text = _with(why, cosine=0.8944, contrast=contrast)
+    assert ("points slightly closer" in text) is slightly
+    assert "points closer" in text or slightly
+
+
+@pytest.mark.parametrize(("unscaled_max", "saturated"), [(0.99, True), (0.98999, False)])
+def test_saturated_only_past_the_threshold(unscaled_max: float, saturated: bool) -> None:
+    ex = fluffy_blue_creature()
+    result = self_attention(ex.x, ex.params)
+    why = explain_score(result, 2, 0)
+    text = _with(why, unscaled_max_weight=unscaled_max)
+    assert ("sharper, saturated (largest weight" in text) is saturated
+    assert ("sharper, yet not saturated" in text) is not saturated
+    row = explain_query(result, 2)
+    row_text = _flat(dataclasses.replace(row, unscaled_max_weight=unscaled_max))
+    assert ("the scale keeps it from saturating" in row_text) is saturated
+    assert ("yet not saturated" in row_text) is not saturated
+
+
+def test_saturation_at_large_d_k_is_called_so() -> None:
+    """The scale's effect in numbers: d_k = 512, random unit-variance q and k."""
+    rng = np.random.default_rng(0)
+    q, k = rng.normal(size=(1, 512)), rng.normal(size=(8, 512))
+    result = scaled_dot_product_attention(q, k, np.eye(8))
+    row = explain_query(result, 0)
+    assert row.unscaled_max_weight >= 0.99  # raw scores spread by sqrt(512) ~ 22.6
+    assert row.max_weight < 0.99
+    assert "the softmax would be saturated" in _flat(row)
+
+
+@pytest.mark.parametrize(("effective", "one_key"), [(1.4999, True), (1.5, False)])
+def test_almost_one_key_below_one_and_a_half(effective: float, one_key: bool) -> None:
+    ex = fluffy_blue_creature()
+    row = explain_query(self_attention(ex.x, ex.params), 2)
+    text = _flat(dataclasses.replace(row, effective_keys=effective))
+    assert ("almost entirely on one key" in text) is one_key
+
+
+@pytest.mark.parametrize(("weight", "small"), [(1 / 3 - 1e-9, True), (1 / 3, False)])
+def test_small_share_below_the_uniform_share(weight: float, small: bool) -> None:
+    ex = fluffy_blue_creature()
+    why = explain_score(self_attention(ex.x, ex.params), 2, 1)
+    assert ("only a small share" in _with(why, weight=weight)) is small
+
+
+# --- totals that add up on screen ------------------------------------------------------
+
+
+def _listed_sum(paragraph: str) -> tuple[float, float]:
+    """The listed terms' sum and the stated total of one 'a +x; b +y; the other N +z (total t)'."""
+    body, total = paragraph.rsplit("(total ", 1)
+    numbers = [
+        float(t) for t in re.findall(r" ([+-]?[\d.]+(?:e[+-]?\d+)?)(?=;|\s*$)", body.strip())
+    ]
+    return math.fsum(numbers), float(total.split(")")[0])
+
+
+def test_every_listing_states_its_remainder() -> None:
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(5, 8))
+    params = AttentionParams.random(8, 4, rng=rng)
+    result = self_attention(x, params)
+    for i, j in itertools.product(range(5), range(5)):
+        flat = _flat(explain_score(result, i, j))
+        listings = re.findall(
+            r"(?:features|dimensions|entries|\(query x key\)): ([^()]*?\(total [^)]*\))", flat
+        )
+        # the gap over features and dimensions, the score over both, the value's entries
+        assert len(listings) >= 4
+        for listing in listings:
+            assert "the other " in listing or listing.count(";") < 3
+            listed, total = _listed_sum(listing)
+            # 4 significant digits per printed term
+            assert (
+                abs(listed - total)
+                <= 5e-4
+                * (
+                    abs(total)
+                    + sum(
+                        abs(float(v)) for v in re.findall(r" ([+-][\d.]+(?:e[+-]?\d+)?)", listing)
+                    )
+                )
+                + 1e-12
+            ), listing

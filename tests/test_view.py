@@ -109,8 +109,8 @@ def test_page_holds_every_narrative() -> None:
             assert head["explanations"][i][j] == str(why)
             assert head["weights"][i][j] == round(why.weight, 6)
             assert head["masked"][i][j] is False
-    assert head["explanations"][2][0].startswith("'creature' attends to 'fluffy' because")
-    assert "'creature' attends to 'fluffy' because" in page  # plain text survives the JSON
+    assert head["explanations"][2][0].startswith("'creature' attends to 'fluffy' (0.5741) more")
+    assert "'creature' attends to 'fluffy' (0.5741) more" in page  # plain text survives the JSON
 
 
 def test_masked_pairs_are_flagged() -> None:
