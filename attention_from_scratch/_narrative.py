@@ -559,6 +559,11 @@ def _gap_split(why: ScoreFacts, c: ContrastFacts, k: str) -> str:
     """The raw-score gap and its exact splits, each with its remainder."""
     r = f"'{c.rival_token}'"
     gap = _fmt(c.raw_gap)
+    if not c.dims.any() and (c.features is None or not c.features.any()) and not c.bias_terms:
+        text = f"The raw-score gap q . (k({k}) - k({r})) is 0: every term of it is 0."
+        if c.bias_gap:
+            text += f" Only the additive bias separates the scores ({_signed(c.bias_gap)})."
+        return text
     text = (
         f"The raw-score gap q . (k({k}) - k({r})) = {gap} splits into length "
         f"{_signed(c.length)} and angle {_signed(c.angle)} (what the keys' lengths and "

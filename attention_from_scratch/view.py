@@ -400,7 +400,7 @@ def to_html(
     >>> page = to_html(self_attention(ex.x, ex.params), tokens=ex.tokens, title="fluffy")
     >>> print(page.startswith("<!DOCTYPE html>"), "http" in page.replace("http://www.w3.org", ""))
     True False
-    >>> print("'creature' attends to 'fluffy' because" in page)
+    >>> print("'creature' attends to 'fluffy' (0.5741) more than to 'blue'" in page)
     True
     """
     if title is not None:

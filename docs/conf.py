@@ -166,6 +166,14 @@ def _write_minilm_view(app: Sphinx) -> None:
         log.warning("the view of all-MiniLM-L6-v2 was not built: %s", exc)
 
 
+def _write_running_view(app: Sphinx) -> None:
+    """Write ``_generated/running_example.html`` (the explain chapter embeds it)."""
+    if app.builder.format != "html":
+        return
+    script = runpy.run_path(str(DOCS / "scripts" / "running_example_view.py"))
+    logging.getLogger(__name__).info("writing %s", script["write_page"]())
+
+
 def _check_mathjax(app: Sphinx) -> None:
     """Warn (an error under -W) when the book would load MathJax from the network."""
     if app.builder.format == "html" and MATHJAX_LOCAL is None:
@@ -178,5 +186,6 @@ def _check_mathjax(app: Sphinx) -> None:
 def setup(app: Sphinx) -> dict[str, bool]:
     """Generate the book's assets when the builder starts."""
     app.connect("builder-inited", _write_minilm_view)
+    app.connect("builder-inited", _write_running_view)
     app.connect("builder-inited", _check_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
