@@ -328,7 +328,7 @@ def test_broken_pipe_in_process(
 ) -> None:
     class ClosedPipe:
         def write(self, text: str) -> int:
-            raise BrokenPipeError(32, "Broken pipe")
+            raise BrokenPipeError(32, f"Broken pipe writing {len(text)} characters")
 
         def flush(self) -> None:
             raise BrokenPipeError(32, "Broken pipe")
@@ -552,3 +552,66 @@ def test_model_html_of_one_head(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert page.startswith("<!DOCTYPE html>")
     assert "<title>Layer 3, head 1: [CLS] the fluffy blue creature" in page
     assert "'it' attends to 'creature'" in page
+
+
+def _sharpest(run: Any, query: int | str, layers: range, heads: range) -> tuple[int, int, float]:
+    """The (layer, head, entropy) of the lowest entropy of query's row, by a plain loop."""
+    found = [
+        (run.explain_query(layer, head, query).entropy, layer, head)
+        for layer in layers
+        for head in heads
+    ]
+    entropy, layer, head = min(found)
+    assert [e for e, *_ in found].count(entropy) == 1  # no tie to break
+    return layer, head, entropy
+
+
+@pytest.mark.pretrained
+def test_model_shows_the_sharpest_head(
+    minilm_run: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tokens = minilm_run.tokens
+    assert tokens[12] == "tired"  # the last word: neither [SEP] nor "."
+    layer, head, entropy = _sharpest(minilm_run, 12, range(6), range(12))
+    assert (layer, head) == (0, 2)  # the previous-token head
+    status, out, err = _main(["explain", "--model", "minilm"], capsys)
+    assert status == 0, err
+    first, rest = out.split("\n\n", 1)
+    assert first == (
+        f"layer 0 head 2: the head where 'tired' attends most sharply (entropy {entropy:.4f} nats)"
+    )
+    weights = minilm_run.layers[0].weights[2]
+    assert heatmap(weights, row_labels=tokens, col_labels=tokens) + "\n" + LEGEND in rest
+    assert rest.startswith("Layer 0, head 2 of ")
+    assert "  12 'tired' -> 'was' 1.000" in rest
+
+
+@pytest.mark.pretrained
+@pytest.mark.parametrize(
+    ("extra", "layers", "heads", "which"),
+    [
+        ([], range(6), range(12), "the head"),
+        (["--layer", "3"], range(3, 4), range(12), "the head of layer 3"),
+        (["--head", "1"], range(6), range(1, 2), "the layer for head 1"),
+    ],
+)
+def test_model_query_in_the_sharpest_head(
+    minilm_run: Any,
+    extra: list[str],
+    layers: range,
+    heads: range,
+    which: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    layer, head, entropy = _sharpest(minilm_run, "it", layers, heads)
+    status, out, err = _main(["explain", "--model", "minilm", "--query", "it", *extra], capsys)
+    assert status == 0, err
+    row = minilm_run.explain_query(layer, head, "it")
+    line = f"layer {layer} head {head}: {which} where 'it' attends most sharply"
+    assert out == (
+        f"{line} (entropy {entropy:.4f} nats)\n\n{row}\n\n"
+        f"{minilm_run.explain(layer, head, 'it', row.order[0])}\n"
+    )
+    if extra == ["--layer", "3"]:
+        assert (layer, head) == (3, 1)  # the head that resolves 'it' to 'creature'
+        assert "\n'it' attends to 'creature'" in out

@@ -675,6 +675,7 @@ def test_run_text_that_is_not_unicode_is_a_value_error_naming_it(tmp_path: Path)
         encoder.tokenize(bad)
     assert encoder.run("the fluffy creature").tokens[1:4] == ("the", "fluffy", "creature")
 
+
 def test_from_pretrained_float32(tmp_path: Path) -> None:
     path = _checkpoint(tmp_path / "tiny")
     encoder = BertEncoder.from_pretrained(str(path), dtype="float32")
