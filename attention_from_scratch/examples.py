@@ -1,6 +1,6 @@
 r"""The running worked examples: small inputs whose every number can be read by hand.
 
-The book, the docstrings and the command line all explain attention on the same two
+The book, the docstrings and the command line all explain attention on the same few
 examples, so a number met in one chapter is met again in the next.
 
 **"fluffy blue creature"** -- three tokens, four features, one head, after the
@@ -35,6 +35,19 @@ but ``blue`` is not ignored, and no two scores tie. After the scale
 :math:`1/\sqrt{4}` the softmax gives about ``[0.5741, 0.3482, 0.0777]``, and
 ``creature``'s output is mostly texture with some colour.
 
+**"the fluffy creature purred"** -- four tokens, four features, one head
+(:func:`fluffy_creature_purred`): what the 3x4 cannot show. Two queries ask
+*different* questions -- the noun *creature* asks for its modifiers, the verb *purred*
+for its subject noun -- and the causal mask changes an answer: the adjective *fluffy*
+asks for the noun it describes, which comes after it, so under ``is_causal=True`` it
+settles for the determiner *the* instead. Its raw scores ``q k^T`` are::
+
+                  the  fluffy  creature  purred
+    the             0       0         0       0
+    fluffy          1       0         2       0
+    creature        3       4         0       0
+    purred          2       0         4       0
+
 **Gram example** -- ``x = [[1, 0, 1, 0], [0, 2, 0, 2], [1, 1, 1, 1]]`` with identity
 weights, so ``Q = K = V = x`` and the scores are the Gram matrix ``x x^T`` scaled
 by 1/2: ``[[1, 0, 1], [0, 4, 2], [1, 2, 2]]``. It checks softmax and attention
@@ -56,6 +69,10 @@ Examples
 [[0. 0. 0.]
  [0. 0. 0.]
  [4. 3. 0.]]
+>>> from attention_from_scratch.examples import fluffy_creature_purred
+>>> ex4 = fluffy_creature_purred()
+>>> print(ex4.tokens, ex4.x.shape)
+('the', 'fluffy', 'creature', 'purred') (4, 4)
 """
 
 from __future__ import annotations
@@ -72,7 +89,7 @@ from attention_from_scratch._checks import (
 )
 from attention_from_scratch.projections import AttentionParams
 
-__all__ = ["Example", "fluffy_blue_creature", "gram_example"]
+__all__ = ["Example", "fluffy_blue_creature", "fluffy_creature_purred", "gram_example"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,6 +246,177 @@ def fluffy_blue_creature() -> Example:
             "The noun 'creature' asks which adjectives describe it; 'fluffy' (adjective "
             "and texture) answers most strongly, 'blue' (adjective) next, and their "
             "values carry texture and colour into the noun."
+        ),
+    )
+
+
+def fluffy_creature_purred() -> Example:
+    r"""A 4x4 example: two different questions, and an answer the causal mask changes.
+
+    Returns
+    -------
+    example : Example
+        Tokens ``the, fluffy, creature, purred``; features ``noun, adjective, verb,
+        determiner``; ``x`` (4, 4); one head with ``d_k = d_v = 4`` (scale
+        :math:`1/\sqrt{4} = 1/2`, as in :func:`fluffy_blue_creature`), no biases, no
+        ``w_o``.
+
+    See Also
+    --------
+    fluffy_blue_creature : The 3x4 running example, one question only.
+    attention_from_scratch.self_attention.self_attention : ``is_causal=True`` applies
+        the mask.
+
+    Notes
+    -----
+    Each token has exactly one feature (a row of ``x``):
+
+    ==========  ====  =========  ====  ==========
+    token       noun  adjective  verb  determiner
+    ==========  ====  =========  ====  ==========
+    the         0     0          0     1
+    fluffy      0     1          0     0
+    creature    1     0          0     0
+    purred      0     0          1     0
+    ==========  ====  =========  ====  ==========
+
+    The head's first three dimensions are three questions and their answers: dimension
+    0 is *modifier*, 1 *property*, 2 *noun* (dimension 3 is unused). In the query a
+    dimension means "I seek a ...", in the key "I am (or announce) a ...".
+
+    * ``w_q``: the *noun* seeks a modifier with strength 3 and a property with strength
+      1 (the 3x4's noun, renamed); the *adjective* seeks the noun it describes (1); the
+      *verb* seeks its subject noun (2); the *determiner* asks nothing (a zero query:
+      it attends uniformly).
+    * ``w_k``: the *noun* is a noun (2); the *adjective* is a modifier and describes a
+      property (1 and 1); the *determiner* is a modifier and announces a noun (1 and
+      1); the *verb* answers nothing (a zero key: it scores 0 with every query).
+    * ``w_v = I``: the values pass each token's features on unchanged, so an output row
+      reads as the mix of features the token gathered.
+
+    Projected::
+
+        q = x w_q            k = x w_k            v = x w_v = x
+        the      [0 0 0 0]   [1 0 1 0]
+        fluffy   [0 0 1 0]   [1 1 0 0]
+        creature [3 1 0 0]   [0 0 2 0]
+        purred   [0 0 2 0]   [0 0 0 0]
+
+    Raw scores :math:`q k^\top`, query by key, all integers::
+
+                      the  fluffy  creature  purred
+        the             0       0         0       0
+        fluffy          1       0         2       0
+        creature        3       4         0       0
+        purred          2       0         4       0
+
+    **Two questions.** *creature* asks for modifiers: *fluffy* answers 3 + 1 = 4,
+    *the* 3 (a modifier, but no property). Both keys have length :math:`\sqrt{2}`, so
+    unlike the 3x4 (where *fluffy* wins by its longer key) only the angle decides:
+    cos 0.894 against 0.671. *purred* asks for its subject: *creature* answers 2 x 2
+    = 4, *the* 2 x 1 = 2; *creature*'s key is both longer (2 vs 1.414) and points
+    straight at the question (cos 1 vs 0.707).
+
+    **The causal mask changes fluffy's answer.** *fluffy* asks for a noun with
+    strength 1: without the mask its top key is *creature* (2), a *later* token; with
+    ``is_causal=True`` it may only see *the* and itself, and *the* (1, it announces a
+    noun) beats *fluffy* (0, an adjective is no noun). Row 1's argmax moves from
+    *creature* to *the*, an earlier token. The mask changes rows 0 and 2 too, but not their
+    argmax (row 0 keeps only *the*; *creature* loses *purred*, weight 0.0721, and its
+    row becomes exactly the 3x4's: scores 3, 4, 0). Row 3, the
+    last, sees everything either way.
+
+    Weights (4 decimals), ``softmax(q k^T / 2)``::
+
+        plain      the     fluffy  creature  purred
+        the        0.2500  0.2500  0.2500    0.2500
+        fluffy     0.2589  0.1571  0.4269    0.1571
+        creature   0.3231  0.5327  0.0721    0.0721
+        purred     0.2245  0.0826  0.6103    0.0826
+
+        causal     the     fluffy  creature  purred
+        the        1.0000  0       0         0
+        fluffy     0.6225  0.3775  0         0
+        creature   0.3482  0.5741  0.0777    0
+        purred     0.2245  0.0826  0.6103    0.0826
+
+    No query that asks something has a tie between its top two keys, masked or not.
+
+    References
+    ----------
+    :cite:t:`sanderson2024attention`; :cite:t:`vaswani2017attention`, §3.2 (the mask
+    of the decoder).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attention_from_scratch.examples import fluffy_creature_purred
+    >>> from attention_from_scratch.self_attention import self_attention
+    >>> ex = fluffy_creature_purred()
+    >>> q = ex.x @ ex.params.w_q
+    >>> k = ex.x @ ex.params.w_k
+    >>> print(q @ k.T)
+    [[0. 0. 0. 0.]
+     [1. 0. 2. 0.]
+     [3. 4. 0. 0.]
+     [2. 0. 4. 0.]]
+    >>> plain = self_attention(ex.x, ex.params)
+    >>> causal = self_attention(ex.x, ex.params, is_causal=True)
+    >>> with np.printoptions(precision=4, suppress=True):
+    ...     print(plain.weights)
+    ...     print(causal.weights)
+    [[0.25   0.25   0.25   0.25  ]
+     [0.2589 0.1571 0.4269 0.1571]
+     [0.3231 0.5327 0.0721 0.0721]
+     [0.2245 0.0826 0.6103 0.0826]]
+    [[1.     0.     0.     0.    ]
+     [0.6225 0.3775 0.     0.    ]
+     [0.3482 0.5741 0.0777 0.    ]
+     [0.2245 0.0826 0.6103 0.0826]]
+    >>> [ex.tokens[j] for j in plain.weights[1:].argmax(axis=-1)]
+    ['creature', 'fluffy', 'creature']
+    >>> [ex.tokens[j] for j in causal.weights[1:].argmax(axis=-1)]
+    ['the', 'fluffy', 'creature']
+    """
+    # rows = tokens the, fluffy, creature, purred; columns = noun, adjective, verb, determiner
+    x = np.array(
+        [
+            [0.0, 0.0, 0.0, 1.0],  # the: a determiner
+            [0.0, 1.0, 0.0, 0.0],  # fluffy: an adjective
+            [1.0, 0.0, 0.0, 0.0],  # creature: a noun
+            [0.0, 0.0, 1.0, 0.0],  # purred: a verb
+        ]
+    )
+    # columns = seeks a modifier, seeks a property, seeks a noun, unused
+    w_q = np.array(
+        [
+            [3.0, 1.0, 0.0, 0.0],  # noun -> seeks a modifier (3) and a property (1)
+            [0.0, 0.0, 1.0, 0.0],  # adjective -> seeks the noun it describes (1)
+            [0.0, 0.0, 2.0, 0.0],  # verb -> seeks its subject noun (2)
+            [0.0, 0.0, 0.0, 0.0],  # determiner -> asks nothing
+        ]
+    )
+    # columns = is a modifier, describes a property, is (or announces) a noun, unused
+    w_k = np.array(
+        [
+            [0.0, 0.0, 2.0, 0.0],  # noun -> is a noun (2)
+            [1.0, 1.0, 0.0, 0.0],  # adjective -> a modifier that describes a property
+            [0.0, 0.0, 0.0, 0.0],  # verb -> answers nothing
+            [1.0, 0.0, 1.0, 0.0],  # determiner -> a modifier that announces a noun
+        ]
+    )
+    w_v = np.eye(4)  # values pass each token's features on unchanged
+    return Example(
+        name="the fluffy creature purred",
+        tokens=("the", "fluffy", "creature", "purred"),
+        feature_names=("noun", "adjective", "verb", "determiner"),
+        x=x,
+        params=AttentionParams(w_q=w_q, w_k=w_k, w_v=w_v),
+        description=(
+            "Two questions: the noun 'creature' asks for its modifiers ('fluffy', then "
+            "'the'), the verb 'purred' for its subject ('creature'). The adjective "
+            "'fluffy' asks for its noun, which comes later: the causal mask hides it, "
+            "and 'fluffy' settles for 'the'."
         ),
     )
 

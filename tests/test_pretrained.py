@@ -661,6 +661,21 @@ def test_from_pretrained_synthetic_checkpoint(tmp_path: Path) -> None:
         encoder.run(3)  # type: ignore[arg-type]
 
 
+def test_run_text_that_is_not_unicode_is_a_value_error_naming_it(tmp_path: Path) -> None:
+    """A str with a lone surrogate (bytes not UTF-8, as sys.argv decodes them) is refused."""
+    encoder = BertEncoder.from_pretrained(_checkpoint(tmp_path / "tiny"))
+    bad = b"the fluffy \xff creature".decode("utf-8", "surrogateescape")
+    assert bad == "the fluffy \udcff creature"
+    with pytest.raises(ValueError, match=r"^text is not valid Unicode") as exc:
+        encoder.run(bad)
+    assert "'\\udcff' at index 11" in str(exc.value)
+    with pytest.raises(ValueError, match=r"^pair is not valid Unicode"):
+        encoder.run("the creature", pair="it \ud800 sat")
+    with pytest.raises(ValueError, match=r"^text is not valid Unicode"):
+        encoder.tokenize(bad)
+    assert encoder.run("the fluffy creature").tokens[1:4] == ("the", "fluffy", "creature")
+
+
 def test_from_pretrained_float32(tmp_path: Path) -> None:
     path = _checkpoint(tmp_path / "tiny")
     encoder = BertEncoder.from_pretrained(str(path), dtype="float32")

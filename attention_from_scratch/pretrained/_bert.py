@@ -799,7 +799,9 @@ class BertEncoder:
         Raises
         ------
         ValueError
-            If the encoder has no tokenizer.
+            If the encoder has no tokenizer, or ``text`` or ``pair`` holds a lone
+            surrogate (not valid Unicode: bytes that were not UTF-8, decoded with
+            ``surrogateescape``, as ``sys.argv`` is on POSIX).
         TypeError
             If ``text`` or ``pair`` is not a string.
         """
@@ -808,6 +810,8 @@ class BertEncoder:
             if value is not None and not isinstance(value, str):
                 msg = f"{name} must be a str, got {type(value).__name__}"
                 raise TypeError(msg)
+            if isinstance(value, str):
+                _check_unicode(value, name)
         if self.tokenizer is None:
             msg = "this encoder has no tokenizer: use run_ids, or from_pretrained"
             raise ValueError(msg)
@@ -832,8 +836,9 @@ class BertEncoder:
         Raises
         ------
         ValueError
-            If the encoder has no tokenizer, or the text is longer than
-            ``config.max_positions`` tokens.
+            If the encoder has no tokenizer, the text is longer than
+            ``config.max_positions`` tokens, or ``text`` or ``pair`` holds a lone
+            surrogate (not valid Unicode, e.g. bytes that were not UTF-8 in ``sys.argv``).
         TypeError
             If ``text`` or ``pair`` is not a string.
         """
@@ -900,6 +905,22 @@ class BertEncoder:
             layers=tuple(attentions),
             hidden_states=tuple(states),
         )
+
+
+def _check_unicode(text: str, name: str) -> None:
+    """Raise ValueError naming ``name`` if ``text`` holds a lone surrogate.
+
+    Such a str cannot be encoded as UTF-8, so no tokenizer can read it; it arises when
+    bytes that are not UTF-8 are decoded with ``surrogateescape`` (``sys.argv`` on POSIX).
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        msg = (
+            f"{name} is not valid Unicode: it holds a lone surrogate "
+            f"{text[exc.start]!r} at index {exc.start} (bytes that were not UTF-8?)"
+        )
+        raise ValueError(msg) from None
 
 
 def _ids(values: Sequence[int], name: str, size: int) -> list[int]:
