@@ -430,9 +430,13 @@ def _headline(why: ScoreFacts, c: ContrastFacts, q: str, k: str) -> str:
         terms.append((c.bias_gap * sign, "bias", 0))
     value, kind, index = max(terms, key=lambda term: term[0])
     if c.bias_gap == 0.0 and why.scale != 0.0:  # in raw units, as the dot products
-        share = f"({_signed(value / why.scale)} of the {_fmt(abs(c.raw_gap))} raw-score gap)"
+        term, gap, unit = value / why.scale, abs(c.raw_gap), "raw-score gap"
     else:
-        share = f"({_signed(value)} of the {_fmt(abs(c.score_gap))} score gap)"
+        term, gap, unit = value, abs(c.score_gap), "score gap"
+    if term <= gap * (1.0 + 1e-12):
+        share = f"({_signed(term)} of the {_fmt(gap)} {unit})"
+    else:  # other terms take some of it back
+        share = f"({_signed(term)}; with the other terms, a {unit} of {_fmt(gap)})"
     if kind == "feature":
         reason = _feature_reason(why, c, index, winner, loser, q, share.strip("()"))
         rest = _length_angle_clause(why, c, winner, loser, sign)
@@ -527,6 +531,18 @@ def _length_angle_clause(
         return (
             f"the key of {loser} is longer {_norms(why, c, not won)} and points closer to "
             f"the query {_cosines(why, c, not won)}, yet loses on the other terms"
+        )
+    if length == 0.0 and angle != 0.0:
+        better = winner if angle > 0 else loser
+        return (
+            f"the two keys are equally long (|k| {_fmt(why.key_norm)}), and the key of "
+            f"{better} points closer to the query {_cosines(why, c, (angle > 0) == won)}"
+        )
+    if angle == 0.0 and length != 0.0:
+        longer = winner if length > 0 else loser
+        return (
+            f"the two keys point equally close to the query (cos {_fmt(why.cosine)}), and "
+            f"the key of {longer} is longer {_norms(why, c, (length > 0) == won)}"
         )
     return ""
 

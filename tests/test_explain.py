@@ -13,6 +13,7 @@ import dataclasses
 import itertools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import ArrayLike, NDArray
 
-from attention_from_scratch.examples import fluffy_blue_creature
+from attention_from_scratch.examples import Example, fluffy_blue_creature, fluffy_creature_purred
 from attention_from_scratch.explain import (
     QueryExplanation,
     ScoreExplanation,
@@ -226,19 +227,26 @@ def _check_query(
 # --- the running example ------------------------------------------------------------
 
 
+@pytest.mark.parametrize("make", [fluffy_blue_creature, fluffy_creature_purred])
 @pytest.mark.parametrize("is_causal", [False, True])
-def test_running_example_every_pair(is_causal: bool) -> None:
-    ex = fluffy_blue_creature()
+def test_running_example_every_pair(is_causal: bool, make: Callable[[], Example]) -> None:
+    """Both hand-made examples, plain and causal: every ordered pair, every identity.
+
+    With the contrast: for every pair with a rival, the gaps and their splits (length
+    and angle, dimensions, feature pairs) sum exactly (``_check_contrast``).
+    """
+    ex = make()
     p = ex.params
+    n = len(ex.tokens)
     result = self_attention(ex.x, p, is_causal=is_causal)
     ref = multi_head_ref(ex.x, p.w_q, p.w_k, p.w_v, n_heads=1, is_causal=is_causal)
     q, k, v, x = _rows(ref.q), _rows(ref.k), _rows(ref.v), _rows(ex.x)
     w_q, w_k = _rows(p.w_q), _rows(p.w_k)
     assert result.scale == 0.5
-    for i in range(3):
-        allowed = [not is_causal or j <= i for j in range(3)]
+    for i in range(n):
+        allowed = [not is_causal or j <= i for j in range(n)]
         _close(result.weights[i], ref.weights[0, i])
-        for j in range(3):
+        for j in range(n):
             e = explain_score(result, i, j, tokens=ex.tokens, feature_names=ex.feature_names)
             _check_pair(
                 e,
@@ -1121,10 +1129,14 @@ def test_headline_names_the_largest_term(case: ProjectedCase) -> None:
         assert term > 0.0  # the terms sum to the gap: one of them is on the winner's side
         first = _flat(e).split(". ")[0]
         if c.bias_gap == 0.0:
-            quoted = f"(+{_fmt4(term / e.scale)} of the {_fmt4(abs(c.raw_gap))} raw-score gap)"
+            value, gap, unit = term / e.scale, abs(c.raw_gap), "raw-score gap"
         else:
-            quoted = f"+{_fmt4(term)} of the {_fmt4(abs(c.score_gap))} score gap)"
-        assert quoted.removeprefix("(") in first, (quoted, first)
+            value, gap, unit = term, abs(c.score_gap), "score gap"
+        if value <= gap * (1 + 1e-12):
+            quoted = f"+{_fmt4(value)} of the {_fmt4(gap)} {unit})"
+        else:
+            quoted = f"+{_fmt4(value)}; with the other terms, a {unit} of {_fmt4(gap)})"
+        assert quoted in first, (quoted, first)
 
 
 def test_headline_without_features_is_length_or_angle() -> None:
@@ -1309,3 +1321,37 @@ def test_every_listing_states_its_remainder() -> None:
                 )
                 + 1e-12
             ), listing
+
+
+def test_four_by_four_equal_lengths_the_angle_decides() -> None:
+    """The 4x4: creature's keys 'fluffy' and 'the' are equally long; the angle decides."""
+    ex = fluffy_creature_purred()
+    result = self_attention(ex.x, ex.params)
+    why = explain_score(
+        result, "creature", "fluffy", tokens=ex.tokens, feature_names=ex.feature_names
+    )
+    c = why.contrast
+    assert c is not None
+    assert (c.rival_token, c.raw_gap, c.length) == ("the", 1.0, 0.0)
+    _close(c.angle, 1.0)
+    assert c.features is not None
+    assert (c.features[0, 1], c.features[0, 3], float(c.features.sum())) == (4.0, -3.0, 1.0)
+    assert _flat(why).startswith(
+        "'creature' attends to 'fluffy' (0.5327) more than to 'the' (0.3231) because the key "
+        "of 'fluffy' carries the 'adjective' feature that the query of 'creature' asks for "
+        "('noun' x 'adjective': +4; with the other terms, a raw-score gap of 1); the two "
+        "keys are equally long (|k| 1.414), and the key of 'fluffy' points closer to the "
+        "query (cos 0.8944 vs 0.6708)."
+    )
+    # The causal mask changes fluffy's answer: 'creature' is later, so 'the' wins.
+    causal = self_attention(ex.x, ex.params, is_causal=True)
+    masked = explain_score(
+        causal, "fluffy", "the", tokens=ex.tokens, feature_names=ex.feature_names
+    )
+    assert masked.contrast is not None
+    assert masked.contrast.rival_token == "fluffy"
+    assert _flat(masked).startswith(
+        "'fluffy' attends to 'the' (0.6225) more than to 'fluffy' (0.3775) because the key "
+        "of 'the' carries the 'determiner' feature that the query of 'fluffy' asks for "
+        "('adjective' x 'determiner': +1 of the 1 raw-score gap)"
+    )
