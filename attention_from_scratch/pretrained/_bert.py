@@ -511,7 +511,8 @@ class EncoderRun:
         One multi-head attention result per layer: ``layers[l].weights`` is
         (n_heads, n, n), ``layers[l].x`` the layer's input. Explain a weight with
         :meth:`explain` or ``explain_score(run.layers[l], i, j, head=h,
-        tokens=run.tokens)``.
+        tokens=run.tokens)``; :meth:`explain` also splits a score of layer 0 by
+        origin (word, position, segment) into the explanation's ``origins``.
     hidden_states : tuple of ndarray
         The output (n, d_model) of each layer; ``hidden_states[-1]`` is the model's last
         hidden state. The embeddings are *not* included (HuggingFace's
@@ -630,7 +631,7 @@ class EncoderRun:
         ``(3, d_k) @ (d_k, 3)`` product of the query's and the key's. With the default
         ``float64`` encoder the split reconciles with ``raw_score`` to rounding: on
         all-MiniLM-L6-v2, over every pair and every head of layer 0 of a 15-token
-        sentence (raw scores up to about 150), to :math:`1.3 \times 10^{-13}`
+        sentence (raw scores up to 168 in size), to :math:`1.3 \times 10^{-13}`
         (``tests/test_pretrained.py`` requires :math:`10^{-10}`, and compares every
         block with a separately written reference). With ``dtype=float32`` the split is
         still computed in ``float64``, from the ``float32`` embeddings, while
