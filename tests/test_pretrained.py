@@ -15,6 +15,7 @@ the packaged checkpoint). Three kinds:
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import hashlib
 import json
@@ -804,6 +805,114 @@ def test_find_packaged_checkpoint_missing(monkeypatch: pytest.MonkeyPatch) -> No
         find_packaged_checkpoint()
 
 
+# --------------------------------------------------------------------------- layer 0 by origin
+# An independent reference for EncoderRun.explain(0, ...).origins, written apart from
+# the package: the parts are looked up in the encoder's tables, the LayerNorm statistics
+# come from np.mean / np.var, and the score is the bilinear form of the *augmented*
+# matrices [W_Q; b_Q] [W_K; b_K]^T (d_model + 1 square) on the pieces [u, 0] and the
+# constant piece [beta, 1], not the package's project-then-dot.
+
+
+def _origin_reference(
+    encoder: BertEncoder, ids: list[int], type_ids: list[int], head: int
+) -> tuple[Array, Array, Array]:
+    """Per token the pieces (4, n, d_model + 1) and the head's augmented form (d+1, d+1).
+
+    Also returns H_0 rebuilt from the pieces, (n, d_model).
+    """
+    e = encoder.embeddings
+    n = len(ids)
+    parts = np.stack(
+        [e.word[np.array(ids)], e.position[np.arange(n)], e.token_type[np.array(type_ids)]]
+    ).astype(np.float64)  # (3, n, d)
+    total = parts[0] + parts[1] + parts[2]
+    sigma = np.sqrt(np.var(total, axis=-1) + encoder.config.layer_norm_eps)  # biased variance
+    gamma, beta = e.gamma.astype(np.float64), e.beta.astype(np.float64)
+    u = np.einsum("d,pnd,n->pnd", gamma, parts - parts.mean(axis=-1, keepdims=True), 1 / sigma)
+    d = u.shape[-1]
+    pieces = np.zeros((4, n, d + 1))
+    pieces[:3, :, :d] = u  # [u_p, 0]
+    pieces[3, :, :d] = beta  # [beta, 1]: every constant
+    pieces[3, :, d] = 1.0
+    a = encoder.layers[0].attention
+    d_k = encoder.config.d_k
+    cols = slice(head * d_k, (head + 1) * d_k)
+    assert a.b_q is not None
+    assert a.b_k is not None
+    wq = np.vstack([a.w_q[:, cols], a.b_q[cols][None, :]]).astype(np.float64)  # (d+1, d_k)
+    wk = np.vstack([a.w_k[:, cols], a.b_k[cols][None, :]]).astype(np.float64)
+    form = wq @ wk.T  # (d+1, d+1): x~_i form x~_j^T = q_i . k_j
+    h0 = pieces.sum(axis=0)[:, :d]
+    return pieces, form, h0
+
+
+def _origin_reference_pair(pieces: Array, form: Array, i: int, j: int) -> tuple[Array, float]:
+    """blocks (3, 3) and the constant terms, from the 4 x 4 table of piece pairs."""
+    table = pieces[:, i] @ form @ pieces[:, j].T  # (4, 4): piece a of i, piece b of j
+    constant = float(table[3, :].sum() + table[:3, 3].sum())  # every pair with a constant
+    return table[:3, :3], constant
+
+
+def test_layer0_origins_on_a_tiny_encoder(tiny_encoder: BertEncoder) -> None:
+    """Segment ids 0 and 1, random beta and biases: every block against the reference."""
+    ids, type_ids = [2, 4, 5, 7, 8, 11, 3], [0, 0, 0, 0, 1, 1, 1]
+    run = tiny_encoder.run_ids(ids, type_ids=type_ids)
+    parts = run.embedding_parts
+    assert parts is not None
+    assert parts.parts == ("word", "position", "segment")
+    assert parts.vectors.shape == (3, 7, 8)
+    for array in (parts.vectors, parts.mean, parts.std):
+        assert not array.flags.writeable
+    for head in range(TINY.n_heads):
+        pieces, form, h0 = _origin_reference(tiny_encoder, ids, type_ids, head)
+        np.testing.assert_allclose(h0, run.embeddings, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(parts.normalised().sum(axis=0) + parts.beta, h0, atol=1e-13)
+        for i in range(7):
+            for j in range(7):
+                why = run.explain(0, head, i, j)
+                origins = why.origins
+                assert origins is not None
+                assert origins.parts == ("word", "position", "segment")
+                assert not origins.blocks.flags.writeable
+                blocks, constant = _origin_reference_pair(pieces, form, i, j)
+                np.testing.assert_allclose(origins.blocks, blocks, rtol=0, atol=1e-12)
+                assert origins.constant_terms == pytest.approx(constant, rel=0, abs=1e-12)
+                total = float(origins.blocks.sum()) + origins.constant_terms
+                assert total == pytest.approx(why.raw_score, rel=0, abs=1e-12)
+    # Layer -2 is layer 0; later layers have no split by origin.
+    back, front = run.explain(-2, 1, 3, 2).origins, run.explain(0, 1, 3, 2).origins
+    assert back is not None
+    assert front is not None
+    np.testing.assert_array_equal(back.blocks, front.blocks)
+    assert run.explain(1, 1, 3, 2).origins is None
+    assert run.explain(-1, 0, "3", "2").origins is None
+    assert repr(parts) == "EmbeddingParts(word, position, segment; 7 tokens, d_model 8)"
+
+
+def test_layer0_origins_without_embedding_parts(tiny_encoder: BertEncoder) -> None:
+    """A run built by hand without the parts explains layer 0 as before, origins None."""
+    run = tiny_encoder.run_ids([2, 4, 3])
+    bare = dataclasses.replace(run, embedding_parts=None)
+    why = bare.explain(0, 0, 1, 0)
+    assert why.origins is None
+    assert str(why) == str(dataclasses.replace(run.explain(0, 0, 1, 0), origins=None))
+
+
+def test_layer0_origins_float32(tiny_encoder: BertEncoder) -> None:
+    """float32 run: the split is float64, raw_score float32's; they agree to float32 rounding."""
+    enc32 = BertEncoder.from_weights(TINY, tiny_weights(), dtype=np.float32)
+    ids = [2, 4, 5, 7, 3]
+    run32, run64 = enc32.run_ids(ids), tiny_encoder.run_ids(ids)
+    for i in range(5):
+        for j in range(5):
+            why32, why64 = run32.explain(0, 1, i, j), run64.explain(0, 1, i, j)
+            assert why32.origins is not None
+            assert why64.origins is not None
+            np.testing.assert_allclose(why32.origins.blocks, why64.origins.blocks, atol=1e-12)
+            total = float(why32.origins.blocks.sum()) + why32.origins.constant_terms
+            assert total == pytest.approx(why32.raw_score, rel=1e-5, abs=1e-5)
+
+
 # --------------------------------------------------------------------------- the real model
 
 
@@ -930,6 +1039,43 @@ def test_minilm_explanations_reconcile(minilm: BertEncoder, golden: Mapping[str,
     # A repeated token needs its index: explain_score says so.
     with pytest.raises(ValueError, match="'the' occurs 2 times"):
         run.explain(0, 2, "the", "creature")
+
+
+def test_minilm_layer0_origins_reconcile(minilm: BertEncoder) -> None:
+    """Every (query, key) pair and every head of layer 0: blocks + constants = raw score.
+
+    The issue's bar is 1e-10 in float64 (the encoder's default dtype); measured at most
+    1.3e-13. Each block is also compared with the independent reference above.
+    """
+    text = "The fluffy blue creature sat on the mat because it was tired."
+    run = minilm.run(text)
+    assert minilm.dtype == np.float64
+    n = len(run.tokens)
+    worst = worst_block = 0.0
+    for head in range(minilm.config.n_heads):
+        pieces, form, h0 = _origin_reference(minilm, list(run.ids), list(run.type_ids), head)
+        if head == 0:
+            np.testing.assert_allclose(h0, run.embeddings, rtol=0, atol=1e-13)
+        for i in range(n):
+            for j in range(n):
+                why = run.explain(0, head, i, j)
+                origins = why.origins
+                assert origins is not None
+                total = float(origins.blocks.sum()) + origins.constant_terms
+                worst = max(worst, abs(total - why.raw_score))
+                blocks, constant = _origin_reference_pair(pieces, form, i, j)
+                worst_block = max(
+                    worst_block,
+                    float(np.abs(origins.blocks - blocks).max()),
+                    abs(origins.constant_terms - constant),
+                )
+    assert worst <= 1e-10, worst
+    assert worst_block <= 1e-10, worst_block
+    # The previous-token head: position x position carries the score of 'blue'.
+    why = run.explain(0, 2, "creature", "blue")
+    assert why.origins is not None
+    assert why.origins.blocks[1, 1] == pytest.approx(154.416, abs=1e-3)
+    assert why.origins.blocks[0, 0] == pytest.approx(-0.727, abs=1e-3)
 
 
 def _chapter_examples() -> str:

