@@ -34,6 +34,7 @@ __all__ = [
     "COS_PARTLY",
     "COS_SAME_WAY",
     "COS_SLIGHTLY",
+    "FEATURE_SHARE",
     "ONE_KEY",
     "SATURATED",
     "TOP_TERMS",
@@ -61,6 +62,9 @@ ONE_KEY = 1.5
 """Fewer than 1.5 effective keys: attention "almost entirely on one key"."""
 TOP_TERMS = 3
 """A sum is listed by its largest terms, this many, then "the other N" and the total."""
+FEATURE_SHARE = 0.5
+"""A feature pair heads a contrast when it carries at least half of the gap; else the
+length and angle terms do (a real model spreads a gap over many thousand pairs)."""
 
 
 class ContrastFacts(Protocol):
@@ -417,15 +421,18 @@ def _headline(why: ScoreFacts, c: ContrastFacts, q: str, k: str) -> str:
     )
     # The candidate terms, in score units: they sum to the score gap.
     terms: list[tuple[float, str, int]] = []  # (value for the winner, kind, index)
-    if c.features is not None:
+    gap = abs(c.score_gap)
+    if c.features is not None:  # a feature pair, if one carries enough of the gap
         flat = c.features.ravel()
         best = int(np.argmax(flat * sign))
-        terms.append((float(flat[best]) * why.scale * sign, "feature", best))
-        if c.bias_terms:
-            terms.append((c.bias_terms * why.scale * sign, "projection bias", 0))
-    else:
+        feature = float(flat[best]) * why.scale * sign
+        if feature >= FEATURE_SHARE * gap:
+            terms.append((feature, "feature", best))
+    if not terms:  # no feature pair stands out: what the lengths and the angles do
         terms.append((c.length * why.scale * sign, "length", 0))
         terms.append((c.angle * why.scale * sign, "angle", 0))
+        if c.bias_terms:
+            terms.append((c.bias_terms * why.scale * sign, "projection bias", 0))
     if c.bias_gap:
         terms.append((c.bias_gap * sign, "bias", 0))
     value, kind, index = max(terms, key=lambda term: term[0])
@@ -450,10 +457,12 @@ def _headline(why: ScoreFacts, c: ContrastFacts, q: str, k: str) -> str:
         )
         rest = _length_angle_clause(why, c, winner, loser, sign)
     elif kind == "length":
-        reason = f"the key of {winner} is longer {_norms(why, c, won)} {share}"
+        norms = _norms(why, c, won)[:-1] + ": " + share[1:]  # (|k| a vs b: +x of the gap)
+        reason = f"the key of {winner} is longer {norms}"
         rest = _second_term(why, c, loser, sign, "angle")
     else:
-        reason = f"the key of {winner} points closer to the query {_cosines(why, c, won)} {share}"
+        cosines = _cosines(why, c, won)[:-1] + ": " + share[1:]
+        reason = f"the key of {winner} points closer to the query {cosines}"
         rest = _second_term(why, c, loser, sign, "length")
     return opening + reason + (f"; {rest}" if rest else "") + "."
 
@@ -551,10 +560,10 @@ def _second_term(why: ScoreFacts, c: ContrastFacts, loser: str, sign: float, kin
     """After a length (or angle) headline, what the other of the two does."""
     won = sign > 0
     value = (c.angle if kind == "angle" else c.length) * sign
-    unit = f" ({_signed(value)})"
     if kind == "angle":
         if value > 0:
-            return f"it also points closer to the query {_cosines(why, c, won)}{unit}"
+            cosines = _cosines(why, c, won)[:-1] + f": {_signed(value)})"
+            return f"it also points closer to the query {cosines}"
         if value < 0:
             return (
                 f"the key of {loser} points {_closer(why, c)} to the query "
@@ -562,7 +571,7 @@ def _second_term(why: ScoreFacts, c: ContrastFacts, loser: str, sign: float, kin
             )
         return f"both point equally close to the query (cos {_fmt(why.cosine)})"
     if value > 0:
-        return f"it is also longer {_norms(why, c, won)}{unit}"
+        return f"it is also longer {_norms(why, c, won)[:-1]}: {_signed(value)})"
     if value < 0:
         return (
             f"the key of {loser} is longer {_norms(why, c, not won)}, which takes back "
@@ -668,20 +677,27 @@ def _decomposition(why: ScoreFacts, q: str, k: str) -> list[str]:
 
 
 def _origin_sentence(why: ScoreFacts, origins: OriginFacts) -> str:
-    """Layer 0 of a real model: the dot product by where the embeddings came from."""
-    parts = origins.parts
-    width = len(parts)
+    """Layer 0 of a real model: the dot product by where the embeddings came from.
 
-    def label(index: int) -> str:
-        a, b = divmod(index, width)
-        return f"{parts[a]} x {parts[b]}"
-
+    Each part meeting itself first (word x word says how much is word identity,
+    position x position how much is position), then the cross blocks, the constants and
+    the total, so the numbers add up.
+    """
+    parts, blocks = origins.parts, origins.blocks
+    diagonal = [f"{p} x {p} {_signed(float(blocks[a, a]))}" for a, p in enumerate(parts)]
+    cross = blocks.copy()
+    np.fill_diagonal(cross, 0.0)
+    listed = "; ".join(diagonal)
+    if cross.size > len(parts):
+        a, b = divmod(int(np.argmax(np.abs(cross))), len(parts))
+        listed += (
+            f"; the {cross.size - len(parts)} cross blocks {_signed(float(cross.sum()))} "
+            f"(the largest, {parts[a]} x {parts[b]}, {_signed(float(cross[a, b]))})"
+        )
     return (
         "By origin of the embeddings (query part x key part, with each token's LayerNorm "
-        "mean and std fixed): "
-        + _listing(origins.blocks, label, ("block", "blocks"), float(origins.blocks.sum()))
-        + f"; the constants (LayerNorm beta, b_Q, b_K) {_signed(origins.constant_terms)} "
-        f"(dot product {_fmt(why.raw_score)})."
+        f"mean and std fixed): {listed}; the constants (LayerNorm beta, b_Q, b_K) "
+        f"{_signed(origins.constant_terms)} (dot product {_fmt(why.raw_score)})."
     )
 
 

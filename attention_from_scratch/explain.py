@@ -53,6 +53,7 @@ words                                    when
 "saturated" (a row)                      its largest weight is at least 0.99
 "almost entirely on one key"             fewer than 1.5 effective keys
 "only a small share"                     weight below the uniform share 1 / n
+a feature pair heads the "because"       it carries at least half of the gap
 =======================================  ==========================================
 
 Sums are listed by their 3 largest terms.
@@ -251,7 +252,7 @@ def _row_weights(scores: Float64Array, allowed: NDArray[np.bool_]) -> Float64Arr
     return np.asarray(_softmax(scores, where=allowed), dtype=np.float64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Contrast:
     r"""Why the query prefers its key to a rival key: the gap between them, split exactly.
 
@@ -323,7 +324,7 @@ class Contrast:
     rival_x: Float64Array | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class OriginSplit:
     r"""A raw score split by where the embeddings came from (layer 0 of a real model).
 
@@ -350,7 +351,7 @@ class OriginSplit:
     constant_terms: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ScoreExplanation:
     r"""Why query ``query`` gives key ``key`` the weight it does: every number, exactly.
 
@@ -553,7 +554,8 @@ def explain_score(
        \qquad \frac{w_{ij}}{w_{ir}} = e^{s_{ij} - s_{ir}} .
 
     The narrative's headline names the term that does most for the winner, so it is
-    true by construction.
+    true by construction: the largest feature pair when it carries at least half of
+    the gap, else the larger of the length and angle terms (or a bias).
 
     All of them are computed in float64 from the result's own arrays, so they reconcile
     to rounding; the norms are the overflow-safe ones of
@@ -756,7 +758,7 @@ def _contrast(
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class QueryExplanation:
     r"""Where one query looks: its weights in order, how sharp they are, what the scale did.
 

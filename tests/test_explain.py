@@ -1094,11 +1094,15 @@ def _headline_term(e: ScoreExplanation) -> float:
     c = e.contrast
     assert c is not None
     sign = 1.0 if c.score_gap > 0 else -1.0
-    if c.features is not None:
-        assert c.bias_terms is not None
-        candidates = [float(v) * e.scale for v in c.features.ravel()] + [c.bias_terms * e.scale]
-    else:
+    candidates: list[float] = []
+    if c.features is not None:  # the best feature pair, if it carries half the gap
+        best = max(float(v) * e.scale * sign for v in c.features.ravel())
+        if best >= 0.5 * abs(c.score_gap):
+            candidates.append(best * sign)
+    if not candidates:
         candidates = [c.length * e.scale, c.angle * e.scale]
+        if c.bias_terms:
+            candidates.append(c.bias_terms * e.scale)
     candidates.append(c.bias_gap)
     return max(value * sign for value in candidates)
 
@@ -1152,7 +1156,7 @@ def test_headline_without_features_is_length_or_angle() -> None:
     _close(c.angle, 1.0 * (1 / math.sqrt(2) - 1.0) * (root18 + 1.0) / 2, 10.0)
     assert c.raw_gap == 2.0
     text = _flat(why)
-    assert "because the key of 'token 0' is longer (|k| 4.243 vs 1)" in text
+    assert "because the key of 'token 0' is longer (|k| 4.243 vs 1: +2.768; with the other" in text
     assert "the key of 'token 1' points closer to the query (cos 1 vs 0.7071)" in text
     # The loser's view names the same reason.
     assert "because the key of 'token 0' is longer" in _flat(explain_score(result, 0, 1))
@@ -1355,3 +1359,21 @@ def test_four_by_four_equal_lengths_the_angle_decides() -> None:
         "of 'the' carries the 'determiner' feature that the query of 'fluffy' asks for "
         "('adjective' x 'determiner': +1 of the 1 raw-score gap)"
     )
+
+
+@pytest.mark.parametrize(("share", "feature_heads"), [(0.5, True), (0.4999, False)])
+def test_feature_pair_heads_the_because_from_half_the_gap(
+    share: float, feature_heads: bool
+) -> None:
+    ex = fluffy_blue_creature()
+    why = explain_score(
+        self_attention(ex.x, ex.params), 2, 0, tokens=ex.tokens, feature_names=ex.feature_names
+    )
+    assert why.contrast is not None
+    features = why.contrast.features
+    assert features is not None
+    scaled = features * share  # the texture pair now carries `share` of the gap of 1
+    contrast = dataclasses.replace(why.contrast, features=scaled)
+    text = _with(why, contrast=contrast)
+    assert ("carries the 'texture' feature" in text.split(". ")[0]) is feature_heads
+    assert ("because the key of 'fluffy' is longer" in text) is not feature_heads

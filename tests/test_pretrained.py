@@ -887,6 +887,16 @@ def test_layer0_origins_on_a_tiny_encoder(tiny_encoder: BertEncoder) -> None:
     assert run.explain(1, 1, 3, 2).origins is None
     assert run.explain(-1, 0, "3", "2").origins is None
     assert repr(parts) == "EmbeddingParts(word, position, segment; 7 tokens, d_model 8)"
+    # The narrative states every diagonal block, the cross blocks' sum and the constants.
+    why = run.explain(0, 1, 3, 2)
+    b = why.origins.blocks if why.origins is not None else np.zeros((3, 3))
+    text = " ".join(str(why).split())
+    for a, name in enumerate(("word", "position", "segment")):
+        diagonal = float(b[a, a])
+        assert f"{name} x {name} {'+' if diagonal > 0 else ''}{diagonal:.4g};" in text
+    cross = float(b.sum() - np.trace(b))
+    assert f"the 6 cross blocks {'+' if cross > 0 else ''}{cross:.4g} (the largest," in text
+    assert "By origin" not in str(run.explain(1, 1, 3, 2))
 
 
 def test_layer0_origins_without_embedding_parts(tiny_encoder: BertEncoder) -> None:
