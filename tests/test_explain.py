@@ -187,6 +187,9 @@ def _check_contrast(e: ScoreExplanation, weights_row: Float64Array) -> None:
     q_size = e.query_norm * (e.key_norm + c.rival_key_norm)
     _close(c.length + c.angle, c.raw_gap, q_size)
     _close(c.rival_key_norm * e.query_norm * c.rival_cosine, c.rival_raw_score, q_size)
+    # The headline quotes the term that does most for the winner.
+    if c.score_gap != 0.0:
+        _check_headline(e)
     # Per dimension and per feature pair.
     dims_mag = float(np.abs(c.dims).sum())
     _close(float(c.dims.sum()), c.raw_gap, dims_mag)
@@ -1126,21 +1129,26 @@ def test_headline_names_the_largest_term(case: ProjectedCase) -> None:
     n = x.shape[0]
     for i, j in itertools.product(range(n), range(n)):
         e = explain_score(result, i, j, head=case.n_heads - 1)
-        c = e.contrast
-        if c is None or c.score_gap == 0.0:
-            continue
-        term = _headline_term(e)
-        assert term > 0.0  # the terms sum to the gap: one of them is on the winner's side
-        first = _flat(e).split(". ")[0]
-        if c.bias_gap == 0.0:
-            value, gap, unit = term / e.scale, abs(c.raw_gap), "raw-score gap"
-        else:
-            value, gap, unit = term, abs(c.score_gap), "score gap"
-        if value <= gap * (1 + 1e-12):
-            quoted = f"+{_fmt4(value)} of the {_fmt4(gap)} {unit})"
-        else:
-            quoted = f"+{_fmt4(value)}; with the other terms, a {unit} of {_fmt4(gap)})"
-        assert quoted in first, (quoted, first)
+        if e.contrast is not None and e.contrast.score_gap != 0.0:
+            _check_headline(e)
+
+
+def _check_headline(e: ScoreExplanation) -> None:
+    """The first sentence quotes the term :func:`_headline_term` recomputes."""
+    c = e.contrast
+    assert c is not None
+    term = _headline_term(e)
+    assert term > 0.0  # the terms sum to the gap: one of them is on the winner's side
+    first = _flat(e).split(". ")[0]
+    if c.bias_gap == 0.0 and e.scale != 0.0:
+        value, gap, unit = term / e.scale, abs(c.raw_gap), "raw-score gap"
+    else:
+        value, gap, unit = term, abs(c.score_gap), "score gap"
+    if value <= gap * (1 + 1e-12):
+        quoted = f"+{_fmt4(value)} of the {_fmt4(gap)} {unit})"
+    else:
+        quoted = f"+{_fmt4(value)}; with the other terms, a {unit} of {_fmt4(gap)})"
+    assert quoted in first, (quoted, first)
 
 
 def test_headline_without_features_is_length_or_angle() -> None:
