@@ -90,6 +90,16 @@ PAGE_MAX_PAIRS = 1024
 PAGE_MAX_FEATURE_VALUES = 65536
 """Up to this many embedding and weight values a page embeds them for the feature pairs."""
 
+_BASE_CSS = """
+.afs-view { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1rem;
+       color: #1d2430; background: #fff; }
+.afs-view h1 { font-size: 1.4rem; margin: 0 0 .5rem 0; }
+.afs-sub { color: #5b6573; margin-bottom: 1rem; }
+pre.afs-text { white-space: pre-wrap; overflow-wrap: anywhere; background: #f7f9fb;
+       border: 1px solid #e2e6ea; padding: .8rem; max-width: 52rem; font-size: .85rem;
+       line-height: 1.45; }
+"""  # the summary and the narratives in a notebook: no script, no drawing
+
 _CSS = """
 .afs-view { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1rem;
        color: #1d2430; background: #fff; max-width: 100%; box-sizing: border-box; }
@@ -1448,7 +1458,7 @@ def _summary_html(n_heads: int, n: int, m: int) -> str:
         f"<li>{html.escape(what)}: <code>{html.escape(call)}</code></li>" for what, call in calls
     )
     return (
-        f'<div class="afs-view"><style>{_CSS}</style><h1>Attention</h1>'
+        f'<div class="afs-view"><style>{_BASE_CSS}</style><h1>Attention</h1>'
         f'<div class="afs-sub">{n} queries x {m} keys, {heads}: no head or row is shown '
         f"here, because the notebook view draws at most {NOTEBOOK_MAX_TOKENS} x "
         f"{NOTEBOOK_MAX_TOKENS} tokens.</div><ul>{items}</ul>"
@@ -1461,7 +1471,7 @@ def _summary_html(n_heads: int, n: int, m: int) -> str:
 def _text_html(text: str) -> str:
     """A narrative (``str`` of an explanation) as an escaped, styled HTML fragment."""
     return (
-        f'<div class="afs-view"><style>{_CSS}</style>'
+        f'<div class="afs-view"><style>{_BASE_CSS}</style>'
         f'<pre class="afs-text">{html.escape(text)}</pre></div>'
     )
 
