@@ -517,7 +517,7 @@ _JS = r"""
       var a = s.total ? 0 : cum, b = s.total ? total : cum + s.value, y = 4 + k * rowH;
       if (!s.total) { cum = b; }
       var t = svgEl("text", { x: lab - 6, y: y + 13, "text-anchor": "end", "class": "afs-small" });
-      t.textContent = disp(s.label, 22); tip(t, s.label); svg.appendChild(t);
+      t.textContent = disp(s.label, 24); tip(t, s.label); svg.appendChild(t);
       var rect = svgEl("rect", { x: Math.min(X(a), X(b)), y: y + 2, width: Math.max(Math.abs(X(b) - X(a)), 1),
         height: rowH - 6, fill: s.total ? "#1d2430" : (s.value >= 0 ? "#2b6cb0" : "#c05621"),
         "data-value": full(s.value) });
@@ -594,7 +594,7 @@ _JS = r"""
     explanation.appendChild(grid);
     if (e.features) {
       var d = h.d_model, names = data.feature_names;
-      var fname = function (a) { return names ? names[a] : "feature " + a; };
+      var fname = function (a) { return names ? names[a] : "#" + a; };
       var steps = top(e.features, function (t) {
         return fname(Math.floor(t / d)) + " \u00d7 " + fname(t % d);
       }, 8);
@@ -604,6 +604,9 @@ _JS = r"""
       var fs = el("div", "afs-scroll");
       fs.appendChild(waterfall(steps, "raw score q \u00b7 k", e.raw_score, "features"));
       fp.appendChild(fs);
+      fp.appendChild(el("p", "afs-sub", "Each bar is x_i[a] (W_Q W_K\u1d40)[a, b] x_j[b] for a query feature a and a " +
+        "key feature b (" + (names ? "named" : "#a: feature a of the embedding") + "): the largest eight, then the " +
+        "other pairs summed, then the terms of the projection biases; they sum to the raw score."));
       fp.appendChild(numbers([["features_sum", "sum of the feature pairs", sum(e.features)],
         ["bias_contribution", "bias terms", e.bias_contribution]]));
       explanation.appendChild(fp);
