@@ -751,10 +751,11 @@ _JS = r"""
   var headTitle = el("h2", "afs-where");
   var wrap = el("div", "afs-wrap");
   var left = el("div", "afs-panel"), right = el("div", "afs-panel");
-  left.appendChild(el("h3", "", "Head view (click a line or a query)"));
+  var leftHead = el("h3"), rightHead = el("h3");
+  left.appendChild(leftHead);
   var lines = el("div", "afs-scroll");
   left.appendChild(lines);
-  right.appendChild(el("h3", "", "Weights (click a cell, or Tab to it and press Enter)"));
+  right.appendChild(rightHead);
   var matrix = el("div", "afs-scroll");
   right.appendChild(matrix);
   wrap.appendChild(left); wrap.appendChild(right);
@@ -792,6 +793,8 @@ _JS = r"""
     var h = cur();
     state.factor = null;
     headTitle.textContent = where() + ": " + n + " queries \u00d7 " + m + " keys, d_k = " + h.dk;
+    leftHead.textContent = "Head view, " + where() + " (click a line or a query)";
+    rightHead.textContent = "Weights, " + where() + " (click a cell, or Tab to it and press Enter)";
     drawGrid(gridBox); drawLines(lines); drawMatrix(matrix); drawSlider(); drawMap();
     explanation.textContent = "";
     explanation.appendChild(el("pre", "afs-text", "Click a cell of the matrix, a line or a query token to see why."));
@@ -1120,15 +1123,21 @@ def _payload(
     narratives: bool | None,
     vectors: bool = True,
     select: tuple[int, int] = (0, 0),
+    feature_budget: int = PAGE_MAX_FEATURE_VALUES,
 ) -> dict[str, Any]:
-    """The page's data: per layer and head, the exact arrays; narratives when asked."""
+    """The page's data: per layer and head, the exact arrays; narratives when asked.
+
+    The embeddings and projection weights (for the feature pairs) go in while they are
+    at most ``feature_budget`` values; ``vectors=False`` holds the dot products instead
+    of the queries and keys.
+    """
     shown = [_head_ids(r) if heads is None else list(heads) for r in results]
     pairs = sum(
         len(h) * math.prod(r.weights.shape[-2:]) for h, r in zip(shown, results, strict=True)
     )
     embed = pairs <= PAGE_MAX_PAIRS if narratives is None else narratives
     values = sum(_feature_values(r, len(h)) for h, r in zip(shown, results, strict=True))
-    features = vectors and 0 < values <= PAGE_MAX_FEATURE_VALUES
+    features = vectors and 0 < values <= feature_budget
     layers = []
     query_tokens: tuple[str, ...] = ()
     key_tokens: tuple[str, ...] = ()
@@ -1368,6 +1377,7 @@ NOTEBOOK_MAX_HEADS = 16
 NOTEBOOK_MAX_PAIRS = 256
 """Up to this many (head, query, key) pairs the notebook view embeds every narrative."""
 _NOTEBOOK_MAX_VECTOR_VALUES = 65536  # q and k values; beyond, the dot products alone
+_NOTEBOOK_MAX_FEATURE_VALUES = 4096  # embeddings and projection weights: small examples
 
 
 def _layout(result: Attention | ProjectedAttention) -> tuple[tuple[int, ...], int, int, int]:
@@ -1396,7 +1406,8 @@ def notebook_html(result: Attention | ProjectedAttention, /) -> str | None:
       and the ``explain_score`` call that prints its narrative (the narratives are most
       of the cost of a page: about 1 ms each);
     * the queries and keys only while they are at most 65536 values (else the dot
-      products, for the weights and the slider), and never the embeddings.
+      products, for the weights and the slider), and the embeddings and projection
+      weights (the feature pairs) only while they are at most 4096 values.
 
     Parameters
     ----------
@@ -1437,6 +1448,7 @@ def notebook_html(result: Attention | ProjectedAttention, /) -> str | None:
         heads=shown,
         narratives=pairs,
         vectors=vectors,
+        feature_budget=_NOTEBOOK_MAX_FEATURE_VALUES,
     )
     note = ""
     if len(shown) < n_heads:

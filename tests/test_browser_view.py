@@ -330,6 +330,24 @@ def test_masked_pairs_and_the_compact_notebook_view(browser: Browser, tmp_path: 
     assert_no_console_errors(opened)
 
 
+def test_wide_heads_in_a_notebook_hold_the_dot_products(browser: Browser, tmp_path: Path) -> None:
+    """Without q and k (a notebook view of wide heads): weights, scores and the slider."""
+    params = AttentionParams.random(8, 1024, n_heads=2, rng=0)
+    result = multi_head_attention(np.random.default_rng(0).normal(size=(40, 8)), params, n_heads=2)
+    fragment = notebook_html(result)
+    assert fragment is not None
+    page_text = f"<!DOCTYPE html><html><body>{fragment}</body></html>"
+    opened = open_page(browser, _write(tmp_path, "wide", page_text).as_uri() + "#pick=5,7,1")
+    shown: dict[str, Any] = opened.page.evaluate(READ_NUMBERS)
+    why = explain_score(result, 5, 7, head=1)
+    for name in ("weight", "rank", "raw_score", "score", "logsumexp", "unscaled_weight"):
+        _close(float(shown[name]), float(getattr(why, name)), EXACT, name)
+    assert "query_norm" not in shown  # not computable without q and k: not shown
+    assert opened.page.locator(".afs-mapbox svg").count() == 0
+    _check_slider(opened, result, 1)
+    assert_no_console_errors(opened)
+
+
 def test_attention_result_with_bias(browser: Browser, tmp_path: Path) -> None:
     x = np.array([[1.0, 0, 1, 0], [0, 2, 0, 2], [1, 1, 1, 1]])
     bias = np.array([[0.0, -np.inf, 0.5], [0.25, 0.0, -1.0], [0.0, 0.0, 0.0]])
