@@ -20,8 +20,9 @@ last word) attends most sharply -- the lowest entropy of its row -- and says so;
 one of the two, it searches the other. Without ``--query`` it prints that head's
 heatmap and where each token looks most; with ``--query``, that token's row and why it
 attends to its strongest key (or to ``--key``). ``--html FILE`` then writes the view of
-the head given by ``--head``, or of the whole layer without ``--head`` (every head: it
-holds ``n_heads * n * n`` explanations, slow for long texts). Progress while the
+the head given by ``--head``, or without ``--head`` the model view: every layer and
+head (a grid; a click opens a head and explains any of its pairs), opened at
+``--layer``. Progress while the
 checkpoint loads goes to stderr, the explanation to stdout.
 
 ``softmax`` prints the softmax walk-through on the Gram example, each step checkable
@@ -301,21 +302,19 @@ def _explain_model(args: argparse.Namespace) -> str:
         ]
         parts.append("Where each token looks most:\n" + "\n".join(strongest))
     if args.html is not None:
-        # The page of the whole layer holds n_heads * n * n explanations: only the head
-        # asked for, when --head is given.
+        # Without --head: the model view (every layer and head, opened at the layer shown);
+        # with --head: the page of that head, with every narrative.
         path = Path(args.html)
-        if args.head is None:
-            count = config.n_heads * len(tokens) ** 2
-            print(
-                f"explaining every weight of layer {layer} ({count} explanations) ...",
-                file=sys.stderr,
-                flush=True,
-            )
-        page = run.to_html(layer, head=args.head)
+        page = run.to_html(layer) if args.head is None else run.to_html(layer, head=args.head)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")
-        which = "every head" if args.head is None else f"head {head}"
-        parts.append(f"The interactive view of layer {layer} ({which}) is in {path}")
+        if args.head is None:
+            parts.append(
+                f"The interactive model view (every layer and head, opened at layer {layer}) "
+                f"is in {path}"
+            )
+        else:
+            parts.append(f"The interactive view of layer {layer} (head {head}) is in {path}")
     return "\n\n".join(parts)
 
 
@@ -383,7 +382,7 @@ def _parser() -> _Parser:
         metavar="H",
         help=(
             "the head (default: the sharpest; with --html, only this head is written, "
-            "else the whole layer)"
+            "else the model view of every layer and head)"
         ),
     )
     softmax_command = commands.add_parser(

@@ -668,14 +668,19 @@ class EncoderRun:
         """Where ``query`` looks in one head of one layer (see :meth:`explain`)."""
         return explain_query(self.layer(layer), query, head=head, tokens=self.tokens)
 
-    def to_html(self, layer: int, /, *, head: int | None = None, title: str | None = None) -> str:
-        """The interactive page of one layer (every head, or one), with explanations on click.
+    def to_html(
+        self, layer: int | None = None, /, *, head: int | None = None, title: str | None = None
+    ) -> str:
+        """The interactive page: every layer and head (the model view), or one head.
 
-        :func:`~attention_from_scratch.view.to_html` of ``layers[layer]`` with the tokens.
-        The page holds an explanation of every (head, query, key), ``n_heads * n * n``
-        of them: about 4 MB and a minute or more for a 15-token sentence of
-        all-MiniLM-L6-v2. ``head=`` keeps one head (``n * n`` explanations): the
-        head's projections, sliced from the layer's, run by
+        Without ``head``: :func:`~attention_from_scratch.view.to_html` of every layer,
+        a grid of layers x heads where a click opens a head, its matrix, the numbers of
+        every pair (computed in the page from the embedded queries and keys), the scale
+        slider and the joint query-key map; opened at ``layer`` when given. About 1 MB
+        for 6 layers of 12 heads on 15 tokens (all-MiniLM-L6-v2). With ``layer`` and
+        ``head``: the page of that head alone, which also embeds the narrative of each
+        of its ``n * n`` pairs and the feature-pair contributions: the head's
+        projections, sliced from the layer's, run by
         :func:`~attention_from_scratch.self_attention.self_attention`, which computes
         that head's weights again (equal to rounding).
 
@@ -683,15 +688,32 @@ class EncoderRun:
         ------
         IndexError
             If ``layer`` or ``head`` is out of range.
+        ValueError
+            If ``head`` is given without ``layer``.
         """
         from attention_from_scratch.view import to_html  # noqa: PLC0415 - only when asked
 
+        sentence = " ".join(self.tokens)
+        if layer is None:
+            if head is not None:
+                msg = "head= needs a layer: run.to_html(layer, head=head)"
+                raise ValueError(msg)
+            heading = f"Every layer and head: {sentence}"
+            return to_html(
+                list(self.layers), tokens=self.tokens, title=heading if title is None else title
+            )
+        if head is None:
+            self.layer(layer)  # the checks: an int, in range
+            index = int(layer) % len(self.layers)
+            heading = f"Layer {index}: {sentence}"
+            return to_html(
+                list(self.layers),
+                tokens=self.tokens,
+                title=heading if title is None else title,
+                select=(index, 0),
+            )
         result = self.layer(layer)
         index = int(layer) % len(self.layers)
-        sentence = " ".join(self.tokens)
-        if head is None:
-            heading = f"Layer {index}: {sentence}"
-            return to_html(result, tokens=self.tokens, title=heading if title is None else title)
         n_heads = result.n_heads
         if isinstance(head, bool) or not isinstance(head, int | np.integer):
             msg = f"head must be an int, got {type(head).__name__}"
