@@ -29,6 +29,7 @@ import datetime as dt
 import gc
 import importlib
 import json
+import math
 import os
 import platform
 import statistics
@@ -38,6 +39,7 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -81,6 +83,7 @@ class Report:
     """Everything one run measured, printed as Markdown and saved as JSON."""
 
     machine: dict[str, Any]
+    threads: int = 2
     rows: list[Row] = field(default_factory=list)
     memory: dict[str, list[float]] = field(default_factory=dict)
     accuracy: dict[str, float] = field(default_factory=dict)
@@ -388,35 +391,91 @@ def bench_attention(report: Report, rounds: int, shape: tuple[int, int, int, int
         def ours(q: Any = q, k: Any = k, v: Any = v) -> object:
             return scaled_dot_product_attention(q, k, v)
 
-        def floor(q: Any = q, k_t: Any = k_t, v: Any = v) -> object:
+        def stacked(q: Any = q, k_t: Any = k_t, v: Any = v) -> object:
             return np.matmul(np.matmul(q, k_t), v)  # (q k^T) v: the two products alone
 
-        functions: list[Callable[[], object]] = [ours, floor]
+        functions: list[Callable[[], object]] = [ours, stacked]
+        parallel = head_parallel(q, k_t, v, report.threads)
+        if parallel is not None:
+            functions.append(parallel)
         if torch is not None:
             tq, tk, tv = (torch.from_numpy(a) for a in (q, k, v))
             functions.append(partial(torch_sdpa, tq, tk, tv))
         times = interleaved(functions, rounds)
+        ours_time, stacked_time = times[0], times[1]
+        parallel_time = times[2] if parallel is not None else math.inf
+        torch_time = times[-1] if torch is not None else math.nan
+        # The floor: the best NumPy arrangement of the two products, whichever it is.
+        floor, arrangement = min(
+            (stacked_time, f"stacked, BLAS on {report.threads} threads"),
+            (parallel_time, f"head-parallel, {report.threads} threads x 1 BLAS thread"),
+        )
         name = np.dtype(dtype).name
         if torch is not None:
-            goal = "<= 1.6" if dtype == np.float32 else ""
+            goal = "<= 2.4" if dtype == np.float32 else ""
             report.rows.append(
                 Row(
                     f"scaled_dot_product_attention {shape} {name} (with weights) vs torch SDPA",
-                    times[0],
-                    times[2],
+                    ours_time,
+                    torch_time,
                     goal=goal,
                 )
             )
             report.rows.append(
-                Row(f"floor: q k^T and w v alone {shape} {name} vs torch SDPA", times[1], times[2])
+                Row(
+                    f"floor: q k^T and w v stacked {shape} {name} vs torch SDPA",
+                    stacked_time,
+                    torch_time,
+                )
             )
+            if parallel is not None:
+                report.rows.append(
+                    Row(
+                        f"floor: q k^T and w v head-parallel {shape} {name} vs torch SDPA",
+                        parallel_time,
+                        torch_time,
+                    )
+                )
         report.rows.append(
             Row(
-                f"scaled_dot_product_attention {shape} {name} vs the floor (numpy matmuls)",
-                times[0],
-                times[1],
+                f"scaled_dot_product_attention {shape} {name} vs the floor ({arrangement})",
+                ours_time,
+                floor,
+                goal="<= 1.8",
             )
         )
+
+
+def head_parallel(q: Any, k_t: Any, v: Any, threads: int) -> Callable[[], object] | None:
+    """The two products on ``threads`` threads, two heads per task, BLAS at one thread each.
+
+    None without threadpoolctl (BLAS's threads could not be held to one) or with one
+    thread (it is then the stacked arrangement).
+    """
+    try:
+        threadpoolctl = importlib.import_module("threadpoolctl")
+    except ImportError:
+        return None
+    if threads < 2:
+        return None
+    *_, n, d_k = q.shape
+    heads_q, heads_k, heads_v = (
+        q.reshape(-1, n, d_k),
+        k_t.reshape(-1, d_k, k_t.shape[-1]),
+        v.reshape(-1, v.shape[-2], v.shape[-1]),
+    )
+    chunks = [slice(h, h + 2) for h in range(0, heads_q.shape[0], 2)]
+    pool = ThreadPoolExecutor(max_workers=threads)
+    controller = threadpoolctl.ThreadpoolController()
+
+    def product(at: slice) -> object:
+        return np.matmul(np.matmul(heads_q[at], heads_k[at]), heads_v[at])
+
+    def run() -> object:
+        with controller.limit(limits=1, user_api="blas"):
+            return [done.result() for done in [pool.submit(product, at) for at in chunks]]
+
+    return run
 
 
 def bench_breakdown(report: Report, rounds: int, shape: tuple[int, int, int, int]) -> None:
@@ -587,7 +646,7 @@ def main(argv: Sequence[str] | None = None) -> Report:
         ("import", partial(bench_import, rounds=max(5, 3 * rounds))),
     ]
     with threads(args.threads) as blas:
-        report = Report(machine=machine(blas, args.threads))
+        report = Report(machine=machine(blas, args.threads), threads=args.threads)
         seen = []
         for name, bench in benchmarks:
             if args.wait_quiet > 0:
