@@ -73,6 +73,7 @@ __all__ = [
     "raw_scores",
     "reciprocal_root",
     "report_rows",
+    "run_large",
     "run_parts",
     "scaled_operands",
     "scaled_rows",
@@ -411,6 +412,24 @@ def run_parts(work: Callable[[int, int], object], count: int, threads: int) -> N
         done.result()
 
 
+def run_large(work: Callable[[int, int], object], count: int, nbytes: int) -> None:
+    """``work(first, last)`` over ``range(count)``: on every core when the work is large.
+
+    From :data:`THREAD_BYTES` (``nbytes``, the size of what the work computes) up, and
+    with threadpoolctl installed, the parts run on :func:`kernel_threads` threads with
+    numpy's BLAS held to one thread in each, so that its threads and ours do not
+    multiply. Each part's arithmetic is the same whichever thread runs it and however
+    many there are, so the result does not depend on them, bit for bit. Otherwise one
+    call, on this thread, with BLAS as it is.
+    """
+    controller = _blas_controller() if nbytes >= THREAD_BYTES else None
+    if controller is None:
+        work(0, count)
+        return
+    with controller.limit(limits=1, user_api="blas"):
+        run_parts(work, count, kernel_threads())
+
+
 def attend(
     q: FloatArray,
     k: FloatArray,
@@ -490,15 +509,7 @@ def attend(
         for at in chunks[first:last]:
             chunk(at)
 
-    controller = _blas_controller() if weights.nbytes >= THREAD_BYTES else None
-    if controller is None:  # small, or no threadpoolctl: one chunk after the other
-        some(0, len(chunks))
-        return
-    # Large: the chunks on kernel_threads() threads, BLAS held to one thread in each, so
-    # that theirs and ours do not multiply. A chunk's arithmetic is the same whichever
-    # thread runs it and however many there are: the result does not depend on them.
-    with controller.limit(limits=1, user_api="blas"):
-        run_parts(some, len(chunks), kernel_threads())
+    run_large(some, len(chunks), weights.nbytes)
 
 
 def affine(

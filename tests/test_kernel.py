@@ -27,6 +27,7 @@ from attention_from_scratch.projections import AttentionParams
 from attention_from_scratch.self_attention import (
     multi_head_attention,
     scaled_dot_product_attention,
+    tiled_attention,
 )
 from attention_from_scratch.softmax import softmax
 
@@ -292,7 +293,7 @@ def test_short_sequences_collapse_into_whole_chunks(
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_threads_change_no_bit(monkeypatch: pytest.MonkeyPatch, dtype: type[Any]) -> None:
-    """Attention and softmax on 1, 2 and 3 threads: identical, bit for bit, run after run."""
+    """Attention, tiled attention and softmax on 1, 2 and 3 threads: identical, bit for bit."""
     rng = np.random.default_rng(5)
     q, k, v = (rng.normal(size=(2, 4, 160, 16)).astype(dtype) for _ in range(3))
     mask = rng.random((160, 160)) < 0.8
@@ -305,11 +306,13 @@ def test_threads_change_no_bit(monkeypatch: pytest.MonkeyPatch, dtype: type[Any]
         # (2, 4, 160, 160) scores are 0.8 or 1.6 MB: lower the threshold to reach them
         monkeypatch.setattr(kernel_module, "THREAD_BYTES", 1 << 16)
         attention = scaled_dot_product_attention(q, k, v, mask=mask)
-        results.append((attention.weights, attention.output, softmax(big, axis=-1)))
-    for weights, output, soft in results[1:]:
+        tiled = tiled_attention(q, k, v, block_size=32, is_causal=True)
+        results.append((attention.weights, attention.output, softmax(big, axis=-1), tiled))
+    for weights, output, soft, tiled in results[1:]:
         np.testing.assert_array_equal(weights, results[0][0])
         np.testing.assert_array_equal(output, results[0][1])
         np.testing.assert_array_equal(soft, results[0][2])
+        np.testing.assert_array_equal(tiled, results[0][3])
     np.testing.assert_array_equal(results[0][0][..., 3, :], 0.0)
 
 
