@@ -26,17 +26,20 @@ def _panel(
 ) -> None:
     """One labelled heatmap: tokens down, named columns across, every value written."""
     top = max(float(np.abs(matrix).max()), 1e-12)
-    ax.imshow(matrix, cmap="RdBu_r", vmin=-top, vmax=top)
-    ax.set_xticks(np.arange(matrix.shape[1]), labels=columns, rotation=40, ha="right")
+    signed = bool((matrix < 0).any())  # blue-red around 0 only when there is a sign
+    ax.imshow(matrix, cmap="RdBu_r" if signed else "Blues", vmin=-top if signed else 0, vmax=top)
+    ax.set_xticks(np.arange(matrix.shape[1]), labels=columns, rotation=30, ha="right")
     ax.set_yticks(np.arange(matrix.shape[0]), labels=ex.tokens)
     ax.set_title(title)
     for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, format(value + 0.0, fmt), ha="center", va="center", fontsize=9)
+        colour = "white" if abs(value) > 0.6 * top else "black"
+        ax.text(j, i, format(value + 0.0, fmt), ha="center", va="center", color=colour)
 
 
 def inputs() -> None:
     """X and the three projections of it."""
-    _, axes = plt.subplots(1, 4, figsize=(11.0, 3.2), constrained_layout=True)
+    _, grid = plt.subplots(2, 2, figsize=(7.6, 6.4), constrained_layout=True)
+    axes = grid.ravel()
     _panel(axes[0], ex.x, "X (embeddings)", list(ex.feature_names), "g")
     _panel(axes[1], result.q, "Q = X W_Q", DIMS, "g")
     _panel(axes[2], result.k, "K = X W_K", DIMS, "g")
@@ -46,8 +49,9 @@ def inputs() -> None:
 def steps() -> None:
     """Raw scores, scaled scores, weights and output."""
     raw = result.q @ result.k.T
-    _, axes = plt.subplots(1, 4, figsize=(11.0, 3.4), constrained_layout=True)
+    _, grid = plt.subplots(2, 2, figsize=(7.6, 6.6), constrained_layout=True)
+    axes = grid.ravel()
     _panel(axes[0], raw, "R = Q K^T", KEYS, "g")
     _panel(axes[1], result.scores, "S = R / sqrt(d_k)", KEYS, "g")
-    _panel(axes[2], result.weights, "P = softmax(S)", KEYS, ".4f")
-    _panel(axes[3], result.output, "O = P V", list(ex.feature_names), ".4f")
+    _panel(axes[2], result.weights, "P = softmax(S)", KEYS, ".3f")
+    _panel(axes[3], result.output, "O = P V", list(ex.feature_names), ".3f")
