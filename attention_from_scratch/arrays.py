@@ -25,20 +25,20 @@ from numpy.typing import NDArray
 
 __all__ = ["BoolArray", "F", "Float64Like", "FloatArray", "IntArray"]
 
-#: A floating dtype that a function keeps: ``float16``, ``float32`` or ``float64``
+#: A floating dtype that a function keeps -- ``float16``, ``float32`` or ``float64``
 #: (``NDArray[F]`` in, ``NDArray[F]`` out).
 F = TypeVar("F", bound=np.floating[Any])
 
 #: An array of some floating dtype, known only at run time.
 FloatArray = NDArray[np.floating[Any]]
 
-#: A boolean array: masks, True means "may attend".
+#: A boolean array -- masks, True means "may attend".
 BoolArray = NDArray[np.bool_]
 
-#: An array of integers: lengths, indices.
+#: An array of integers -- lengths, indices.
 IntArray = NDArray[np.integer[Any]]
 
-#: Inputs that become ``float64``: Python numbers, nested sequences of them (up to
+#: Inputs that become ``float64`` -- Python numbers, nested sequences of them (up to
 #: 4-D) and integer arrays; the functions' ``-> NDArray[np.float64]`` overloads.
 Float64Like = (
     float

@@ -11,7 +11,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from sphinx import addnodes
 from sphinx.application import Sphinx
+from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,16 +90,73 @@ if os.environ.get("AFS_INTERSPHINX"):
         "scipy": ("https://docs.scipy.org/doc/scipy", None),
     }
 
-# nitpicky (-n): names from numpy/typing that have no target without intersphinx,
-# and the free-text type slots of numpydoc ("(..., n) array_like").
+# nitpicky (-n): every cross-reference must resolve, except these, each for its reason.
 nitpicky = True
-nitpick_ignore_regex = [
-    (r"py:.*", r"(numpy|np|numpy\.typing|typing|collections\.abc)(\..*)?"),
-    (r"py:.*", r"(NDArray|ArrayLike|DTypeLike|F|FloatArray|BoolArray|Any|TypeVar)"),
-    (r"py:.*", r"(array_like|ndarray|optional|bool|int|float|str|tuple|list|dict|None)"),
-    (r"py:.*", r"[\(\)\.,\s\w]*"),
-    (r"py:.*", r"scipy(\..*)?"),
+# The dimensions that numpydoc type slots name ("(..., n, d_k) ndarray"): Sphinx makes
+# each word a reference; these are shapes, not objects. See _ShapeNamesStayText.
+SHAPE_NAMES = [
+    *("n", "m", "d", "h", "h_kv", "batch", "P"),
+    *("d_k", "d_v", "d_in", "d_out", "d_ff", "d_model", "n_heads", "n_kv_heads"),
+    *("n_layers", "vocab_size", "type_vocab_size", "max_positions"),  # BertConfig's sizes
 ]
+nitpick_ignore = [("py:class", name) for name in SHAPE_NAMES] + [
+    ("py:data", "Ellipsis"),  # the "..." of "(..., n, d_k)" in an attribute's :type:
+]
+nitpick_ignore_regex = [
+    # Outside this package: resolved by intersphinx only (AFS_INTERSPHINX=1, online).
+    (r"py:.*", r"(numpy|np|numpy\.typing|typing|collections\.abc|scipy)(\..*)?"),
+    (r"py:.*", r"(math|tracemalloc|pathlib|importlib|tokenizers|torch)(\..*)?"),
+    (r"py:class", r"(NDArray|ArrayLike|DTypeLike|Any|TypeVar|ndarray)"),
+    (r"py:class", r"float16|float32|float64"),  # dtypes named in type slots
+    # numpydoc's words for types that are not Python names.
+    (r"py:class", r"array_like|optional|sequence|mapping|callable|integers|a pair|them"),
+    (r"py:class", r"(n_heads|n_kv_heads) (d_k|d_v|d)"),  # a product of two sizes
+    (r"py:class", r"str to array_like"),  # "mapping of str to array_like"
+    # QueryExplanation.attends_to_nothing's docstring starts "True when ...: ...", which
+    # napoleon reads as "type: description" (explain.py; its wording is not a name).
+    (r"py:class", r"True when every key is masked"),
+]
+
+
+# --------------------------------------------------------------------------- type slots
+
+
+class _ShapeNamesStayText(SphinxPostTransform):
+    """Keep a bare word of a type slot from linking to some class's attribute.
+
+    numpydoc writes shapes in the type slot, ``(..., n, d_k) ndarray``, and Sphinx makes
+    every word a ``py:class`` reference searched by suffix; finding no class ``d_k`` it
+    falls back to attributes and links ``d_k`` to ``BertConfig.d_k``, ``d_model`` to
+    ``AttentionParams.d_model``, ``n_heads`` to ``ProjectedAttention.n_heads``. Run
+    before the references are resolved: a bare word that names a class or module-level
+    name of the package (``AttentionParams``) links to it from any module; one that
+    would only match attributes of classes is left unresolved, so nitpicky mode reports
+    it unless it is one of the SHAPE_NAMES above.
+    """
+
+    default_priority = 5  # before ReferencesResolver (10)
+
+    def run(self, **kwargs: object) -> None:  # noqa: ARG002 (Sphinx's signature)
+        """Decide, for each bare ``py:class`` reference, whether it may link."""
+        domain = self.env.get_domain("py")
+        for node in self.document.findall(addnodes.pending_xref):
+            target = node.get("reftarget", "")
+            if node.get("refdomain") != "py" or node.get("reftype") != "class" or "." in target:
+                continue
+            module, cls = node.get("py:module"), node.get("py:class")
+            as_class = [
+                match
+                for objtype in ("class", "data")
+                for match in domain.find_obj(self.env, module, cls, target, objtype, 1)
+                if match[0].rpartition(".")[0] in domain.modules  # a module's own name
+            ]
+            if as_class:
+                node["refspecific"] = True  # found by name from any module, as docfields are
+            elif node.hasattr("refspecific") or target in SHAPE_NAMES:
+                # Searched by suffix only an attribute would match: no link; -n reports it.
+                node.attributes.pop("refspecific", None)
+                node["py:class"] = None  # not even this class's own attribute
+
 
 # MathJax 3 is copied into the site at build time from a registry package (the wheel
 # django-static-mathjax ships MathJax 3.2.2's es5 bundle; nox and Read the Docs install
@@ -188,4 +247,5 @@ def setup(app: Sphinx) -> dict[str, bool]:
     app.connect("builder-inited", _write_minilm_view)
     app.connect("builder-inited", _write_running_view)
     app.connect("builder-inited", _check_mathjax)
+    app.add_post_transform(_ShapeNamesStayText)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
