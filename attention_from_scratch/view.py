@@ -1214,7 +1214,7 @@ def to_html(
 
     Parameters
     ----------
-    result : Attention, ProjectedAttention, or a sequence of them
+    result : Attention, ProjectedAttention, or sequence of ProjectedAttention
         From :func:`~attention_from_scratch.self_attention.scaled_dot_product_attention`,
         :func:`~attention_from_scratch.self_attention.self_attention` or
         :func:`~attention_from_scratch.self_attention.multi_head_attention`. A sequence

@@ -108,6 +108,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(math|tracemalloc|pathlib|importlib|tokenizers|torch)(\..*)?"),
     (r"py:class", r"(NDArray|ArrayLike|DTypeLike|Any|TypeVar|ndarray)"),
     (r"py:class", r"float16|float32|float64"),  # dtypes named in type slots
+    (r"py:class", r"\d+"),  # a fixed size in a shape, "(n, 2) ndarray"
     # numpydoc's words for types that are not Python names.
     (r"py:class", r"array_like|optional|sequence|mapping|callable|integers|a pair|them"),
     (r"py:class", r"(n_heads|n_kv_heads) (d_k|d_v|d)"),  # a product of two sizes

@@ -201,6 +201,10 @@ def _click_every_view(page: Page, name: str) -> tuple[int, list[str]]:
     clicks, failures = 0, []
     for frame in page.frames:
         roots = frame.locator(".afs-root")
+        if roots.count() and frame != page.main_frame:
+            # An embedded view: bring its iframe on screen first (a lazy iframe far
+            # down the page never settles for a scroll from inside it).
+            frame.frame_element().scroll_into_view_if_needed()
         for index in range(roots.count()):
             root = roots.nth(index)
             frame.wait_for_function(
