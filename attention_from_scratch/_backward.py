@@ -37,10 +37,11 @@ from attention_from_scratch._checks import (
     FloatArray,
     as_float_array,
     check_finite,
+    frozen,
     overflow_advice,
     working_dtype,
 )
-from attention_from_scratch._kernel import masked_softmax, softmax_vjp_rescaled
+from attention_from_scratch._kernel import masked_softmax, matmul_rows, softmax_vjp_rescaled
 from attention_from_scratch._results import (
     Attention,
     AttentionGrads,
@@ -75,6 +76,13 @@ def _rows(arr: FloatArray) -> FloatArray:
     """``(..., r, c) -> (N, c)``: every row of every batch entry, stacked."""
     flat: FloatArray = arr.reshape(-1, arr.shape[-1])
     return flat
+
+
+def _column_sums(arr: FloatArray) -> FloatArray:
+    """``(..., c) -> (c,)``: the sum over every row of every batch entry, ``1^T A``."""
+    rows = _rows(arr)  # (N, c)
+    total: FloatArray = np.ones(len(rows), dtype=rows.dtype) @ rows
+    return total
 
 
 def _finished(arr: FloatArray, dtype: np.dtype[Any], name: str) -> FloatArray:
@@ -351,8 +359,9 @@ def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> ProjectedGra
         )  # (..., n, h d_v)
         d_w_o = _rows(merged).T @ _rows(d_y)  # (h d_v, N) @ (N, d_model)
         if params.b_o is not None:
-            d_b_o = np.sum(_rows(d_y), axis=0)  # (d_model,)
-        d_merged = d_y @ params.w_o.astype(work).T  # (..., n, d_model) @ (d_model, h d_v)
+            d_b_o = _column_sums(d_y)  # dY^T 1: (d_model,)
+        # dConcat = dY W_O^T: (..., n, d_model) @ (d_model, h d_v)
+        d_merged = matmul_rows(d_y, params.w_o.astype(work).T)
     d_v_width = d_merged.shape[-1] // h
     d_heads = np.swapaxes(d_merged.reshape(*batch, n, h, d_v_width), -3, -2)  # (..., h, n, d_v)
 
@@ -386,24 +395,29 @@ def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> ProjectedGra
     d_w_k = _rows(c).T @ _rows(d_k_m)  # (d_model, M) @ (M, h_kv d_k)
     d_w_v = _rows(c).T @ _rows(d_v_m)  # (d_model, M) @ (M, h_kv d_v)
     # dX = dQ W_Q^T (+ dK W_K^T + dV W_V^T when keys and values come from X)
-    d_x = d_q_m @ params.w_q.astype(work).T  # (..., n, h d_k) @ (h d_k, d_model)
-    d_c = d_k_m @ params.w_k.astype(work).T + d_v_m @ params.w_v.astype(work).T
+    d_x = matmul_rows(d_q_m, params.w_q.astype(work).T)  # (..., n, h d_k) @ (h d_k, d_model)
+    d_c = matmul_rows(d_k_m, params.w_k.astype(work).T)  # + dK W_K^T
+    d_c += matmul_rows(d_v_m, params.w_v.astype(work).T)  # + dV W_V^T
     if result.context is None:
         d_x = d_x + d_c  # (..., n, d_model)
 
     def bias_grad(bias: FloatArray | None, d_proj: FloatArray, name: str) -> FloatArray | None:
         """db = dProj^T 1: the column sums of the projection's gradient, if b exists."""
-        return None if bias is None else _finished(np.sum(_rows(d_proj), axis=0), dtype, name)
+        return None if bias is None else _finished(_column_sums(d_proj), dtype, name)
 
-    grad_params = AttentionParams(
-        w_q=_finished(d_w_q, dtype, "w_q"),
-        w_k=_finished(d_w_k, dtype, "w_k"),
-        w_v=_finished(d_w_v, dtype, "w_v"),
-        w_o=None if d_w_o is None else _finished(d_w_o, dtype, "w_o"),
-        b_q=bias_grad(params.b_q, d_q_m, "b_q"),
-        b_k=bias_grad(params.b_k, d_k_m, "b_k"),
-        b_v=bias_grad(params.b_v, d_v_m, "b_v"),
-        b_o=None if d_b_o is None else _finished(d_b_o, dtype, "b_o"),
+    # New arrays of the shapes of params' own, finite: made read-only, not checked again
+    grad_arrays = {
+        "w_q": _finished(d_w_q, dtype, "w_q"),
+        "w_k": _finished(d_w_k, dtype, "w_k"),
+        "w_v": _finished(d_w_v, dtype, "w_v"),
+        "w_o": None if d_w_o is None else _finished(d_w_o, dtype, "w_o"),
+        "b_q": bias_grad(params.b_q, d_q_m, "b_q"),
+        "b_k": bias_grad(params.b_k, d_k_m, "b_k"),
+        "b_v": bias_grad(params.b_v, d_v_m, "b_v"),
+        "b_o": None if d_b_o is None else _finished(d_b_o, dtype, "b_o"),
+    }
+    grad_params = AttentionParams._trusted(
+        {name: None if arr is None else frozen(arr) for name, arr in grad_arrays.items()}
     )
 
     return ProjectedGrads(

@@ -50,6 +50,7 @@ from attention_from_scratch._checks import (
 __all__ = [
     "BLOCK_BYTES",
     "CHUNK_BYTES",
+    "DOT_FEATURES",
     "READABLE_ENTRIES",
     "affine",
     "affine_rescaled",
@@ -57,7 +58,12 @@ __all__ = [
     "attention",
     "check_overflow",
     "divide_by_root",
+    "feature_sums",
+    "layer_norm_columns",
+    "layer_norm_rows",
+    "layer_norm_vjp_rows",
     "masked_softmax",
+    "matmul_rows",
     "may_overflow",
     "merge_heads",
     "near_top",
@@ -72,6 +78,7 @@ __all__ = [
     "softmax_rows",
     "softmax_vjp_rescaled",
     "split_heads",
+    "unscaled_eps",
     "within_values",
 ]
 
@@ -373,6 +380,22 @@ def attend(
                     np.matmul(scores, v[at_heads], out=output[at])  # (h, r, m) @ (h, m, d_v)
 
 
+def matmul_rows(a: FloatArray, b: FloatArray) -> FloatArray:
+    """``a @ b`` for ``a`` (..., k) and a matrix ``b`` (k, m): every row of ``a`` in one product.
+
+    ``a @ b`` with batch axes multiplies matrix by matrix, one BLAS call per batch
+    entry; stacking the rows of a C-contiguous ``a`` into one ``(N, k)`` matrix (a view)
+    makes it a single call, several times faster for many short sequences. Each entry
+    is the same sum of ``k`` products, in the order BLAS chooses for the shape.
+    """
+    if a.ndim <= 2:
+        out: FloatArray = a @ b
+        return out
+    rows = a.reshape(-1, a.shape[-1]) @ b  # (N, k) @ (k, m)
+    stacked: FloatArray = rows.reshape(*a.shape[:-1], b.shape[-1])
+    return stacked
+
+
 def affine(
     x: FloatArray, weight: FloatArray, bias: FloatArray | None, what: str = "x @ weight + bias"
 ) -> FloatArray:
@@ -387,7 +410,7 @@ def affine(
     ww = as_working(weight)  # (d_in, d_out)
     bw = None if bias is None else as_working(bias)  # (d_out,)
     with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
-        out: FloatArray = xw @ ww  # (..., d_in) @ (d_in, d_out) -> (..., d_out)
+        out = matmul_rows(xw, ww)  # (..., d_in) @ (d_in, d_out) -> (..., d_out)
         if bw is not None:
             out += bw  # + b, broadcast over the rows
     if np.isfinite(out).all():
@@ -443,6 +466,11 @@ def masked_softmax(
     if math.prod(shape) <= READABLE_ENTRIES:
         # the mask may have batch axes the scores lack (q, k, v of one sequence)
         scores = np.broadcast_to(scores, shape)  # (..., n, m), a view
+        if mask is None and bias is None and shape[-1] > 0:  # every key allowed
+            # m = max_j s_j;  e_j = exp(s_j - m) <= 1;  p_j = e_j / sum_l e_l
+            e = np.exp(scores - np.maximum.reduce(scores, axis=-1, keepdims=True))
+            plain: FloatArray = e / np.add.reduce(e, axis=-1, keepdims=True)
+            return plain
         allowed = True if mask is None else mask
         # m = max_j s_j over the allowed keys; 0 for a row with none (its e stays 0)
         top = np.max(scores, axis=-1, keepdims=True, where=allowed, initial=-np.inf)
@@ -609,3 +637,148 @@ def reciprocal_root(ms_y: FloatArray, e: IntArray, eps: float) -> FloatArray:
         with np.errstate(divide="ignore"):  # eps = 0 only reaches here for rows checked out
             out[fallback] = 1.0 / np.sqrt(eps_w)
     return out
+
+
+# --- layer_norm with the rows side by side: no scaling where no square can overflow ---
+
+
+def unscaled_eps(dtype: np.dtype[Any]) -> float:
+    """The smallest ``eps`` for which :func:`layer_norm_columns` may skip the scaling.
+
+    Without the power-of-two scaling a row of tiny entries has squares that underflow
+    and a variance that is subnormal or 0. With ``eps`` at least this large such a
+    variance is below half an ulp of ``eps``, so ``var + eps`` rounds to ``eps`` either
+    way and the scaling changes nothing (``1e-5`` is far above it: about ``1e-292`` for
+    float64, ``1e-31`` for float32).
+    """
+    info = np.finfo(working_dtype(dtype))
+    return float(info.tiny) * 2.0 ** (info.nmant + 2)
+
+
+#: Features summed by one matrix-vector product in :func:`feature_sums`; more are first
+#: halved pairwise down to this many.
+DOT_FEATURES = 16
+
+
+def feature_sums(t: FloatArray) -> FloatArray:
+    """Sums over the first axis of ``t`` (d, R) -> (R,): ``1^T t``.
+
+    Up to :data:`DOT_FEATURES` features, one matrix-vector product ``ones(d) @ t``: a
+    single BLAS call over all ``R`` columns, where a reduction over a short last axis
+    costs a call per row. BLAS sums with several accumulators, as accurate for these
+    few terms as NumPy's pairwise summation (within 2.5 ulp of the sum of magnitudes
+    for 16 terms, ``tests/test_kernel.py``). More features are first added pairwise,
+    the first half of the rows to the second, down to that many, so the rounding
+    error grows like ``log2 d`` (:cite:t:`higham2002accuracy`, §4.2).
+    """
+    while t.shape[0] > DOT_FEATURES:
+        half = t.shape[0] // 2
+        total = t[:half] + t[half : 2 * half]  # (half, R)
+        if t.shape[0] % 2:
+            total[-1] += t[-1]  # the odd row out
+        t = total
+    out: FloatArray = np.ones(t.shape[0], dtype=t.dtype) @ t  # (d,) @ (d, R) -> (R,)
+    return out
+
+
+def _columns(arr: FloatArray, dtype: np.dtype[Any]) -> FloatArray:
+    """``(..., d) -> (d, R)``: every row of ``arr`` as a column, C-contiguous, ``dtype``."""
+    flat = arr.reshape(-1, arr.shape[-1])  # (R, d), a view when arr is C-contiguous
+    cols: FloatArray = np.ascontiguousarray(flat.T, dtype=dtype)
+    return cols
+
+
+def _rows_back(cols: FloatArray, shape: tuple[int, ...]) -> FloatArray:
+    """The inverse of :func:`_columns`: ``(d, R) -> shape``, C-contiguous."""
+    out: FloatArray = np.ascontiguousarray(cols.T).reshape(shape)
+    return out
+
+
+def layer_norm_columns(
+    x: FloatArray, eps: float
+) -> tuple[FloatArray, FloatArray, FloatArray] | None:
+    """``(x_hat, mean, root)`` of :func:`~attention_from_scratch.norms.layer_norm`'s rows, or None.
+
+    The same corrected two-pass algorithm, with every row of ``x`` (..., d) as a
+    column of a ``(d, R)`` array, so that the passes over the features are a few
+    long vectorised operations (:func:`feature_sums`) instead of one short reduction
+    per row. ``x_hat (d, R) = (x - mu) / root`` with ``root (R,) = sqrt(sigma^2 +
+    eps)``, and ``mean (R,) = mu``, in the working dtype.
+
+    No row is scaled by a power of two: None when that could matter, for the caller to
+    take the scaled path. That is when ``eps`` is below :func:`unscaled_eps` (a
+    variance that underflows could count) or when ``root`` is not finite (a sum or a
+    square overflowed, or ``x`` holds NaN or an infinity, which the scaled path
+    reports). Where neither happens, the scaling by ``2**-e`` would have been exact
+    and changed nothing but the order of the sums: the results agree with the scaled
+    path to within the rounding of the sums (``tests/test_kernel.py``). A constant row
+    still has ``x_hat`` exactly 0: its centred values all equal ``x - mean``, whose
+    mean is itself.
+    """
+    dtype = working_dtype(x.dtype)
+    if eps < unscaled_eps(dtype):
+        return None
+    d = x.shape[-1]
+    t = _columns(x, dtype)  # (d, R)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow makes root inf: None
+        mean = feature_sums(t) / d  # mu = sum(x) / d: (R,)
+        centred = t - mean  # x - mu, with mu rounded
+        shift = feature_sums(centred) / d  # mean(x - mu): mu's rounding error
+        centred -= shift
+        mean += shift
+        var = feature_sums(centred * centred) / d  # sigma^2 = mean((x - mu)^2)
+        root = np.sqrt(var + np.asarray(eps, dtype=dtype))  # sqrt(sigma^2 + eps) >= sqrt(eps)
+    if not np.isfinite(root).all():
+        return None
+    centred /= root  # x_hat = (x - mu) / sqrt(sigma^2 + eps)
+    return centred, mean, root
+
+
+def layer_norm_rows(
+    x: FloatArray, gamma: FloatArray | None, beta: FloatArray | None, eps: float
+) -> FloatArray | None:
+    """``layer_norm(x, gamma, beta, eps=eps)`` by :func:`layer_norm_columns`, or None.
+
+    ``x`` (..., d), ``gamma`` and ``beta`` (d,) are validated; the result is in the
+    working dtype, C-contiguous, not yet checked for overflow (``gamma`` or ``beta``
+    may make it too large). None when the rows need the scaled path.
+    """
+    columns = layer_norm_columns(x, eps)
+    if columns is None:
+        return None
+    out = columns[0]  # x_hat (d, R)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by the caller
+        if gamma is not None:
+            out *= gamma.astype(out.dtype, copy=False)[:, None]  # * gamma
+        if beta is not None:
+            out += beta.astype(out.dtype, copy=False)[:, None]  # + beta
+    return _rows_back(out, x.shape)
+
+
+def layer_norm_vjp_rows(
+    x: FloatArray, grad: FloatArray, gamma: FloatArray | None, eps: float
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray] | None:
+    """``dx, dgamma, dbeta, mean, rstd`` of :func:`~attention_from_scratch.norms.layer_norm_vjp`, or None.
+
+    The same formulas with the rows as columns (:func:`layer_norm_columns`); None when
+    the rows need the scaled path. Arrays in the working dtype, ``dx`` of ``x``'s
+    shape, ``dgamma`` and ``dbeta`` (d,), ``mean`` and ``rstd`` of ``x.shape[:-1]``;
+    not yet checked for overflow.
+    """
+    columns = layer_norm_columns(x, eps)
+    if columns is None:
+        return None
+    x_hat, mean, root = columns  # (d, R), (R,), (R,)
+    d = x.shape[-1]
+    g = _columns(grad, x_hat.dtype)  # dL/dy: (d, R)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by the caller
+        g_hat = g if gamma is None else g * gamma.astype(g.dtype, copy=False)[:, None]
+        rstd = 1.0 / root  # 1 / sqrt(sigma^2 + eps)
+        # dx = rstd (g - mean(g) - x_hat mean(g x_hat)), g = dL/dx_hat
+        inner = g_hat - x_hat * (feature_sums(g_hat * x_hat) / d)
+        inner -= feature_sums(g_hat) / d
+        inner *= rstd
+        d_gamma: FloatArray = np.sum(g * x_hat, axis=1)  # sum over rows of dL/dy * x_hat
+        d_beta: FloatArray = np.sum(g, axis=1)  # sum over rows of dL/dy
+    batch = x.shape[:-1]
+    return _rows_back(inner, x.shape), d_gamma, d_beta, mean.reshape(batch), rstd.reshape(batch)

@@ -70,7 +70,13 @@ from attention_from_scratch._checks import (
     positive_finite,
     working_dtype,
 )
-from attention_from_scratch._kernel import divide_by_root, reciprocal_root, scaled_rows
+from attention_from_scratch._kernel import (
+    divide_by_root,
+    layer_norm_rows,
+    layer_norm_vjp_rows,
+    reciprocal_root,
+    scaled_rows,
+)
 
 __all__ = [
     "LayerNormGrads",
@@ -660,6 +666,9 @@ def layer_norm(
     eps_f = non_negative_finite(eps, "eps")
     g = _elementwise_param(gamma, "gamma", arr)
     b = _elementwise_param(beta, "beta", arr)
+    fast = layer_norm_rows(arr, g, b, eps_f)  # the lines below, rows side by side
+    if fast is not None:  # (None: the rows need the scaling by powers of two)
+        return finite_result(fast, arr.dtype, "layer_norm(x)")
     dtype: np.dtype[Any] = working_dtype(arr.dtype)
     centred, var, _, e = _centre(arr, eps_f)  # (x - mu) / 2^e, sigma^2 / 4^e
     out = divide_by_root(centred, var, e, eps_f)  # (x - mu) / sqrt(sigma^2 + eps)
@@ -934,23 +943,28 @@ def layer_norm_vjp(
     [-0.268  0.     0.     0.   ] [3. 0. 0. 0.]
     """
     arr, g_arr, gam, eps_f = _norm_inputs(x, grad, gamma, eps, "x (and of y = layer_norm(x))")
-    centred, var, mean, e = _centre(arr, eps_f)  # in the units of y = x / 2^e
-    x_hat = divide_by_root(centred, var, e, eps_f)  # (x - mu) / sqrt(sigma^2 + eps)
-    rstd = reciprocal_root(var, e, eps_f)  # 1 / sqrt(sigma^2 + eps): (..., 1)
-    g = as_working(g_arr)  # dL/dy
-    with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
-        g_hat = g if gam is None else g * gam.astype(g.dtype)  # dL/dx_hat = dL/dy * gamma
-        d_x = _normalised_vjp(x_hat, rstd, g_hat, centred=True)
-        d_gamma = _row_sums(g * x_hat)  # sum over rows of dL/dy * x_hat
-        d_beta = _row_sums(g)  # sum over rows of dL/dy
-        mean_x = np.ldexp(mean, e)  # mu = 2^e mean(y)
+    fast = layer_norm_vjp_rows(arr, g_arr, gam, eps_f)  # the lines below, rows side by side
+    if fast is not None:  # (None: the rows need the scaling by powers of two)
+        d_x, d_gamma, d_beta, mean_x, rstd_x = fast
+    else:
+        centred, var, mean, e = _centre(arr, eps_f)  # in the units of y = x / 2^e
+        x_hat = divide_by_root(centred, var, e, eps_f)  # (x - mu) / sqrt(sigma^2 + eps)
+        rstd = reciprocal_root(var, e, eps_f)  # 1 / sqrt(sigma^2 + eps): (..., 1)
+        g = as_working(g_arr)  # dL/dy
+        with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
+            g_hat = g if gam is None else g * gam.astype(g.dtype)  # dL/dx_hat = dL/dy * gamma
+            d_x = _normalised_vjp(x_hat, rstd, g_hat, centred=True)
+            d_gamma = _row_sums(g * x_hat)  # sum over rows of dL/dy * x_hat
+            d_beta = _row_sums(g)  # sum over rows of dL/dy
+            mean_x = np.ldexp(mean, e)[..., 0]  # mu = 2^e mean(y)
+        rstd_x = rstd[..., 0]
     dt = arr.dtype
     return LayerNormGrads(
         x=frozen(finite_result(d_x, dt, "layer_norm_vjp: dL/dx")),
         gamma=frozen(finite_result(d_gamma, dt, "layer_norm_vjp: dL/dgamma")),
         beta=frozen(finite_result(d_beta, dt, "layer_norm_vjp: dL/dbeta")),
-        mean=frozen(finite_result(mean_x[..., 0], dt, "layer_norm_vjp: mean")),
-        rstd=frozen(finite_result(rstd[..., 0], dt, "layer_norm_vjp: rstd")),
+        mean=frozen(finite_result(mean_x, dt, "layer_norm_vjp: mean")),
+        rstd=frozen(finite_result(rstd_x, dt, "layer_norm_vjp: rstd")),
     )
 
 

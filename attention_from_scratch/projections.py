@@ -89,7 +89,7 @@ from attention_from_scratch._checks import (
     positive_int,
     read_only,
 )
-from attention_from_scratch._kernel import affine
+from attention_from_scratch._kernel import affine, matmul_rows
 
 __all__ = [
     "AttentionParams",
@@ -330,9 +330,9 @@ def linear_vjp(x: ArrayLike, weight: ArrayLike, grad: ArrayLike, /) -> LinearGra
     rows_x = xw.reshape(-1, xw.shape[-1])  # (N, d_in): every row of every batch entry
     rows_g = g.reshape(-1, g.shape[-1])  # (N, d_out)
     with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
-        d_x = g @ ww.T  # dX = dY W^T: (..., d_out) @ (d_out, d_in) -> (..., d_in)
+        d_x = matmul_rows(g, ww.T)  # dX = dY W^T: (..., d_out) @ (d_out, d_in) -> (..., d_in)
         d_w = rows_x.T @ rows_g  # dW = X^T dY: (d_in, N) @ (N, d_out) -> (d_in, d_out)
-        d_b = np.sum(rows_g, axis=0)  # db = dY^T 1: (N, d_out) -> (d_out,)
+        d_b = np.ones(len(rows_g), dtype=g.dtype) @ rows_g  # db = dY^T 1: (N, d_out) -> (d_out,)
     dt = x_arr.dtype
     return LinearGrads(
         x=frozen(finite_result(d_x, dt, "linear_vjp: dL/dx")),
@@ -599,14 +599,16 @@ class AttentionParams:
             if grad.shape != param.shape:
                 msg = f"grads.{name} must have the shape of {name} {param.shape}, got {grad.shape}"
                 raise ValueError(msg)
-            check_same_dtype(**{name: param, f"grads.{name}": grad})
-            what = f"fn(params.{name}, grads.{name})"
-            out = as_float_array(fn(param, grad), what)
-            if out.shape != param.shape:
-                msg = f"{what} must keep {name}'s shape {param.shape}, got {out.shape}"
-                raise ValueError(msg)
-            check_same_dtype(**{name: param, what: out})
-            check_finite(out, what)
+            if grad.dtype != param.dtype:
+                check_same_dtype(**{name: param, f"grads.{name}": grad})  # raises
+            out = as_float_array(fn(param, grad), f"fn(params.{name}, grads.{name})")
+            if out.shape != param.shape or out.dtype != param.dtype or not np.isfinite(out).all():
+                what = f"fn(params.{name}, grads.{name})"
+                if out.shape != param.shape:
+                    msg = f"{what} must keep {name}'s shape {param.shape}, got {out.shape}"
+                    raise ValueError(msg)
+                check_same_dtype(**{name: param, what: out})
+                check_finite(out, what)
             new[name] = out if out is param or out is grad else read_only(out)
         return AttentionParams._trusted(new)
 

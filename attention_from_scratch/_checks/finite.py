@@ -90,8 +90,10 @@ def finite_result(
     with a ``RuntimeWarning``. With ``allow_neg_inf``, entries that already are
     ``-inf`` in ``out`` are results (the log of an empty sum), not overflows.
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        result: FloatArray = out.astype(dtype, copy=False)
+    result: FloatArray = out
+    if out.dtype != dtype:
+        with np.errstate(over="ignore", invalid="ignore"):  # a value too large: inf, found below
+            result = out.astype(dtype)
     finite = np.isfinite(result)
     if allow_neg_inf:
         finite |= np.isneginf(out)
