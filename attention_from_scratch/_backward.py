@@ -27,6 +27,7 @@ may attend to nothing gets gradients that are exactly 0, never NaN.
 
 from __future__ import annotations
 
+import math
 from typing import Any, overload
 
 import numpy as np
@@ -88,7 +89,9 @@ def _column_sums(arr: FloatArray) -> FloatArray:
 def _finished(arr: FloatArray, dtype: np.dtype[Any], name: str) -> FloatArray:
     """``arr`` in the result's dtype; FloatingPointError if it overflowed (float16)."""
     out: FloatArray = arr.astype(dtype, order="C", copy=False)
-    if not np.isfinite(out).all():
+    # A finite sum proves every entry finite (inf and NaN propagate); an overflowing sum
+    # of finite entries is told apart by the entry-wise test (runs in attention_vjp's errstate)
+    if not math.isfinite(np.add.reduce(out, axis=None)) and not np.isfinite(out).all():
         msg = (
             f"the gradient with respect to {name} overflowed {dtype}; "
             f"{overflow_advice(dtype, 'rescale the loss')}"
@@ -399,7 +402,7 @@ def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> ProjectedGra
     d_c = matmul_rows(d_k_m, params.w_k.astype(work).T)  # + dK W_K^T
     d_c += matmul_rows(d_v_m, params.w_v.astype(work).T)  # + dV W_V^T
     if result.context is None:
-        d_x = d_x + d_c  # (..., n, d_model)
+        d_x += d_c  # (..., n, d_model)
 
     def bias_grad(bias: FloatArray | None, d_proj: FloatArray, name: str) -> FloatArray | None:
         """db = dProj^T 1: the column sums of the projection's gradient, if b exists."""

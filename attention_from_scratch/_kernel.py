@@ -58,9 +58,8 @@ __all__ = [
     "attention",
     "check_overflow",
     "divide_by_root",
-    "feature_sums",
-    "layer_norm_columns",
     "layer_norm_rows",
+    "layer_norm_stats",
     "layer_norm_vjp_rows",
     "masked_softmax",
     "matmul_rows",
@@ -71,6 +70,7 @@ __all__ = [
     "raw_scores",
     "reciprocal_root",
     "report_rows",
+    "row_sums",
     "scaled_operands",
     "scaled_rows",
     "score_bound",
@@ -639,11 +639,11 @@ def reciprocal_root(ms_y: FloatArray, e: IntArray, eps: float) -> FloatArray:
     return out
 
 
-# --- layer_norm with the rows side by side: no scaling where no square can overflow ---
+# --- layer_norm: every row at once, no scaling where no square can overflow ---
 
 
 def unscaled_eps(dtype: np.dtype[Any]) -> float:
-    """The smallest ``eps`` for which :func:`layer_norm_columns` may skip the scaling.
+    """The smallest ``eps`` for which :func:`layer_norm_stats` may skip the scaling.
 
     Without the power-of-two scaling a row of tiny entries has squares that underflow
     and a variance that is subnormal or 0. With ``eps`` at least this large such a
@@ -651,59 +651,49 @@ def unscaled_eps(dtype: np.dtype[Any]) -> float:
     way and the scaling changes nothing (``1e-5`` is far above it: about ``1e-292`` for
     float64, ``1e-31`` for float32).
     """
-    info = np.finfo(working_dtype(dtype))
-    return float(info.tiny) * 2.0 ** (info.nmant + 2)
+    return _UNSCALED_EPS[working_dtype(dtype).char]
 
 
-#: Features summed by one matrix-vector product in :func:`feature_sums`; more are first
-#: halved pairwise down to this many.
+_UNSCALED_EPS = {
+    np.dtype(t).char: float(np.finfo(t).tiny) * 2.0 ** (np.finfo(t).nmant + 2)
+    for t in (np.float32, np.float64)
+}
+
+#: Entries of a row summed by one matrix-vector product in :func:`row_sums`; longer
+#: rows are first halved pairwise down to this many.
 DOT_FEATURES = 16
 
 
-def feature_sums(t: FloatArray) -> FloatArray:
-    """Sums over the first axis of ``t`` (d, R) -> (R,): ``1^T t``.
+def row_sums(rows: FloatArray) -> FloatArray:
+    """Sums of the rows of ``rows`` (R, d) -> (R,): ``rows @ 1``.
 
-    Up to :data:`DOT_FEATURES` features, one matrix-vector product ``ones(d) @ t``: a
-    single BLAS call over all ``R`` columns, where a reduction over a short last axis
-    costs a call per row. BLAS sums with several accumulators, as accurate for these
-    few terms as NumPy's pairwise summation (within 2.5 ulp of the sum of magnitudes
-    for 16 terms, ``tests/test_kernel.py``). More features are first added pairwise,
-    the first half of the rows to the second, down to that many, so the rounding
-    error grows like ``log2 d`` (:cite:t:`higham2002accuracy`, §4.2).
+    Up to :data:`DOT_FEATURES` entries, one matrix-vector product: a single BLAS call
+    for all ``R`` rows, where a reduction over a short last axis costs a call per row.
+    BLAS sums with several accumulators, as accurate for these few terms as NumPy's
+    pairwise summation (``tests/test_kernel.py``). Longer rows are first added
+    pairwise, the first half of the columns to the second, down to that many, so
+    the rounding error grows like ``log2 d`` (:cite:t:`higham2002accuracy`, §4.2).
     """
-    while t.shape[0] > DOT_FEATURES:
-        half = t.shape[0] // 2
-        total = t[:half] + t[half : 2 * half]  # (half, R)
-        if t.shape[0] % 2:
-            total[-1] += t[-1]  # the odd row out
-        t = total
-    out: FloatArray = np.ones(t.shape[0], dtype=t.dtype) @ t  # (d,) @ (d, R) -> (R,)
+    while rows.shape[1] > DOT_FEATURES:
+        half = rows.shape[1] // 2
+        total = rows[:, :half] + rows[:, half : 2 * half]  # (R, half)
+        if rows.shape[1] % 2:
+            total[:, -1] += rows[:, -1]  # the odd column out
+        rows = total
+    out: FloatArray = rows @ np.ones(rows.shape[1], dtype=rows.dtype)  # (R, d) @ (d,)
     return out
 
 
-def _columns(arr: FloatArray, dtype: np.dtype[Any]) -> FloatArray:
-    """``(..., d) -> (d, R)``: every row of ``arr`` as a column, C-contiguous, ``dtype``."""
-    flat = arr.reshape(-1, arr.shape[-1])  # (R, d), a view when arr is C-contiguous
-    cols: FloatArray = np.ascontiguousarray(flat.T, dtype=dtype)
-    return cols
-
-
-def _rows_back(cols: FloatArray, shape: tuple[int, ...]) -> FloatArray:
-    """The inverse of :func:`_columns`: ``(d, R) -> shape``, C-contiguous."""
-    out: FloatArray = np.ascontiguousarray(cols.T).reshape(shape)
-    return out
-
-
-def layer_norm_columns(
+def layer_norm_stats(
     x: FloatArray, eps: float
 ) -> tuple[FloatArray, FloatArray, FloatArray] | None:
     """``(x_hat, mean, root)`` of :func:`~attention_from_scratch.norms.layer_norm`'s rows, or None.
 
-    The same corrected two-pass algorithm, with every row of ``x`` (..., d) as a
-    column of a ``(d, R)`` array, so that the passes over the features are a few
-    long vectorised operations (:func:`feature_sums`) instead of one short reduction
-    per row. ``x_hat (d, R) = (x - mu) / root`` with ``root (R,) = sqrt(sigma^2 +
-    eps)``, and ``mean (R,) = mu``, in the working dtype.
+    The same corrected two-pass algorithm on every row of ``x`` (..., d) at once, the
+    rows stacked into ``(R, d)``, each sum over a row one matrix-vector product
+    (:func:`row_sums`) instead of a reduction that costs a call per row.
+    ``x_hat (R, d) = (x - mu) / root`` with ``root (R, 1) = sqrt(sigma^2 + eps)``, and
+    ``mean (R, 1) = mu``, in the working dtype.
 
     No row is scaled by a power of two: None when that could matter, for the caller to
     take the scaled path. That is when ``eps`` is below :func:`unscaled_eps` (a
@@ -719,15 +709,15 @@ def layer_norm_columns(
     if eps < unscaled_eps(dtype):
         return None
     d = x.shape[-1]
-    t = _columns(x, dtype)  # (d, R)
+    rows = np.ascontiguousarray(x, dtype=dtype).reshape(-1, d)  # (R, d)
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow makes root inf: None
-        mean = feature_sums(t) / d  # mu = sum(x) / d: (R,)
-        centred = t - mean  # x - mu, with mu rounded
-        shift = feature_sums(centred) / d  # mean(x - mu): mu's rounding error
+        mean = row_sums(rows)[:, None] / d  # mu = sum(x) / d: (R, 1)
+        centred = rows - mean  # x - mu, with mu rounded
+        shift = row_sums(centred)[:, None] / d  # mean(x - mu): mu's rounding error
         centred -= shift
         mean += shift
-        var = feature_sums(centred * centred) / d  # sigma^2 = mean((x - mu)^2)
-        root = np.sqrt(var + np.asarray(eps, dtype=dtype))  # sqrt(sigma^2 + eps) >= sqrt(eps)
+        var = row_sums(centred * centred)[:, None] / d  # sigma^2 = mean((x - mu)^2)
+        root = np.sqrt(var + dtype.type(eps))  # sqrt(sigma^2 + eps) >= sqrt(eps)
     if not np.isfinite(root).all():
         return None
     centred /= root  # x_hat = (x - mu) / sqrt(sigma^2 + eps)
@@ -737,22 +727,22 @@ def layer_norm_columns(
 def layer_norm_rows(
     x: FloatArray, gamma: FloatArray | None, beta: FloatArray | None, eps: float
 ) -> FloatArray | None:
-    """``layer_norm(x, gamma, beta, eps=eps)`` by :func:`layer_norm_columns`, or None.
+    """``layer_norm(x, gamma, beta, eps=eps)`` by :func:`layer_norm_stats`, or None.
 
     ``x`` (..., d), ``gamma`` and ``beta`` (d,) are validated; the result is in the
     working dtype, C-contiguous, not yet checked for overflow (``gamma`` or ``beta``
     may make it too large). None when the rows need the scaled path.
     """
-    columns = layer_norm_columns(x, eps)
-    if columns is None:
+    stats = layer_norm_stats(x, eps)
+    if stats is None:
         return None
-    out = columns[0]  # x_hat (d, R)
+    out = stats[0]  # x_hat (R, d)
     with np.errstate(over="ignore", invalid="ignore"):  # reported by the caller
         if gamma is not None:
-            out *= gamma.astype(out.dtype, copy=False)[:, None]  # * gamma
+            out *= gamma.astype(out.dtype, copy=False)  # * gamma
         if beta is not None:
-            out += beta.astype(out.dtype, copy=False)[:, None]  # + beta
-    return _rows_back(out, x.shape)
+            out += beta.astype(out.dtype, copy=False)  # + beta
+    return out.reshape(x.shape)
 
 
 def layer_norm_vjp_rows(
@@ -760,25 +750,26 @@ def layer_norm_vjp_rows(
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray] | None:
     """``dx, dgamma, dbeta, mean, rstd`` of :func:`~attention_from_scratch.norms.layer_norm_vjp`, or None.
 
-    The same formulas with the rows as columns (:func:`layer_norm_columns`); None when
-    the rows need the scaled path. Arrays in the working dtype, ``dx`` of ``x``'s
-    shape, ``dgamma`` and ``dbeta`` (d,), ``mean`` and ``rstd`` of ``x.shape[:-1]``;
-    not yet checked for overflow.
+    The same formulas on every row at once (:func:`layer_norm_stats`); None when the
+    rows need the scaled path. Arrays in the working dtype, ``dx`` of ``x``'s shape,
+    ``dgamma`` and ``dbeta`` (d,), ``mean`` and ``rstd`` of ``x.shape[:-1]``; not yet
+    checked for overflow.
     """
-    columns = layer_norm_columns(x, eps)
-    if columns is None:
+    stats = layer_norm_stats(x, eps)
+    if stats is None:
         return None
-    x_hat, mean, root = columns  # (d, R), (R,), (R,)
+    x_hat, mean, root = stats  # (R, d), (R, 1), (R, 1)
     d = x.shape[-1]
-    g = _columns(grad, x_hat.dtype)  # dL/dy: (d, R)
+    g = np.ascontiguousarray(grad, dtype=x_hat.dtype).reshape(x_hat.shape)  # dL/dy: (R, d)
+    ones = np.ones(len(g), dtype=g.dtype)
     with np.errstate(over="ignore", invalid="ignore"):  # reported by the caller
-        g_hat = g if gamma is None else g * gamma.astype(g.dtype, copy=False)[:, None]
+        g_hat = g if gamma is None else g * gamma.astype(g.dtype, copy=False)  # dL/dx_hat
         rstd = 1.0 / root  # 1 / sqrt(sigma^2 + eps)
         # dx = rstd (g - mean(g) - x_hat mean(g x_hat)), g = dL/dx_hat
-        inner = g_hat - x_hat * (feature_sums(g_hat * x_hat) / d)
-        inner -= feature_sums(g_hat) / d
+        inner = g_hat - x_hat * (row_sums(g_hat * x_hat)[:, None] / d)
+        inner -= row_sums(g_hat)[:, None] / d
         inner *= rstd
-        d_gamma: FloatArray = np.sum(g * x_hat, axis=1)  # sum over rows of dL/dy * x_hat
-        d_beta: FloatArray = np.sum(g, axis=1)  # sum over rows of dL/dy
+        d_gamma: FloatArray = ones @ (g * x_hat)  # sum over rows of dL/dy * x_hat
+        d_beta: FloatArray = ones @ g  # sum over rows of dL/dy
     batch = x.shape[:-1]
-    return _rows_back(inner, x.shape), d_gamma, d_beta, mean.reshape(batch), rstd.reshape(batch)
+    return inner.reshape(x.shape), d_gamma, d_beta, mean.reshape(batch), rstd.reshape(batch)
