@@ -42,7 +42,12 @@ from attention_from_scratch._checks import (
     overflow_advice,
     working_dtype,
 )
-from attention_from_scratch._kernel import masked_softmax, matmul_rows, softmax_vjp_rescaled
+from attention_from_scratch._kernel import (
+    masked_softmax,
+    matmul_rows,
+    ones,
+    softmax_vjp_rescaled,
+)
 from attention_from_scratch._results import (
     Attention,
     AttentionGrads,
@@ -82,7 +87,7 @@ def _rows(arr: FloatArray) -> FloatArray:
 def _column_sums(arr: FloatArray) -> FloatArray:
     """``(..., c) -> (c,)``: the sum over every row of every batch entry, ``1^T A``."""
     rows = _rows(arr)  # (N, c)
-    total: FloatArray = np.ones(len(rows), dtype=rows.dtype) @ rows
+    total: FloatArray = ones(len(rows), rows.dtype) @ rows
     return total
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -67,6 +67,7 @@ __all__ = [
     "merge_heads",
     "near_top",
     "never_attended",
+    "ones",
     "raw_scores",
     "reciprocal_root",
     "report_rows",
@@ -659,6 +660,25 @@ _UNSCALED_EPS = {
     for t in (np.float32, np.float64)
 }
 
+
+def ones(n: int, dtype: np.dtype[Any]) -> FloatArray:
+    """``n`` ones of ``dtype``: ``rows @ ones(d)`` sums every row in one BLAS call.
+
+    Short vectors (up to 4096, what small batches need) are made once and kept,
+    read-only, so that a training step does not allocate them again and again.
+    """
+    if n > 4096:
+        return np.ones(n, dtype=dtype)
+    return _short_ones(n, np.dtype(dtype))
+
+
+@lru_cache(maxsize=64)
+def _short_ones(n: int, dtype: np.dtype[Any]) -> FloatArray:
+    out: FloatArray = np.ones(n, dtype=dtype)
+    out.flags.writeable = False
+    return out
+
+
 #: Entries of a row summed by one matrix-vector product in :func:`row_sums`; longer
 #: rows are first halved pairwise down to this many.
 DOT_FEATURES = 16
@@ -680,7 +700,7 @@ def row_sums(rows: FloatArray) -> FloatArray:
         if rows.shape[1] % 2:
             total[:, -1] += rows[:, -1]  # the odd column out
         rows = total
-    out: FloatArray = rows @ np.ones(rows.shape[1], dtype=rows.dtype)  # (R, d) @ (d,)
+    out: FloatArray = rows @ ones(rows.shape[1], rows.dtype)  # (R, d) @ (d,)
     return out
 
 
@@ -761,7 +781,7 @@ def layer_norm_vjp_rows(
     x_hat, mean, root = stats  # (R, d), (R, 1), (R, 1)
     d = x.shape[-1]
     g = np.ascontiguousarray(grad, dtype=x_hat.dtype).reshape(x_hat.shape)  # dL/dy: (R, d)
-    ones = np.ones(len(g), dtype=g.dtype)
+    column = ones(len(g), g.dtype)  # sums over the rows: column @ (R, d)
     with np.errstate(over="ignore", invalid="ignore"):  # reported by the caller
         g_hat = g if gamma is None else g * gamma.astype(g.dtype, copy=False)  # dL/dx_hat
         rstd = 1.0 / root  # 1 / sqrt(sigma^2 + eps)
@@ -769,7 +789,7 @@ def layer_norm_vjp_rows(
         inner = g_hat - x_hat * (row_sums(g_hat * x_hat)[:, None] / d)
         inner -= row_sums(g_hat)[:, None] / d
         inner *= rstd
-        d_gamma: FloatArray = ones @ (g * x_hat)  # sum over rows of dL/dy * x_hat
-        d_beta: FloatArray = ones @ g  # sum over rows of dL/dy
+        d_gamma: FloatArray = column @ (g * x_hat)  # sum over rows of dL/dy * x_hat
+        d_beta: FloatArray = column @ g  # sum over rows of dL/dy
     batch = x.shape[:-1]
     return inner.reshape(x.shape), d_gamma, d_beta, mean.reshape(batch), rstd.reshape(batch)

@@ -89,7 +89,7 @@ from attention_from_scratch._checks import (
     positive_int,
     read_only,
 )
-from attention_from_scratch._kernel import affine, matmul_rows
+from attention_from_scratch._kernel import affine, matmul_rows, ones
 
 __all__ = [
     "AttentionParams",
@@ -332,7 +332,7 @@ def linear_vjp(x: ArrayLike, weight: ArrayLike, grad: ArrayLike, /) -> LinearGra
     with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
         d_x = matmul_rows(g, ww.T)  # dX = dY W^T: (..., d_out) @ (d_out, d_in) -> (..., d_in)
         d_w = rows_x.T @ rows_g  # dW = X^T dY: (d_in, N) @ (N, d_out) -> (d_in, d_out)
-        d_b = np.ones(len(rows_g), dtype=g.dtype) @ rows_g  # db = dY^T 1: (N, d_out) -> (d_out,)
+        d_b = ones(len(rows_g), g.dtype) @ rows_g  # db = dY^T 1: (N, d_out) -> (d_out,)
     dt = x_arr.dtype
     return LinearGrads(
         x=frozen(finite_result(d_x, dt, "linear_vjp: dL/dx")),
