@@ -27,7 +27,6 @@ may attend to nothing gets gradients that are exactly 0, never NaN.
 
 from __future__ import annotations
 
-import math
 from typing import Any, overload
 
 import numpy as np
@@ -40,6 +39,7 @@ from attention_from_scratch._checks import (
     check_finite,
     frozen,
     overflow_advice,
+    sum_is_finite,
     working_dtype,
 )
 from attention_from_scratch._kernel import (
@@ -57,6 +57,9 @@ from attention_from_scratch._results import (
 from attention_from_scratch.projections import AttentionParams
 
 __all__ = ["AttentionGrads", "attention_vjp"]
+
+#: The arrays of an :class:`AttentionParams`, weights and biases.
+_PARAM_FIELDS = ("w_q", "w_k", "w_v", "w_o", "b_q", "b_k", "b_v", "b_o")
 
 
 def _sum_to(arr: FloatArray, shape: tuple[int, ...]) -> FloatArray:
@@ -91,12 +94,30 @@ def _column_sums(arr: FloatArray) -> FloatArray:
     return total
 
 
+def _all_finished(
+    arrays: dict[str, FloatArray | None], dtype: np.dtype[Any]
+) -> dict[str, FloatArray]:
+    """:func:`_finished` of every array present, decided by one sum over them all.
+
+    A finite total proves every entry finite (:func:`~attention_from_scratch._checks.sum_is_finite`);
+    otherwise each array is tested, and the first that overflowed is reported by name.
+    Arrays that are None are left out.
+    """
+    out = {
+        name: arr.astype(dtype, order="C", copy=False)
+        for name, arr in arrays.items()
+        if arr is not None
+    }
+    if not sum_is_finite(list(out.values())):
+        for name, arr in out.items():
+            _finished(arr, dtype, name)
+    return out
+
+
 def _finished(arr: FloatArray, dtype: np.dtype[Any], name: str) -> FloatArray:
     """``arr`` in the result's dtype; FloatingPointError if it overflowed (float16)."""
     out: FloatArray = arr.astype(dtype, order="C", copy=False)
-    # A finite sum proves every entry finite (inf and NaN propagate); an overflowing sum
-    # of finite entries is told apart by the entry-wise test (runs in attention_vjp's errstate)
-    if not math.isfinite(np.add.reduce(out, axis=None)) and not np.isfinite(out).all():
+    if not np.isfinite(out).all():
         msg = (
             f"the gradient with respect to {name} overflowed {dtype}; "
             f"{overflow_advice(dtype, 'rescale the loss')}"
@@ -409,31 +430,39 @@ def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> ProjectedGra
     if result.context is None:
         d_x += d_c  # (..., n, d_model)
 
-    def bias_grad(bias: FloatArray | None, d_proj: FloatArray, name: str) -> FloatArray | None:
+    def bias_grad(bias: FloatArray | None, d_proj: FloatArray) -> FloatArray | None:
         """db = dProj^T 1: the column sums of the projection's gradient, if b exists."""
-        return None if bias is None else _finished(_column_sums(d_proj), dtype, name)
+        return None if bias is None else _column_sums(d_proj)
 
+    done = _all_finished(
+        {
+            "w_q": d_w_q,
+            "w_k": d_w_k,
+            "w_v": d_w_v,
+            "w_o": d_w_o,
+            "b_q": bias_grad(params.b_q, d_q_m),
+            "b_k": bias_grad(params.b_k, d_k_m),
+            "b_v": bias_grad(params.b_v, d_v_m),
+            "b_o": d_b_o,
+            "q": result.as_returned(d_q),
+            "k": result.as_returned(d_k),
+            "v": result.as_returned(d_v),
+            "x": d_x,
+            "context": None if result.context is None else d_c,
+        },
+        dtype,
+    )
     # New arrays of the shapes of params' own, finite: made read-only, not checked again
-    grad_arrays = {
-        "w_q": _finished(d_w_q, dtype, "w_q"),
-        "w_k": _finished(d_w_k, dtype, "w_k"),
-        "w_v": _finished(d_w_v, dtype, "w_v"),
-        "w_o": None if d_w_o is None else _finished(d_w_o, dtype, "w_o"),
-        "b_q": bias_grad(params.b_q, d_q_m, "b_q"),
-        "b_k": bias_grad(params.b_k, d_k_m, "b_k"),
-        "b_v": bias_grad(params.b_v, d_v_m, "b_v"),
-        "b_o": None if d_b_o is None else _finished(d_b_o, dtype, "b_o"),
-    }
     grad_params = AttentionParams._trusted(
-        {name: None if arr is None else frozen(arr) for name, arr in grad_arrays.items()}
+        {name: frozen(done[name]) for name in _PARAM_FIELDS if name in done}
     )
 
     return ProjectedGrads(
-        q=_finished(result.as_returned(d_q), dtype, "q"),
-        k=_finished(result.as_returned(d_k), dtype, "k"),
-        v=_finished(result.as_returned(d_v), dtype, "v"),
-        x=_finished(d_x, dtype, "x"),
-        context=None if result.context is None else _finished(d_c, dtype, "context"),
+        q=done["q"],
+        k=done["k"],
+        v=done["v"],
+        x=done["x"],
+        context=done.get("context"),
         params=grad_params,
         bias=d_bias,
     )

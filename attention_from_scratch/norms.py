@@ -63,6 +63,7 @@ from attention_from_scratch._checks import (
     check_finite,
     check_same_dtype,
     finite_result,
+    finite_results,
     first_index,
     frozen,
     non_negative_finite,
@@ -958,14 +959,12 @@ def layer_norm_vjp(
             d_beta = _row_sums(g)  # sum over rows of dL/dy
             mean_x = np.ldexp(mean, e)[..., 0]  # mu = 2^e mean(y)
         rstd_x = rstd[..., 0]
-    dt = arr.dtype
-    return LayerNormGrads(
-        x=frozen(finite_result(d_x, dt, "layer_norm_vjp: dL/dx")),
-        gamma=frozen(finite_result(d_gamma, dt, "layer_norm_vjp: dL/dgamma")),
-        beta=frozen(finite_result(d_beta, dt, "layer_norm_vjp: dL/dbeta")),
-        mean=frozen(finite_result(mean_x, dt, "layer_norm_vjp: mean")),
-        rstd=frozen(finite_result(rstd_x, dt, "layer_norm_vjp: rstd")),
+    results = finite_results(
+        (d_x, d_gamma, d_beta, mean_x, rstd_x),
+        arr.dtype,
+        [f"layer_norm_vjp: {what}" for what in ("dL/dx", "dL/dgamma", "dL/dbeta", "mean", "rstd")],
     )
+    return LayerNormGrads(*(frozen(result) for result in results))
 
 
 def rms_norm_vjp(

@@ -88,6 +88,7 @@ from attention_from_scratch._checks import (
     frozen,
     positive_int,
     read_only,
+    sum_is_finite,
 )
 from attention_from_scratch._kernel import affine, matmul_rows, ones
 
@@ -602,14 +603,20 @@ class AttentionParams:
             if grad.dtype != param.dtype:
                 check_same_dtype(**{name: param, f"grads.{name}": grad})  # raises
             out = as_float_array(fn(param, grad), f"fn(params.{name}, grads.{name})")
-            if out.shape != param.shape or out.dtype != param.dtype or not np.isfinite(out).all():
+            if out.shape != param.shape or out.dtype != param.dtype:
                 what = f"fn(params.{name}, grads.{name})"
                 if out.shape != param.shape:
                     msg = f"{what} must keep {name}'s shape {param.shape}, got {out.shape}"
                     raise ValueError(msg)
                 check_same_dtype(**{name: param, what: out})
-                check_finite(out, what)
-            new[name] = out if out is param or out is grad else read_only(out)
+            new[name] = out
+        updated = {name: arr for name, arr in new.items() if arr is not None}
+        if not sum_is_finite(list(updated.values())):
+            for name, arr in updated.items():  # one is not finite (or the sum overflowed)
+                check_finite(arr, f"fn(params.{name}, grads.{name})")
+        for name, arr in updated.items():
+            if not (arr is getattr(self, name) or arr is getattr(grads, name)):
+                new[name] = read_only(arr)  # a copy of its own, so no caller can change it
         return AttentionParams._trusted(new)
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,10 @@ __all__ = [
     "check_finite",
     "check_row_max",
     "finite_result",
+    "finite_results",
     "overflow_advice",
     "peak",
+    "sum_is_finite",
 ]
 
 
@@ -105,6 +108,37 @@ def finite_result(
         )
         raise FloatingPointError(msg)
     return result
+
+
+def sum_is_finite(arrays: Sequence[FloatArray]) -> bool:
+    """Whether the sum of every entry of every array is finite: then every entry is.
+
+    A NaN or an infinity anywhere makes the sum NaN or infinite (``inf + -inf`` is
+    NaN), so a finite total proves all the arrays finite with one vectorised pass each
+    and no array of flags. A total that is not finite may also be finite numbers whose
+    sum overflows: the caller then tests the entries one by one.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = 0.0
+        for arr in arrays:
+            total += float(np.add.reduce(arr, axis=None))
+    return math.isfinite(total)
+
+
+def finite_results(
+    outs: Sequence[FloatArray], dtype: np.dtype[Any], whats: Sequence[str]
+) -> list[FloatArray]:
+    """:func:`finite_result` of several arrays, decided by one :func:`sum_is_finite`.
+
+    Each array is cast to ``dtype``; when the sum of them all is finite, they are
+    returned as they are, otherwise each goes through :func:`finite_result`, which
+    raises for the first that overflowed (naming it by its ``whats``).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # a value too large: inf, found below
+        results = [out if out.dtype == dtype else out.astype(dtype) for out in outs]
+    if sum_is_finite(results):
+        return results
+    return [finite_result(out, dtype, what) for out, what in zip(outs, whats, strict=True)]
 
 
 def overflow_advice(dtype: np.dtype[Any], rescale: str, *, wider: str = "compute in") -> str:
