@@ -83,7 +83,7 @@ from attention_from_scratch._checks import (
     check_finite,
     check_instance,
     check_same_dtype,
-    finite_result,
+    finite_results,
     float_dtype,
     frozen,
     positive_int,
@@ -330,16 +330,13 @@ def linear_vjp(x: ArrayLike, weight: ArrayLike, grad: ArrayLike, /) -> LinearGra
     xw, ww, g = as_working(x_arr), as_working(w_arr), as_working(g_arr)
     rows_x = xw.reshape(-1, xw.shape[-1])  # (N, d_in): every row of every batch entry
     rows_g = g.reshape(-1, g.shape[-1])  # (N, d_out)
-    with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_results
         d_x = matmul_rows(g, ww.T)  # dX = dY W^T: (..., d_out) @ (d_out, d_in) -> (..., d_in)
         d_w = rows_x.T @ rows_g  # dW = X^T dY: (d_in, N) @ (N, d_out) -> (d_in, d_out)
         d_b = ones(len(rows_g), g.dtype) @ rows_g  # db = dY^T 1: (N, d_out) -> (d_out,)
-    dt = x_arr.dtype
-    return LinearGrads(
-        x=frozen(finite_result(d_x, dt, "linear_vjp: dL/dx")),
-        weight=frozen(finite_result(d_w, dt, "linear_vjp: dL/dweight")),
-        bias=frozen(finite_result(d_b, dt, "linear_vjp: dL/dbias")),
-    )
+    whats = ("linear_vjp: dL/dx", "linear_vjp: dL/dweight", "linear_vjp: dL/dbias")
+    out_x, out_w, out_b = finite_results((d_x, d_w, d_b), x_arr.dtype, whats)
+    return LinearGrads(x=frozen(out_x), weight=frozen(out_w), bias=frozen(out_b))
 
 
 @dataclass(frozen=True, eq=False)

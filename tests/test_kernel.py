@@ -423,3 +423,36 @@ def test_matmul_rows_is_the_batched_product(dtype: type[np.floating[Any]]) -> No
     scale = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))
     _within_ulps(out, (a.astype(work) @ b.astype(work)), scale.astype(work))
     np.testing.assert_array_equal(matmul_rows(a[0], b), a[0] @ b)  # 2-D: the product itself
+
+
+def test_layer_norm_vjp_recalls_the_forward_statistics_only_for_the_same_bytes() -> None:
+    """After layer_norm(x), layer_norm_vjp(x, ...) reuses its statistics: the same bits."""
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(4, 3, 8))
+    grad = rng.normal(size=x.shape)
+    gamma = rng.normal(size=8)
+    kernel_module._RECALLED.clear()
+    fresh = layer_norm_vjp(x, grad, gamma)  # nothing kept: computed
+    layer_norm(x, gamma)  # keeps x's statistics
+    assert kernel_module.recall_stats(x, 1e-5) is not None
+    assert kernel_module.recall_stats(x, 1e-6) is None  # another eps
+    assert kernel_module.recall_stats(x.astype(np.float32), 1e-5) is None  # another dtype
+    recalled = layer_norm_vjp(x, grad, gamma)
+    for name in ("x", "gamma", "beta", "mean", "rstd"):
+        np.testing.assert_array_equal(getattr(recalled, name), getattr(fresh, name))
+    x[1, 2, 3] += 1.0  # changed in place after the forward pass: other bytes, recomputed
+    assert kernel_module.recall_stats(x, 1e-5) is None
+    changed = layer_norm_vjp(x, grad, gamma)
+    kernel_module._RECALLED.clear()
+    np.testing.assert_array_equal(changed.x, layer_norm_vjp(x, grad, gamma).x)
+    layer_norm(x)
+    x[0, 0, 0] = np.nan  # a NaN written after the forward pass is still reported
+    with pytest.raises(ValueError, match=r"^x must be finite"):
+        layer_norm_vjp(x, grad, gamma)
+    for _ in range(10):  # a few entries at most, each read-only
+        layer_norm(rng.normal(size=(2, 8)))
+    assert len(kernel_module._RECALLED) <= 4
+    assert not any(arr.flags.writeable for entry in kernel_module._RECALLED for arr in entry[4:])
+    big = rng.normal(size=(kernel_module.RECALL_ENTRIES // 8 + 1, 8))  # too large to keep
+    layer_norm(big)
+    assert kernel_module.recall_stats(big, 1e-5) is None
