@@ -642,7 +642,8 @@ def layer_norm(
     overflows for entries up to the largest float; the scaling is exact, and ``eps``
     is scaled with it. Where it cannot matter (no square overflows, and ``eps`` is far
     above any variance that could underflow, as ``1e-5`` is) the package skips it and
-    normalises every row at once, to within 2 ulp of the exact result, as here.
+    normalises every row at once (sums in another order, within 2 ulp of each row's
+    largest entry of the exact result).
 
     References
     ----------

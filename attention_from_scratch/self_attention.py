@@ -586,7 +586,7 @@ def multi_head_attention(
         bias=None if bias_arr is None else _grouped_bias(bias_arr, grouped_shape),
     )
     head_outputs = outputs.reshape(*batch, h, n, d_v)  # (..., h_kv, g, n, d_v) -> (..., h, n, d_v)
-    merged = merge_heads(head_outputs)  # (..., h, n, d_v) -> (..., n, h d_v)
+    merged = frozen(merge_heads(head_outputs))  # (..., h, n, d_v) -> (..., n, h d_v), a copy
     # MultiHead = Concat(head_1, ..., head_h) W_O + b_O
     output = merged
     if params.w_o is not None:
@@ -597,7 +597,7 @@ def multi_head_attention(
         q=frozen(q_heads),
         k=frozen(k_heads),
         v=frozen(v_heads),
-        head_outputs=frozen(head_outputs),
+        head_outputs=split_heads(merged, h),  # a view of merged: the backward pass needs both
         mask=kept(applied),
         scale=scale,
         x=kept(x_arr),

@@ -114,15 +114,15 @@ def sum_is_finite(arrays: Sequence[FloatArray]) -> bool:
     """Whether the sum of every entry of every array is finite: then every entry is.
 
     A NaN or an infinity anywhere makes the sum NaN or infinite (``inf + -inf`` is
-    NaN), so a finite total proves all the arrays finite with one vectorised pass each
-    and no array of flags. A total that is not finite may also be finite numbers whose
+    NaN), so a finite total proves all the arrays finite with one vectorised pass over
+    them all (laid end to end) and no array of flags. A total that is not finite may also be finite numbers whose
     sum overflows: the caller then tests the entries one by one.
     """
+    if not arrays:
+        return True
+    flat = arrays[0].ravel() if len(arrays) == 1 else np.concatenate([a.ravel() for a in arrays])
     with np.errstate(over="ignore", invalid="ignore"):
-        total = 0.0
-        for arr in arrays:
-            total += float(np.add.reduce(arr, axis=None))
-    return math.isfinite(total)
+        return math.isfinite(np.add.reduce(flat))
 
 
 def finite_results(
