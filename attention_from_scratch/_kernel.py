@@ -70,7 +70,6 @@ __all__ = [
     "never_attended",
     "ones",
     "raw_scores",
-    "read_only_copy",
     "recall_stats",
     "reciprocal_root",
     "report_rows",
@@ -760,13 +759,18 @@ _RECALLED: list[
 _RECALL_COUNT = 4
 
 
-def _remember(x: FloatArray, eps: float, stats: tuple[FloatArray, FloatArray, FloatArray]) -> None:
-    """Keep read-only copies of ``stats`` of a small ``x`` for :func:`recall_stats`."""
+def _remember(x: FloatArray, eps: float, stats: tuple[FloatArray, FloatArray, FloatArray]) -> bool:
+    """Keep ``stats`` of a small ``x`` for :func:`recall_stats`, made read-only in place.
+
+    Returns whether they were kept (``x`` has at most :data:`RECALL_ENTRIES` entries).
+    """
     if x.size > RECALL_ENTRIES:
-        return
-    x_hat, mean, root = (read_only_copy(arr) for arr in stats)
-    entry = (x.tobytes(), x.shape, x.dtype, eps, x_hat, mean, root)
+        return False
+    for arr in stats:
+        arr.flags.writeable = False  # arrays layer_norm_stats has just made, kept as they are
+    entry = (x.tobytes(), x.shape, x.dtype, eps, *stats)
     _RECALLED[:] = [entry, *_RECALLED[: _RECALL_COUNT - 1]]
+    return True
 
 
 def recall_stats(x: FloatArray, eps: float) -> tuple[FloatArray, FloatArray, FloatArray] | None:
@@ -787,13 +791,6 @@ def recall_stats(x: FloatArray, eps: float) -> tuple[FloatArray, FloatArray, Flo
     return None
 
 
-def read_only_copy(arr: FloatArray) -> FloatArray:
-    """A copy of ``arr`` that cannot be written to."""
-    out: FloatArray = arr.copy()
-    out.flags.writeable = False
-    return out
-
-
 def layer_norm_rows(
     x: FloatArray, gamma: FloatArray | None, beta: FloatArray | None, eps: float
 ) -> FloatArray | None:
@@ -806,11 +803,14 @@ def layer_norm_rows(
     stats = layer_norm_stats(x, eps)
     if stats is None:
         return None
-    _remember(x, eps, stats)  # for layer_norm_vjp of the same x, if it follows
-    out = stats[0]  # x_hat (R, d)
+    x_hat = stats[0]  # (R, d)
+    kept = _remember(x, eps, stats)  # read-only now, for layer_norm_vjp of the same x
     with np.errstate(over="ignore", invalid="ignore"):  # reported by the caller
-        if gamma is not None:
-            out *= gamma.astype(out.dtype, copy=False)  # * gamma
+        g = None if gamma is None else gamma.astype(x_hat.dtype, copy=False)
+        if kept:  # x_hat stays as it is: the first step makes a new array
+            out = x_hat.copy() if g is None else x_hat * g  # * gamma
+        else:
+            out = x_hat if g is None else np.multiply(x_hat, g, out=x_hat)  # * gamma
         if beta is not None:
             out += beta.astype(out.dtype, copy=False)  # + beta
     return out.reshape(x.shape)
