@@ -43,6 +43,7 @@ from attention_from_scratch._checks import (
     working_dtype,
 )
 from attention_from_scratch._kernel import (
+    all_finite,
     masked_softmax,
     matmul_rows,
     ones,
@@ -162,7 +163,7 @@ def _attention_backward(
     d_v = np.matmul(np.swapaxes(p, -1, -2), d_out)  # (..., m, n) @ (..., n, d_v)
     # dP = dO V^T
     d_p = np.matmul(d_out, np.swapaxes(v, -1, -2))  # (..., n, d_v) @ (..., d_v, m)
-    if not np.isfinite(d_p).all():
+    if not all_finite(d_p):
         msg = (
             f"the gradient with respect to the weights overflowed {d_p.dtype}; "
             f"{overflow_advice(d_p.dtype, 'rescale the loss')}"
@@ -170,7 +171,7 @@ def _attention_backward(
         raise FloatingPointError(msg)
     # dS = P * (dP - rowsum(dP * P)): 0 where P is 0 (masked keys, empty rows)
     d_s = p * (d_p - np.sum(d_p * p, axis=-1, keepdims=True))  # (..., n, m)
-    if not np.isfinite(d_s).all():  # |dP| near the largest float: rescaled rows
+    if not all_finite(d_s):  # |dP| near the largest float: rescaled rows
         d_s = softmax_vjp_rescaled(p, d_p, -1)
     # dQ = scale dS K,  dK = scale dS^T Q
     d_q = np.matmul(d_s, k) * scale  # (..., n, m) @ (..., m, d_k) -> (..., n, d_k)

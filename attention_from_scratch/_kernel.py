@@ -55,6 +55,7 @@ __all__ = [
     "RECALL_ENTRIES",
     "affine",
     "affine_rescaled",
+    "all_finite",
     "attend",
     "attention",
     "check_overflow",
@@ -383,6 +384,16 @@ def attend(
                     np.matmul(scores, v[at_heads], out=output[at])  # (h, r, m) @ (h, m, d_v)
 
 
+def all_finite(arr: FloatArray) -> bool:
+    """Whether every entry of ``arr`` is finite; call it inside ``np.errstate(over="ignore")``.
+
+    A NaN or an infinity makes the sum of all entries NaN or infinite, so a finite sum
+    proves every entry finite in one pass without an array of flags; a sum that is not
+    finite may be finite entries whose total overflows, told apart entry by entry.
+    """
+    return math.isfinite(np.add.reduce(arr, axis=None)) or bool(np.isfinite(arr).all())
+
+
 def matmul_rows(a: FloatArray, b: FloatArray) -> FloatArray:
     """``a @ b`` for ``a`` (..., k) and a matrix ``b`` (k, m): every row of ``a`` in one product.
 
@@ -416,7 +427,8 @@ def affine(
         out = matmul_rows(xw, ww)  # (..., d_in) @ (d_in, d_out) -> (..., d_out)
         if bw is not None:
             out += bw  # + b, broadcast over the rows
-    if np.isfinite(out).all():
+        finite = all_finite(out)
+    if finite:
         if out.dtype == x.dtype:
             return out
     else:  # a product or a partial sum overflowed; the exact result may still fit
