@@ -115,14 +115,14 @@ def sum_is_finite(arrays: Sequence[FloatArray]) -> bool:
 
     A NaN or an infinity anywhere makes the sum NaN or infinite (``inf + -inf`` is
     NaN), so a finite total proves all the arrays finite with one vectorised pass over
-    them all (laid end to end) and no array of flags. A total that is not finite may also be finite numbers whose
+    each and no array of flags. A total that is not finite may also be finite numbers whose
     sum overflows: the caller then tests the entries one by one.
     """
-    if not arrays:
-        return True
-    flat = arrays[0].ravel() if len(arrays) == 1 else np.concatenate([a.ravel() for a in arrays])
+    total = 0.0
     with np.errstate(over="ignore", invalid="ignore"):
-        return math.isfinite(np.add.reduce(flat))
+        for arr in arrays:
+            total += float(np.add.reduce(arr, axis=None))
+    return math.isfinite(total)
 
 
 def finite_results(
