@@ -134,8 +134,10 @@ def finite_results(
     returned as they are, otherwise each goes through :func:`finite_result`, which
     raises for the first that overflowed (naming it by its ``whats``).
     """
-    with np.errstate(over="ignore", invalid="ignore"):  # a value too large: inf, found below
-        results = [out if out.dtype == dtype else out.astype(dtype) for out in outs]
+    results = list(outs)
+    if any(out.dtype != dtype for out in outs):
+        with np.errstate(over="ignore", invalid="ignore"):  # a value too large: inf, found below
+            results = [out.astype(dtype, copy=False) for out in outs]
     if sum_is_finite(results):
         return results
     return [finite_result(out, dtype, what) for out, what in zip(outs, whats, strict=True)]
