@@ -37,10 +37,18 @@ from attention_from_scratch._checks import (
     FloatArray,
     as_float_array,
     check_finite,
+    frozen,
     overflow_advice,
+    sum_is_finite,
     working_dtype,
 )
-from attention_from_scratch._kernel import masked_softmax, softmax_vjp_rescaled
+from attention_from_scratch._kernel import (
+    all_finite,
+    masked_softmax,
+    matmul_rows,
+    ones,
+    softmax_vjp_rescaled,
+)
 from attention_from_scratch._results import (
     Attention,
     AttentionGrads,
@@ -50,6 +58,9 @@ from attention_from_scratch._results import (
 from attention_from_scratch.projections import AttentionParams
 
 __all__ = ["AttentionGrads", "attention_vjp"]
+
+#: The arrays of an :class:`AttentionParams`, weights and biases.
+_PARAM_FIELDS = ("w_q", "w_k", "w_v", "w_o", "b_q", "b_k", "b_v", "b_o")
 
 
 def _sum_to(arr: FloatArray, shape: tuple[int, ...]) -> FloatArray:
@@ -75,6 +86,33 @@ def _rows(arr: FloatArray) -> FloatArray:
     """``(..., r, c) -> (N, c)``: every row of every batch entry, stacked."""
     flat: FloatArray = arr.reshape(-1, arr.shape[-1])
     return flat
+
+
+def _column_sums(arr: FloatArray) -> FloatArray:
+    """``(..., c) -> (c,)``: the sum over every row of every batch entry, ``1^T A``."""
+    rows = _rows(arr)  # (N, c)
+    total: FloatArray = ones(len(rows), rows.dtype) @ rows
+    return total
+
+
+def _all_finished(
+    arrays: dict[str, FloatArray | None], dtype: np.dtype[Any]
+) -> dict[str, FloatArray]:
+    """:func:`_finished` of every array present, decided by one sum over them all.
+
+    A finite total proves every entry finite (:func:`~attention_from_scratch._checks.sum_is_finite`);
+    otherwise each array is tested, and the first that overflowed is reported by name.
+    Arrays that are None are left out.
+    """
+    out = {
+        name: arr.astype(dtype, order="C", copy=False)
+        for name, arr in arrays.items()
+        if arr is not None
+    }
+    if not sum_is_finite(list(out.values())):
+        for name, arr in out.items():
+            _finished(arr, dtype, name)
+    return out
 
 
 def _finished(arr: FloatArray, dtype: np.dtype[Any], name: str) -> FloatArray:
@@ -125,7 +163,7 @@ def _attention_backward(
     d_v = np.matmul(np.swapaxes(p, -1, -2), d_out)  # (..., m, n) @ (..., n, d_v)
     # dP = dO V^T
     d_p = np.matmul(d_out, np.swapaxes(v, -1, -2))  # (..., n, d_v) @ (..., d_v, m)
-    if not np.isfinite(d_p).all():
+    if not all_finite(d_p):
         msg = (
             f"the gradient with respect to the weights overflowed {d_p.dtype}; "
             f"{overflow_advice(d_p.dtype, 'rescale the loss')}"
@@ -133,7 +171,7 @@ def _attention_backward(
         raise FloatingPointError(msg)
     # dS = P * (dP - rowsum(dP * P)): 0 where P is 0 (masked keys, empty rows)
     d_s = p * (d_p - np.sum(d_p * p, axis=-1, keepdims=True))  # (..., n, m)
-    if not np.isfinite(d_s).all():  # |dP| near the largest float: rescaled rows
+    if not all_finite(d_s):  # |dP| near the largest float: rescaled rows
         d_s = softmax_vjp_rescaled(p, d_p, -1)
     # dQ = scale dS K,  dK = scale dS^T Q
     d_q = np.matmul(d_s, k) * scale  # (..., n, m) @ (..., m, d_k) -> (..., n, d_k)
@@ -351,8 +389,9 @@ def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> ProjectedGra
         )  # (..., n, h d_v)
         d_w_o = _rows(merged).T @ _rows(d_y)  # (h d_v, N) @ (N, d_model)
         if params.b_o is not None:
-            d_b_o = np.sum(_rows(d_y), axis=0)  # (d_model,)
-        d_merged = d_y @ params.w_o.astype(work).T  # (..., n, d_model) @ (d_model, h d_v)
+            d_b_o = _column_sums(d_y)  # dY^T 1: (d_model,)
+        # dConcat = dY W_O^T: (..., n, d_model) @ (d_model, h d_v)
+        d_merged = matmul_rows(d_y, params.w_o.astype(work).T)
     d_v_width = d_merged.shape[-1] // h
     d_heads = np.swapaxes(d_merged.reshape(*batch, n, h, d_v_width), -3, -2)  # (..., h, n, d_v)
 
@@ -386,32 +425,45 @@ def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> ProjectedGra
     d_w_k = _rows(c).T @ _rows(d_k_m)  # (d_model, M) @ (M, h_kv d_k)
     d_w_v = _rows(c).T @ _rows(d_v_m)  # (d_model, M) @ (M, h_kv d_v)
     # dX = dQ W_Q^T (+ dK W_K^T + dV W_V^T when keys and values come from X)
-    d_x = d_q_m @ params.w_q.astype(work).T  # (..., n, h d_k) @ (h d_k, d_model)
-    d_c = d_k_m @ params.w_k.astype(work).T + d_v_m @ params.w_v.astype(work).T
+    d_x = matmul_rows(d_q_m, params.w_q.astype(work).T)  # (..., n, h d_k) @ (h d_k, d_model)
+    d_c = matmul_rows(d_k_m, params.w_k.astype(work).T)  # + dK W_K^T
+    d_c += matmul_rows(d_v_m, params.w_v.astype(work).T)  # + dV W_V^T
     if result.context is None:
-        d_x = d_x + d_c  # (..., n, d_model)
+        d_x += d_c  # (..., n, d_model)
 
-    def bias_grad(bias: FloatArray | None, d_proj: FloatArray, name: str) -> FloatArray | None:
+    def bias_grad(bias: FloatArray | None, d_proj: FloatArray) -> FloatArray | None:
         """db = dProj^T 1: the column sums of the projection's gradient, if b exists."""
-        return None if bias is None else _finished(np.sum(_rows(d_proj), axis=0), dtype, name)
+        return None if bias is None else _column_sums(d_proj)
 
-    grad_params = AttentionParams(
-        w_q=_finished(d_w_q, dtype, "w_q"),
-        w_k=_finished(d_w_k, dtype, "w_k"),
-        w_v=_finished(d_w_v, dtype, "w_v"),
-        w_o=None if d_w_o is None else _finished(d_w_o, dtype, "w_o"),
-        b_q=bias_grad(params.b_q, d_q_m, "b_q"),
-        b_k=bias_grad(params.b_k, d_k_m, "b_k"),
-        b_v=bias_grad(params.b_v, d_v_m, "b_v"),
-        b_o=None if d_b_o is None else _finished(d_b_o, dtype, "b_o"),
+    done = _all_finished(
+        {
+            "w_q": d_w_q,
+            "w_k": d_w_k,
+            "w_v": d_w_v,
+            "w_o": d_w_o,
+            "b_q": bias_grad(params.b_q, d_q_m),
+            "b_k": bias_grad(params.b_k, d_k_m),
+            "b_v": bias_grad(params.b_v, d_v_m),
+            "b_o": d_b_o,
+            "q": result.as_returned(d_q),
+            "k": result.as_returned(d_k),
+            "v": result.as_returned(d_v),
+            "x": d_x,
+            "context": None if result.context is None else d_c,
+        },
+        dtype,
+    )
+    # New arrays of the shapes of params' own, finite: made read-only, not checked again
+    grad_params = AttentionParams._trusted(
+        {name: frozen(done[name]) for name in _PARAM_FIELDS if name in done}
     )
 
     return ProjectedGrads(
-        q=_finished(result.as_returned(d_q), dtype, "q"),
-        k=_finished(result.as_returned(d_k), dtype, "k"),
-        v=_finished(result.as_returned(d_v), dtype, "v"),
-        x=_finished(d_x, dtype, "x"),
-        context=None if result.context is None else _finished(d_c, dtype, "context"),
+        q=done["q"],
+        k=done["k"],
+        v=done["v"],
+        x=done["x"],
+        context=done.get("context"),
         params=grad_params,
         bias=d_bias,
     )

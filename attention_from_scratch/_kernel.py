@@ -32,7 +32,7 @@ import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -55,24 +55,32 @@ from attention_from_scratch._checks import (
 __all__ = [
     "BLOCK_BYTES",
     "CHUNK_BYTES",
+    "DOT_FEATURES",
     "READABLE_ENTRIES",
     "THREADS_ENV",
     "THREAD_BYTES",
     "affine",
     "affine_rescaled",
+    "all_finite",
     "attend",
     "attention",
     "check_overflow",
     "divide_by_root",
     "kernel_threads",
+    "layer_norm_rows",
+    "layer_norm_stats",
+    "layer_norm_vjp_rows",
     "masked_softmax",
+    "matmul_rows",
     "may_overflow",
     "merge_heads",
     "near_top",
     "never_attended",
+    "ones",
     "raw_scores",
     "reciprocal_root",
     "report_rows",
+    "row_sums",
     "run_large",
     "run_parts",
     "scaled_operands",
@@ -82,6 +90,7 @@ __all__ = [
     "softmax_rows",
     "softmax_vjp_rescaled",
     "split_heads",
+    "unscaled_eps",
     "within_values",
 ]
 
@@ -512,6 +521,32 @@ def attend(
     run_large(some, len(chunks), weights.nbytes)
 
 
+def all_finite(arr: FloatArray) -> bool:
+    """Whether every entry of ``arr`` is finite; call it inside ``np.errstate(over="ignore")``.
+
+    A NaN or an infinity makes the sum of all entries NaN or infinite, so a finite sum
+    proves every entry finite in one pass without an array of flags; a sum that is not
+    finite may be finite entries whose total overflows, told apart entry by entry.
+    """
+    return math.isfinite(np.add.reduce(arr, axis=None)) or bool(np.isfinite(arr).all())
+
+
+def matmul_rows(a: FloatArray, b: FloatArray) -> FloatArray:
+    """``a @ b`` for ``a`` (..., k) and a matrix ``b`` (k, m): every row of ``a`` in one product.
+
+    ``a @ b`` with batch axes multiplies matrix by matrix, one BLAS call per batch
+    entry; stacking the rows of a C-contiguous ``a`` into one ``(N, k)`` matrix (a view)
+    makes it a single call, several times faster for many short sequences. Each entry
+    is the same sum of ``k`` products, in the order BLAS chooses for the shape.
+    """
+    if a.ndim <= 2:
+        out: FloatArray = a @ b
+        return out
+    rows = a.reshape(-1, a.shape[-1]) @ b  # (N, k) @ (k, m)
+    stacked: FloatArray = rows.reshape(*a.shape[:-1], b.shape[-1])
+    return stacked
+
+
 def affine(
     x: FloatArray, weight: FloatArray, bias: FloatArray | None, what: str = "x @ weight + bias"
 ) -> FloatArray:
@@ -526,10 +561,11 @@ def affine(
     ww = as_working(weight)  # (d_in, d_out)
     bw = None if bias is None else as_working(bias)  # (d_out,)
     with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
-        out: FloatArray = xw @ ww  # (..., d_in) @ (d_in, d_out) -> (..., d_out)
+        out = matmul_rows(xw, ww)  # (..., d_in) @ (d_in, d_out) -> (..., d_out)
         if bw is not None:
             out += bw  # + b, broadcast over the rows
-    if np.isfinite(out).all():
+        finite = all_finite(out)
+    if finite:
         if out.dtype == x.dtype:
             return out
     else:  # a product or a partial sum overflowed; the exact result may still fit
@@ -582,6 +618,11 @@ def masked_softmax(
     if math.prod(shape) <= READABLE_ENTRIES:
         # the mask may have batch axes the scores lack (q, k, v of one sequence)
         scores = np.broadcast_to(scores, shape)  # (..., n, m), a view
+        if mask is None and bias is None and shape[-1] > 0:  # every key allowed
+            # m = max_j s_j;  e_j = exp(s_j - m) <= 1;  p_j = e_j / sum_l e_l
+            e = np.exp(scores - np.maximum.reduce(scores, axis=-1, keepdims=True))
+            plain: FloatArray = e / np.add.reduce(e, axis=-1, keepdims=True)
+            return plain
         allowed = True if mask is None else mask
         # m = max_j s_j over the allowed keys; 0 for a row with none (its e stays 0)
         top = np.max(scores, axis=-1, keepdims=True, where=allowed, initial=-np.inf)
@@ -749,3 +790,158 @@ def reciprocal_root(ms_y: FloatArray, e: IntArray, eps: float) -> FloatArray:
         with np.errstate(divide="ignore"):  # eps = 0 only reaches here for rows checked out
             out[fallback] = 1.0 / np.sqrt(eps_w)
     return out
+
+
+# --- layer_norm: every row at once, no scaling where no square can overflow ---
+
+
+def unscaled_eps(dtype: np.dtype[Any]) -> float:
+    """The smallest ``eps`` for which :func:`layer_norm_stats` may skip the scaling.
+
+    Without the power-of-two scaling a row of tiny entries has squares that underflow
+    and a variance that is subnormal or 0. With ``eps`` at least this large such a
+    variance is below half an ulp of ``eps``, so ``var + eps`` rounds to ``eps`` either
+    way and the scaling changes nothing (``1e-5`` is far above it: about ``1e-292`` for
+    float64, ``1e-31`` for float32).
+    """
+    return _UNSCALED_EPS[working_dtype(dtype).char]
+
+
+_UNSCALED_EPS = {
+    np.dtype(t).char: float(np.finfo(t).tiny) * 2.0 ** (np.finfo(t).nmant + 2)
+    for t in (np.float32, np.float64)
+}
+
+
+def ones(n: int, dtype: np.dtype[Any]) -> FloatArray:
+    """``n`` ones of ``dtype``: ``rows @ ones(d)`` sums every row in one BLAS call.
+
+    Short vectors (up to 4096, what small batches need) are made once and kept,
+    read-only, so that a training step does not allocate them again and again.
+    """
+    if n > 4096:
+        return np.ones(n, dtype=dtype)
+    return _short_ones(n, np.dtype(dtype))
+
+
+@lru_cache(maxsize=64)
+def _short_ones(n: int, dtype: np.dtype[Any]) -> FloatArray:
+    out: FloatArray = np.ones(n, dtype=dtype)
+    out.flags.writeable = False
+    return out
+
+
+#: Entries of a row summed by one matrix-vector product in :func:`row_sums`; longer
+#: rows are first halved pairwise down to this many.
+DOT_FEATURES = 16
+
+
+def row_sums(rows: FloatArray) -> FloatArray:
+    """Sums of the rows of ``rows`` (R, d) -> (R,): ``rows @ 1``.
+
+    Up to :data:`DOT_FEATURES` entries, one matrix-vector product: a single BLAS call
+    for all ``R`` rows, where a reduction over a short last axis costs a call per row.
+    BLAS sums with several accumulators, as accurate for these few terms as NumPy's
+    pairwise summation (``tests/test_kernel.py``). Longer rows are first added
+    pairwise, the first half of the columns to the second, down to that many, so
+    the rounding error grows like ``log2 d`` (:cite:t:`higham2002accuracy`, §4.2).
+    """
+    while rows.shape[1] > DOT_FEATURES:
+        half = rows.shape[1] // 2
+        total = rows[:, :half] + rows[:, half : 2 * half]  # (R, half)
+        if rows.shape[1] % 2:
+            total[:, -1] += rows[:, -1]  # the odd column out
+        rows = total
+    out: FloatArray = rows @ ones(rows.shape[1], rows.dtype)  # (R, d) @ (d,)
+    return out
+
+
+def layer_norm_stats(
+    x: FloatArray, eps: float
+) -> tuple[FloatArray, FloatArray, FloatArray] | None:
+    """``(x_hat, mean, root)`` of :func:`~attention_from_scratch.norms.layer_norm`'s rows, or None.
+
+    The same corrected two-pass algorithm on every row of ``x`` (..., d) at once, the
+    rows stacked into ``(R, d)``, each sum over a row one matrix-vector product
+    (:func:`row_sums`) instead of a reduction that costs a call per row.
+    ``x_hat (R, d) = (x - mu) / root`` with ``root (R, 1) = sqrt(sigma^2 + eps)``, and
+    ``mean (R, 1) = mu``, in the working dtype.
+
+    No row is scaled by a power of two: None when that could matter, for the caller to
+    take the scaled path. That is when ``eps`` is below :func:`unscaled_eps` (a
+    variance that underflows could count) or when ``root`` is not finite (a sum or a
+    square overflowed, or ``x`` holds NaN or an infinity, which the scaled path
+    reports). Where neither happens, the scaling by ``2**-e`` would have been exact
+    and changed nothing but the order of the sums: the results agree with the scaled
+    path to within the rounding of the sums (``tests/test_kernel.py``). A constant row
+    still has ``x_hat`` exactly 0: its centred values all equal ``x - mean``, whose
+    mean is itself.
+    """
+    dtype = working_dtype(x.dtype)
+    if eps < unscaled_eps(dtype):
+        return None
+    d = x.shape[-1]
+    rows = np.ascontiguousarray(x, dtype=dtype).reshape(-1, d)  # (R, d)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow makes root inf: None
+        mean = row_sums(rows)[:, None] / d  # mu = sum(x) / d: (R, 1)
+        centred = rows - mean  # x - mu, with mu rounded
+        shift = row_sums(centred)[:, None] / d  # mean(x - mu): mu's rounding error
+        centred -= shift
+        mean += shift
+        var = row_sums(centred * centred)[:, None] / d  # sigma^2 = mean((x - mu)^2)
+        root = np.sqrt(var + dtype.type(eps))  # sqrt(sigma^2 + eps) >= sqrt(eps)
+    if not np.isfinite(root).all():
+        return None
+    centred /= root  # x_hat = (x - mu) / sqrt(sigma^2 + eps)
+    return centred, mean, root
+
+
+def layer_norm_rows(
+    x: FloatArray, gamma: FloatArray | None, beta: FloatArray | None, eps: float
+) -> FloatArray | None:
+    """``layer_norm(x, gamma, beta, eps=eps)`` by :func:`layer_norm_stats`, or None.
+
+    ``x`` (..., d), ``gamma`` and ``beta`` (d,) are validated; the result is in the
+    working dtype, C-contiguous, not yet checked for overflow (``gamma`` or ``beta``
+    may make it too large). None when the rows need the scaled path.
+    """
+    stats = layer_norm_stats(x, eps)
+    if stats is None:
+        return None
+    x_hat = stats[0]  # (R, d), a new array: scaled in place
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by the caller
+        g = None if gamma is None else gamma.astype(x_hat.dtype, copy=False)
+        out = x_hat if g is None else np.multiply(x_hat, g, out=x_hat)  # * gamma
+        if beta is not None:
+            out += beta.astype(out.dtype, copy=False)  # + beta
+    return out.reshape(x.shape)
+
+
+def layer_norm_vjp_rows(
+    x: FloatArray, grad: FloatArray, gamma: FloatArray | None, eps: float
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray] | None:
+    """``dx, dgamma, dbeta, mean, rstd`` of :func:`~attention_from_scratch.norms.layer_norm_vjp`, or None.
+
+    The same formulas on every row at once (:func:`layer_norm_stats`); None when the
+    rows need the scaled path. Arrays in the working dtype, ``dx`` of ``x``'s shape,
+    ``dgamma`` and ``dbeta`` (d,), ``mean`` and ``rstd`` of ``x.shape[:-1]``; not yet
+    checked for overflow.
+    """
+    stats = layer_norm_stats(x, eps)
+    if stats is None:
+        return None
+    x_hat, mean, root = stats  # (R, d), (R, 1), (R, 1)
+    d = x.shape[-1]
+    g = np.ascontiguousarray(grad, dtype=x_hat.dtype).reshape(x_hat.shape)  # dL/dy: (R, d)
+    column = ones(len(g), g.dtype)  # sums over the rows: column @ (R, d)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by the caller
+        g_hat = g if gamma is None else g * gamma.astype(g.dtype, copy=False)  # dL/dx_hat
+        rstd = 1.0 / root  # 1 / sqrt(sigma^2 + eps)
+        # dx = rstd (g - mean(g) - x_hat mean(g x_hat)), g = dL/dx_hat
+        inner = g_hat - x_hat * (row_sums(g_hat * x_hat)[:, None] / d)
+        inner -= row_sums(g_hat)[:, None] / d
+        inner *= rstd
+        d_gamma: FloatArray = column @ (g * x_hat)  # sum over rows of dL/dy * x_hat
+        d_beta: FloatArray = column @ g  # sum over rows of dL/dy
+    batch = x.shape[:-1]
+    return inner.reshape(x.shape), d_gamma, d_beta, mean.reshape(batch), rstd.reshape(batch)

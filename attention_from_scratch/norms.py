@@ -63,6 +63,7 @@ from attention_from_scratch._checks import (
     check_finite,
     check_same_dtype,
     finite_result,
+    finite_results,
     first_index,
     frozen,
     non_negative_finite,
@@ -70,7 +71,13 @@ from attention_from_scratch._checks import (
     positive_finite,
     working_dtype,
 )
-from attention_from_scratch._kernel import divide_by_root, reciprocal_root, scaled_rows
+from attention_from_scratch._kernel import (
+    divide_by_root,
+    layer_norm_rows,
+    layer_norm_vjp_rows,
+    reciprocal_root,
+    scaled_rows,
+)
 
 __all__ = [
     "LayerNormGrads",
@@ -633,7 +640,10 @@ def layer_norm(
     true mean lies, so that a constant row has centred values and variance exactly 0.
     Each row is first scaled by a power of two as in :func:`l2_norm`, so nothing
     overflows for entries up to the largest float; the scaling is exact, and ``eps``
-    is scaled with it.
+    is scaled with it. Where it cannot matter (no square overflows, and ``eps`` is far
+    above any variance that could underflow, as ``1e-5`` is) the package skips it and
+    normalises every row at once (sums in another order, within 2 ulp of each row's
+    largest entry of the exact result).
 
     References
     ----------
@@ -660,6 +670,9 @@ def layer_norm(
     eps_f = non_negative_finite(eps, "eps")
     g = _elementwise_param(gamma, "gamma", arr)
     b = _elementwise_param(beta, "beta", arr)
+    fast = layer_norm_rows(arr, g, b, eps_f)  # the lines below, rows side by side
+    if fast is not None:  # (None: the rows need the scaling by powers of two)
+        return finite_result(fast, arr.dtype, "layer_norm(x)")
     dtype: np.dtype[Any] = working_dtype(arr.dtype)
     centred, var, _, e = _centre(arr, eps_f)  # (x - mu) / 2^e, sigma^2 / 4^e
     out = divide_by_root(centred, var, e, eps_f)  # (x - mu) / sqrt(sigma^2 + eps)
@@ -909,10 +922,11 @@ def layer_norm_vjp(
            \frac{\partial L}{\partial y} \circ \hat x, \qquad
        \frac{\partial L}{\partial \beta} = \sum_{\text{rows}} \frac{\partial L}{\partial y} .
 
-    The statistics are recomputed exactly as the forward pass computes them (scaled by
-    a power of two, corrected two-pass variance), so :math:`\hat x` is the forward
-    pass's bit for bit; the two means subtracted make :math:`dx` sum to zero over each
-    row and be orthogonal to :math:`\hat x`, as the exact gradient is.
+    The statistics are recomputed exactly as the forward pass computes them (corrected
+    two-pass variance, scaled by a power of two where a square could over- or
+    underflow), so :math:`\hat x` is the forward pass's bit for bit. The two means
+    subtracted make :math:`dx` sum to zero over each row and be orthogonal to
+    :math:`\hat x`, as the exact gradient is.
 
     References
     ----------
@@ -934,24 +948,27 @@ def layer_norm_vjp(
     [-0.268  0.     0.     0.   ] [3. 0. 0. 0.]
     """
     arr, g_arr, gam, eps_f = _norm_inputs(x, grad, gamma, eps, "x (and of y = layer_norm(x))")
-    centred, var, mean, e = _centre(arr, eps_f)  # in the units of y = x / 2^e
-    x_hat = divide_by_root(centred, var, e, eps_f)  # (x - mu) / sqrt(sigma^2 + eps)
-    rstd = reciprocal_root(var, e, eps_f)  # 1 / sqrt(sigma^2 + eps): (..., 1)
-    g = as_working(g_arr)  # dL/dy
-    with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
-        g_hat = g if gam is None else g * gam.astype(g.dtype)  # dL/dx_hat = dL/dy * gamma
-        d_x = _normalised_vjp(x_hat, rstd, g_hat, centred=True)
-        d_gamma = _row_sums(g * x_hat)  # sum over rows of dL/dy * x_hat
-        d_beta = _row_sums(g)  # sum over rows of dL/dy
-        mean_x = np.ldexp(mean, e)  # mu = 2^e mean(y)
-    dt = arr.dtype
-    return LayerNormGrads(
-        x=frozen(finite_result(d_x, dt, "layer_norm_vjp: dL/dx")),
-        gamma=frozen(finite_result(d_gamma, dt, "layer_norm_vjp: dL/dgamma")),
-        beta=frozen(finite_result(d_beta, dt, "layer_norm_vjp: dL/dbeta")),
-        mean=frozen(finite_result(mean_x[..., 0], dt, "layer_norm_vjp: mean")),
-        rstd=frozen(finite_result(rstd[..., 0], dt, "layer_norm_vjp: rstd")),
+    fast = layer_norm_vjp_rows(arr, g_arr, gam, eps_f)  # the lines below, rows side by side
+    if fast is not None:  # (None: the rows need the scaling by powers of two)
+        d_x, d_gamma, d_beta, mean_x, rstd_x = fast
+    else:
+        centred, var, mean, e = _centre(arr, eps_f)  # in the units of y = x / 2^e
+        x_hat = divide_by_root(centred, var, e, eps_f)  # (x - mu) / sqrt(sigma^2 + eps)
+        rstd = reciprocal_root(var, e, eps_f)  # 1 / sqrt(sigma^2 + eps): (..., 1)
+        g = as_working(g_arr)  # dL/dy
+        with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
+            g_hat = g if gam is None else g * gam.astype(g.dtype)  # dL/dx_hat = dL/dy * gamma
+            d_x = _normalised_vjp(x_hat, rstd, g_hat, centred=True)
+            d_gamma = _row_sums(g * x_hat)  # sum over rows of dL/dy * x_hat
+            d_beta = _row_sums(g)  # sum over rows of dL/dy
+            mean_x = np.ldexp(mean, e)[..., 0]  # mu = 2^e mean(y)
+        rstd_x = rstd[..., 0]
+    results = finite_results(
+        (d_x, d_gamma, d_beta, mean_x, rstd_x),
+        arr.dtype,
+        [f"layer_norm_vjp: {what}" for what in ("dL/dx", "dL/dgamma", "dL/dbeta", "mean", "rstd")],
     )
+    return LayerNormGrads(*(frozen(result) for result in results))
 
 
 def rms_norm_vjp(

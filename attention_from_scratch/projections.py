@@ -83,13 +83,14 @@ from attention_from_scratch._checks import (
     check_finite,
     check_instance,
     check_same_dtype,
-    finite_result,
+    finite_results,
     float_dtype,
     frozen,
     positive_int,
     read_only,
+    sum_is_finite,
 )
-from attention_from_scratch._kernel import affine
+from attention_from_scratch._kernel import affine, matmul_rows, ones
 
 __all__ = [
     "AttentionParams",
@@ -329,16 +330,13 @@ def linear_vjp(x: ArrayLike, weight: ArrayLike, grad: ArrayLike, /) -> LinearGra
     xw, ww, g = as_working(x_arr), as_working(w_arr), as_working(g_arr)
     rows_x = xw.reshape(-1, xw.shape[-1])  # (N, d_in): every row of every batch entry
     rows_g = g.reshape(-1, g.shape[-1])  # (N, d_out)
-    with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
-        d_x = g @ ww.T  # dX = dY W^T: (..., d_out) @ (d_out, d_in) -> (..., d_in)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_results
+        d_x = matmul_rows(g, ww.T)  # dX = dY W^T: (..., d_out) @ (d_out, d_in) -> (..., d_in)
         d_w = rows_x.T @ rows_g  # dW = X^T dY: (d_in, N) @ (N, d_out) -> (d_in, d_out)
-        d_b = np.sum(rows_g, axis=0)  # db = dY^T 1: (N, d_out) -> (d_out,)
-    dt = x_arr.dtype
-    return LinearGrads(
-        x=frozen(finite_result(d_x, dt, "linear_vjp: dL/dx")),
-        weight=frozen(finite_result(d_w, dt, "linear_vjp: dL/dweight")),
-        bias=frozen(finite_result(d_b, dt, "linear_vjp: dL/dbias")),
-    )
+        d_b = ones(len(rows_g), g.dtype) @ rows_g  # db = dY^T 1: (N, d_out) -> (d_out,)
+    whats = ("linear_vjp: dL/dx", "linear_vjp: dL/dweight", "linear_vjp: dL/dbias")
+    out_x, out_w, out_b = finite_results((d_x, d_w, d_b), x_arr.dtype, whats)
+    return LinearGrads(x=frozen(out_x), weight=frozen(out_w), bias=frozen(out_b))
 
 
 @dataclass(frozen=True, eq=False)
@@ -599,15 +597,23 @@ class AttentionParams:
             if grad.shape != param.shape:
                 msg = f"grads.{name} must have the shape of {name} {param.shape}, got {grad.shape}"
                 raise ValueError(msg)
-            check_same_dtype(**{name: param, f"grads.{name}": grad})
-            what = f"fn(params.{name}, grads.{name})"
-            out = as_float_array(fn(param, grad), what)
-            if out.shape != param.shape:
-                msg = f"{what} must keep {name}'s shape {param.shape}, got {out.shape}"
-                raise ValueError(msg)
-            check_same_dtype(**{name: param, what: out})
-            check_finite(out, what)
-            new[name] = out if out is param or out is grad else read_only(out)
+            if grad.dtype != param.dtype:
+                check_same_dtype(**{name: param, f"grads.{name}": grad})  # raises
+            out = as_float_array(fn(param, grad), f"fn(params.{name}, grads.{name})")
+            if out.shape != param.shape or out.dtype != param.dtype:
+                what = f"fn(params.{name}, grads.{name})"
+                if out.shape != param.shape:
+                    msg = f"{what} must keep {name}'s shape {param.shape}, got {out.shape}"
+                    raise ValueError(msg)
+                check_same_dtype(**{name: param, what: out})
+            new[name] = out
+        updated = {name: arr for name, arr in new.items() if arr is not None}
+        if not sum_is_finite(list(updated.values())):
+            for name, arr in updated.items():  # one is not finite (or the sum overflowed)
+                check_finite(arr, f"fn(params.{name}, grads.{name})")
+        for name, arr in updated.items():
+            if not (arr is getattr(self, name) or arr is getattr(grads, name)):
+                new[name] = read_only(arr)  # a copy of its own, so no caller can change it
         return AttentionParams._trusted(new)
 
     @property

@@ -566,9 +566,10 @@ def multi_head_attention(
     q = affine(x_arr, params.w_q, params.b_q, "q = x @ w_q + b_q")  # (..., n, h d_k)
     k = affine(keys, params.w_k, params.b_k, f"k = {source} @ w_k + b_k")  # (..., m, h_kv d_k)
     v = affine(keys, params.w_v, params.b_v, f"v = {source} @ w_v + b_v")  # (..., m, h_kv d_v)
-    q_heads = split_heads(q, h)  # (..., n, h d_k) -> (..., h, n, d_k)
-    k_heads = split_heads(k, h_kv)  # (..., m, h_kv d_k) -> (..., h_kv, m, d_k)
-    v_heads = split_heads(v, h_kv)  # (..., m, h_kv d_v) -> (..., h_kv, m, d_v)
+    # Each head's rows C-contiguous, copied once: the products and the result share them
+    q_heads = np.ascontiguousarray(split_heads(q, h))  # (..., n, h d_k) -> (..., h, n, d_k)
+    k_heads = np.ascontiguousarray(split_heads(k, h_kv))  # -> (..., h_kv, m, d_k)
+    v_heads = np.ascontiguousarray(split_heads(v, h_kv))  # -> (..., h_kv, m, d_v)
     # Query head i = j g + r uses key/value head j: group the query heads, broadcast k, v.
     d_k, d_v = q_heads.shape[-1], v_heads.shape[-1]
     q_grouped = q_heads.reshape(*q_heads.shape[:-3], h_kv, g, n, d_k)  # (..., h_kv, g, n, d_k)
@@ -585,7 +586,7 @@ def multi_head_attention(
         bias=None if bias_arr is None else _grouped_bias(bias_arr, grouped_shape),
     )
     head_outputs = outputs.reshape(*batch, h, n, d_v)  # (..., h_kv, g, n, d_v) -> (..., h, n, d_v)
-    merged = merge_heads(head_outputs)  # (..., h, n, d_v) -> (..., n, h d_v)
+    merged = frozen(merge_heads(head_outputs))  # (..., h, n, d_v) -> (..., n, h d_v), a copy
     # MultiHead = Concat(head_1, ..., head_h) W_O + b_O
     output = merged
     if params.w_o is not None:
@@ -593,10 +594,10 @@ def multi_head_attention(
     return ProjectedAttention(
         output=frozen(np.ascontiguousarray(output)),
         weights=frozen(weights.reshape(*batch, h, n, m)),  # (..., h_kv, g, n, m) -> (..., h, n, m)
-        q=frozen(np.ascontiguousarray(q_heads)),
-        k=frozen(np.ascontiguousarray(k_heads)),
-        v=frozen(np.ascontiguousarray(v_heads)),
-        head_outputs=frozen(head_outputs),
+        q=frozen(q_heads),
+        k=frozen(k_heads),
+        v=frozen(v_heads),
+        head_outputs=split_heads(merged, h),  # a view of merged: the backward pass needs both
         mask=kept(applied),
         scale=scale,
         x=kept(x_arr),

@@ -20,9 +20,18 @@ import pytest
 from numpy.typing import NDArray
 
 from attention_from_scratch import _kernel as kernel_module
+from attention_from_scratch import norms as norms_module
 from attention_from_scratch import self_attention as sa_module
 from attention_from_scratch import softmax as softmax_module
-from attention_from_scratch._kernel import affine_rescaled, check_overflow, never_attended
+from attention_from_scratch._kernel import (
+    affine_rescaled,
+    check_overflow,
+    layer_norm_stats,
+    matmul_rows,
+    never_attended,
+    row_sums,
+)
+from attention_from_scratch.norms import layer_norm, layer_norm_vjp
 from attention_from_scratch.projections import AttentionParams
 from attention_from_scratch.self_attention import (
     multi_head_attention,
@@ -30,6 +39,8 @@ from attention_from_scratch.self_attention import (
     tiled_attention,
 )
 from attention_from_scratch.softmax import softmax
+from tests.reference.all_ref import map_vectors as ref_map
+from tests.reference.norms_ref import layer_norm_ref
 
 DTYPES = [np.float16, np.float32, np.float64]
 ULPS = 2
@@ -342,3 +353,131 @@ def test_run_parts_covers_every_index_once_and_raises_the_first_error() -> None:
 
     with pytest.raises(FloatingPointError, match="part 5-10"):
         kernel_module.run_parts(fail, 10, 2)
+
+
+# --- layer_norm: the rows at once, unscaled, against the scaled readable lines ---
+
+
+def _norm_paths(monkeypatch: pytest.MonkeyPatch, run: Any) -> tuple[Any, Any]:
+    """``run()`` through the scaled readable lines of ``norms``, then through the kernel."""
+    with monkeypatch.context() as patch:
+        patch.setattr(norms_module, "layer_norm_rows", lambda *_: None)
+        patch.setattr(norms_module, "layer_norm_vjp_rows", lambda *_: None)
+        readable = run()
+    kernel = run()
+    return readable, kernel
+
+
+def _rows_within(actual: NDArray[Any], desired: NDArray[Any], scale: NDArray[Any]) -> None:
+    """|actual - desired| <= ULPS ulp of each row's largest ``|scale|`` (same dtype)."""
+    row_scale = np.max(np.abs(scale), axis=-1, keepdims=True)
+    _within_ulps(actual, desired, np.broadcast_to(row_scale, desired.shape))
+
+
+def _norm_rows(dtype: type[np.floating[Any]], d: int) -> NDArray[Any]:
+    """Rows of every kind: random, offset (1e3 + noise), one-hot, constant, nearly constant."""
+    rng = np.random.default_rng(d)
+    x = rng.normal(size=(3, 5, d))
+    x[0, 1] += 1e3  # a large offset: the corrected mean matters
+    x[0, 2] = 0.0
+    x[0, 2, 0] = 1.0  # one-hot
+    x[1, 0] = 7.0  # constant: x_hat exactly 0
+    x[1, 1] = 2.0
+    x[1, 1, -1] = np.nextafter(dtype(2.0), dtype(3.0))  # one ulp off constant
+    x[2] *= 1e-3  # small rows: eps matters
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", [1, 2, 16, 17, 40, 100])
+def test_layer_norm_rows_at_once_equal_the_scaled_lines(
+    monkeypatch: pytest.MonkeyPatch, dtype: type[np.floating[Any]], d: int
+) -> None:
+    """Sums in another order, no power-of-two scaling: as accurate as the scaled lines.
+
+    Each path is within 2 ulp of each row's largest entry of the exact result (the
+    reference in rational arithmetic), so the two are within 4 ulp of each other.
+    """
+    x = _norm_rows(dtype, d)
+    rng = np.random.default_rng(100 + d)
+    gamma = rng.normal(size=d).astype(dtype)
+    beta = rng.normal(size=d).astype(dtype)
+    exact = ref_map(layer_norm_ref, x.astype(np.float64)).astype(dtype)
+    readable, kernel = _norm_paths(monkeypatch, lambda: layer_norm(x))
+    assert kernel.dtype == readable.dtype == dtype
+    _rows_within(kernel, exact, exact)
+    _rows_within(kernel, readable, 2 * exact)
+    np.testing.assert_array_equal(kernel[1, 0], 0.0)  # a constant row: exactly 0
+    readable, kernel = _norm_paths(monkeypatch, lambda: layer_norm(x, gamma, beta))
+    x_hat = exact.astype(np.float64)
+    _rows_within(kernel, readable, 2 * (np.abs(x_hat * gamma.astype(np.float64)) + np.abs(beta)))
+    np.testing.assert_array_equal(kernel[1, 0], beta)  # constant: beta, bit for bit
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", [1, 4, 16, 40])
+def test_layer_norm_vjp_rows_at_once_equal_the_scaled_lines(
+    monkeypatch: pytest.MonkeyPatch, dtype: type[np.floating[Any]], d: int
+) -> None:
+    """dx to 2 ulp of its row's terms; dgamma, dbeta to 2 ulp of the sums of magnitudes."""
+    x = _norm_rows(dtype, d)
+    rng = np.random.default_rng(200 + d)
+    grad = rng.normal(size=x.shape).astype(dtype)
+    gamma = rng.normal(size=d).astype(dtype)
+    readable, kernel = _norm_paths(monkeypatch, lambda: layer_norm_vjp(x, grad, gamma))
+    x_hat = layer_norm(x).astype(np.float64)
+    g_hat = np.abs(grad.astype(np.float64) * gamma)
+    # dx = rstd (g - mean(g) - x_hat mean(g x_hat)): the size of its terms, per row
+    rstd = readable.rstd.astype(np.float64)[..., None]
+    terms = rstd * (
+        g_hat + g_hat.mean(-1, keepdims=True) + np.abs(x_hat) * 2 * g_hat.mean(-1, keepdims=True)
+    )
+    _rows_within(kernel.x, readable.x, terms)
+    rows = (-1, d)
+    sum_g_x = np.sum(np.abs(grad.astype(np.float64)).reshape(rows), axis=0) * np.max(np.abs(x_hat))
+    _within_ulps(kernel.gamma, readable.gamma, sum_g_x)
+    _within_ulps(
+        kernel.beta, readable.beta, np.sum(np.abs(grad.astype(np.float64)).reshape(rows), axis=0)
+    )
+    _within_ulps(kernel.mean, readable.mean, np.max(np.abs(x.astype(np.float64)), axis=-1))
+    _within_ulps(kernel.rstd, readable.rstd, readable.rstd)
+
+
+def test_layer_norm_takes_the_scaled_lines_where_scaling_can_matter() -> None:
+    """Tiny eps, squares that overflow, NaN: the kernel declines, the scaled lines decide."""
+    x = np.array([[1.0, 2.0, 4.0]])
+    assert layer_norm_stats(x, 1e-5) is not None
+    assert layer_norm_stats(x, 0.0) is None  # eps = 0: a variance that underflows counts
+    assert layer_norm_stats(x, 1e-300) is None  # below unscaled_eps(float64)
+    assert layer_norm_stats(x * 1e300, 1e-5) is None  # the squares overflow
+    assert layer_norm_stats(np.array([[1.0, np.nan]]), 1e-5) is None  # reported by the lines
+    np.testing.assert_allclose(layer_norm(x * 1e300), layer_norm(x, eps=0.0), rtol=1e-15)
+    with pytest.raises(ValueError, match=r"^x must be finite"):
+        layer_norm([[1.0, np.nan]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("d", [3, 16, 17, 64, 768])
+def test_row_sums_are_as_accurate_as_pairwise_summation(
+    dtype: type[np.floating[Any]], d: int
+) -> None:
+    """Within 3 ulp of the sum of magnitudes, against correctly rounded sums (fsum)."""
+    rows = (np.random.default_rng(d).normal(size=(300, d)) + 0.5).astype(dtype)
+    exact = np.array([math.fsum(row) for row in rows.astype(np.float64)])
+    magnitude = np.sum(np.abs(rows.astype(np.float64)), axis=1)
+    error = np.abs(row_sums(rows).astype(np.float64) - exact)
+    assert np.all(error <= 3 * np.finfo(dtype).eps / 2 * magnitude)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_rows_is_the_batched_product(dtype: type[np.floating[Any]]) -> None:
+    """Every row in one product: the batched ``a @ b`` to 2 ulp of ``|a| @ |b|``."""
+    rng = np.random.default_rng(11)
+    a = rng.normal(size=(4, 5, 7)).astype(dtype)
+    b = rng.normal(size=(7, 3)).astype(dtype)
+    work = np.float32 if dtype == np.float16 else dtype
+    out = matmul_rows(a.astype(work), b.astype(work))
+    assert out.shape == (4, 5, 3)
+    scale = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))
+    _within_ulps(out, (a.astype(work) @ b.astype(work)), scale.astype(work))
+    np.testing.assert_array_equal(matmul_rows(a[0], b), a[0] @ b)  # 2-D: the product itself

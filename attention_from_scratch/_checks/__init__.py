@@ -40,8 +40,10 @@ from attention_from_scratch._checks.finite import (
     check_finite,
     check_row_max,
     finite_result,
+    finite_results,
     overflow_advice,
     peak,
+    sum_is_finite,
 )
 from attention_from_scratch._checks.indices import batch_index, check_index, int_index
 from attention_from_scratch._checks.scalars import (
@@ -92,6 +94,7 @@ __all__ = [
     "check_same_shape",
     "finite_real",
     "finite_result",
+    "finite_results",
     "first_index",
     "float_dtype",
     "frozen",
@@ -104,5 +107,6 @@ __all__ = [
     "positive_finite",
     "positive_int",
     "read_only",
+    "sum_is_finite",
     "working_dtype",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,10 @@ __all__ = [
     "check_finite",
     "check_row_max",
     "finite_result",
+    "finite_results",
     "overflow_advice",
     "peak",
+    "sum_is_finite",
 ]
 
 
@@ -90,8 +93,10 @@ def finite_result(
     with a ``RuntimeWarning``. With ``allow_neg_inf``, entries that already are
     ``-inf`` in ``out`` are results (the log of an empty sum), not overflows.
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        result: FloatArray = out.astype(dtype, copy=False)
+    result: FloatArray = out
+    if out.dtype != dtype:
+        with np.errstate(over="ignore", invalid="ignore"):  # a value too large: inf, found below
+            result = out.astype(dtype)
     finite = np.isfinite(result)
     if allow_neg_inf:
         finite |= np.isneginf(out)
@@ -103,6 +108,39 @@ def finite_result(
         )
         raise FloatingPointError(msg)
     return result
+
+
+def sum_is_finite(arrays: Sequence[FloatArray]) -> bool:
+    """Whether the sum of every entry of every array is finite: then every entry is.
+
+    A NaN or an infinity anywhere makes the sum NaN or infinite (``inf + -inf`` is
+    NaN), so a finite total proves all the arrays finite with one vectorised pass over
+    each and no array of flags. A total that is not finite may also be finite numbers whose
+    sum overflows: the caller then tests the entries one by one.
+    """
+    total = 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for arr in arrays:
+            total += float(np.add.reduce(arr, axis=None))
+    return math.isfinite(total)
+
+
+def finite_results(
+    outs: Sequence[FloatArray], dtype: np.dtype[Any], whats: Sequence[str]
+) -> list[FloatArray]:
+    """:func:`finite_result` of several arrays, decided by one :func:`sum_is_finite`.
+
+    Each array is cast to ``dtype``; when the sum of them all is finite, they are
+    returned as they are, otherwise each goes through :func:`finite_result`, which
+    raises for the first that overflowed (naming it by its ``whats``).
+    """
+    results = list(outs)
+    if any(out.dtype != dtype for out in outs):
+        with np.errstate(over="ignore", invalid="ignore"):  # a value too large: inf, found below
+            results = [out.astype(dtype, copy=False) for out in outs]
+    if sum_is_finite(results):
+        return results
+    return [finite_result(out, dtype, what) for out, what in zip(outs, whats, strict=True)]
 
 
 def overflow_advice(dtype: np.dtype[Any], rescale: str, *, wider: str = "compute in") -> str:

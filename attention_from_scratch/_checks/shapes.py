@@ -25,6 +25,10 @@ __all__ = [
 
 def check_same_dtype(**arrays: FloatArray) -> None:
     """Raise :class:`TypeError` if the named arrays do not share one dtype."""
+    values = iter(arrays.values())
+    first = next(values).dtype
+    if all(arr.dtype == first for arr in values):
+        return
     dtypes = {name: arr.dtype for name, arr in arrays.items()}
     if len(set(dtypes.values())) > 1:
         seen = ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items())
@@ -70,6 +74,8 @@ def normalize_axis(axis: object, ndim: int, name: str = "axis") -> int:
     Raises :class:`TypeError` if ``axis`` is not an integer and
     :class:`numpy.exceptions.AxisError` if it is out of range.
     """
+    if type(axis) is int:  # the usual case, without the slower Protocol check below
+        return int(normalize_axis_index(axis, ndim))
     if isinstance(axis, bool):
         msg = f"{name} must be an int, got bool"
         raise TypeError(msg)
