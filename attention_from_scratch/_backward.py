@@ -98,7 +98,7 @@ def _column_sums(arr: FloatArray) -> FloatArray:
 def _all_finished(
     arrays: dict[str, FloatArray | None], dtype: np.dtype[Any]
 ) -> dict[str, FloatArray]:
-    """:func:`_finished` of every array present, decided by one sum over them all.
+    """:func:`_finished` of every array present (read-only), decided by one sum over them all.
 
     A finite total proves every entry finite (:func:`~attention_from_scratch._checks.sum_is_finite`);
     otherwise each array is tested, and the first that overflowed is reported by name.
@@ -112,11 +112,15 @@ def _all_finished(
     if not sum_is_finite(list(out.values())):
         for name, arr in out.items():
             _finished(arr, dtype, name)
-    return out
+    return {name: frozen(arr) for name, arr in out.items()}  # results: read-only
 
 
 def _finished(arr: FloatArray, dtype: np.dtype[Any], name: str) -> FloatArray:
-    """``arr`` in the result's dtype; FloatingPointError if it overflowed (float16)."""
+    """``arr`` in the result's dtype, read-only; FloatingPointError if it overflowed (float16).
+
+    ``arr`` is a gradient this module has just computed: made read-only in place, as
+    every array of a returned result is.
+    """
     out: FloatArray = arr.astype(dtype, order="C", copy=False)
     if not np.isfinite(out).all():
         msg = (
@@ -124,7 +128,7 @@ def _finished(arr: FloatArray, dtype: np.dtype[Any], name: str) -> FloatArray:
             f"{overflow_advice(dtype, 'rescale the loss')}"
         )
         raise FloatingPointError(msg)
-    return out
+    return frozen(out)
 
 
 def _probabilities(

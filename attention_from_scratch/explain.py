@@ -813,7 +813,7 @@ class QueryExplanation:
 
     @property
     def attends_to_nothing(self) -> bool:
-        """True when every key is masked: the weights and the output are 0."""
+        """Whether every key is masked (then the weights and the output are 0)."""
         return not bool(self.allowed.any())
 
     def _repr_html_(self) -> str | None:

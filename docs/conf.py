@@ -113,9 +113,6 @@ nitpick_ignore_regex = [
     (r"py:class", r"array_like|optional|sequence|mapping|callable|integers|a pair|them"),
     (r"py:class", r"(n_heads|n_kv_heads) (d_k|d_v|d)"),  # a product of two sizes
     (r"py:class", r"str to array_like"),  # "mapping of str to array_like"
-    # QueryExplanation.attends_to_nothing's docstring starts "True when ...: ...", which
-    # napoleon reads as "type: description" (explain.py; its wording is not a name).
-    (r"py:class", r"True when every key is masked"),
 ]
 
 

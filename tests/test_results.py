@@ -163,3 +163,24 @@ def test_an_explanation_of_a_biased_head_reconciles() -> None:
     assert why.bias == 1.0
     assert why.score == pytest.approx(why.raw_score * why.scale + 1.0, abs=1e-12)
     assert why.weight == pytest.approx(float(result.weights[1, 1, 0]), abs=1e-15)
+
+
+def test_gradients_are_read_only() -> None:
+    """A result never changes after it is returned: the gradients of attention_vjp too."""
+    from attention_from_scratch.examples import fluffy_blue_creature
+    from attention_from_scratch.self_attention import (
+        attention_vjp,
+        scaled_dot_product_attention,
+        self_attention,
+    )
+
+    ex = fluffy_blue_creature()
+    grad = np.ones((3, 4))
+    projected = attention_vjp(self_attention(ex.x, ex.params), grad)
+    plain = attention_vjp(scaled_dot_product_attention(ex.x, ex.x, ex.x), grad)
+    arrays = [projected.q, projected.k, projected.v, projected.x, plain.q, plain.k, plain.v]
+    arrays += list(projected.params.arrays().values())
+    for arr in arrays:
+        assert not arr.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            arr[...] = 0.0
