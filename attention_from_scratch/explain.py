@@ -38,7 +38,10 @@ screen add up.
 
 An explanation is **contrastive**: it says why the query prefers its key to a rival
 (the runner-up, or the top key), and its headline names the term of the gap that does
-most for the winner (:class:`Contrast`).
+most for the winner (:class:`Contrast`). For layer 0 of a real model the raw score is
+also split by where the embeddings came from, word, position and segment
+(:class:`OriginSplit`, set by
+:meth:`~attention_from_scratch.pretrained.EncoderRun.explain`).
 
 Every qualitative word of a narrative comes from a stated threshold:
 
