@@ -617,14 +617,17 @@ def explain_score(
     raw = float(raw_row[j])
     cosine = _cosine(row.q, row.k[j], q_norm, k_norm)
     features: Float64Array | None = None
+    asks: Float64Array | None = None
     bias_part: float | None = None
     if row.x_i is not None and row.x_keys is not None and row.w_q is not None:
         if row.w_k is None:  # pragma: no cover - set together with w_q
             msg = "w_k missing"
             raise RuntimeError(msg)
         with np.errstate(over="ignore", invalid="ignore"):  # reported by _finite
-            bilinear = row.w_q @ row.w_k.T  # W_Q W_K^T: (d_model, d_k) @ (d_k, d_model)
-            features = row.x_i[:, None] * bilinear * row.x_keys[j][None, :]  # (d_model, d_model)
+            # what the query asks of each key feature: x_i[a] (W_Q W_K^T)[a, b]
+            asks = row.x_i[:, None] * (row.w_q @ row.w_k.T)  # (d_model, d_model)
+            features = asks * row.x_keys[j][None, :]  # ... times x_j[b]
+        asks = _finite(asks, "the query's asks x_i[a] (W_Q W_K^T)[a, b]")
         features = _finite(features, "the feature contributions x_i[a] (W_Q W_K^T)[a, b] x_j[b]")
         b_q = np.zeros_like(row.q) if row.b_q is None else row.b_q
         b_k = np.zeros_like(row.q) if row.b_k is None else row.b_k
@@ -650,7 +653,7 @@ def explain_score(
             )
             raise ValueError(msg)
     if rival_index is not None and allowed[j]:
-        contrast = _contrast(row, j, rival_index, raw_row, scores, cosine, q_norm, k_norm)
+        contrast = _contrast(row, j, rival_index, raw_row, scores, cosine, q_norm, k_norm, asks)
     unscaled = _row_weights(raw_row + row.bias, allowed) if allowed.any() else np.zeros(m)
     passed = weight * row.v[j]  # (d_v,) what this key adds to the output
     output = row.weights @ row.v  # (m,) @ (m, d_v) -> (d_v,)
@@ -709,8 +712,13 @@ def _contrast(
     cosine: float,
     q_norm: float,
     k_norm: float,
+    asks: Float64Array | None,
 ) -> Contrast:
-    """Key ``j`` against rival ``r`` for the row's query: the gaps, split exactly."""
+    """Key ``j`` against rival ``r`` for the row's query: the gaps, split exactly.
+
+    ``asks`` is ``x_i[a] (W_Q W_K^T)[a, b]`` from :func:`explain_score` (None without
+    ``x`` and the weights): the feature split of the gap is it times ``x_j - x_r``.
+    """
     r_norm = float(l2_norm(row.k[r]))
     r_cos = _cosine(row.q, row.k[r], q_norm, r_norm)
     raw_gap = float(raw[j] - raw[r])
@@ -720,18 +728,13 @@ def _contrast(
     # |q| |k_j| cos_j - |q| |k_r| cos_r, split symmetrically in the two keys
     length = q_norm * (k_norm - r_norm) * (cosine + r_cos) / 2
     angle = q_norm * (cosine - r_cos) * (k_norm + r_norm) / 2
-    features = asks = key_x = rival_x = None
+    features = key_x = rival_x = None
     bias_terms: float | None = None
-    if row.x_i is not None and row.x_keys is not None and row.w_q is not None:
-        if row.w_k is None:  # pragma: no cover - set together with w_q
-            msg = "w_k missing"
-            raise RuntimeError(msg)
+    if asks is not None and row.x_keys is not None and row.w_k is not None:
         key_x, rival_x = row.x_keys[j], row.x_keys[r]
         dx = key_x - rival_x  # (d_model,)
         with np.errstate(over="ignore", invalid="ignore"):  # reported by _finite
-            asks = row.x_i[:, None] * (row.w_q @ row.w_k.T)  # x_i[a] (W_Q W_K^T)[a, b]
             features = asks * dx[None, :] + 0.0  # + 0.0: no -0 in a printed matrix
-        asks = _finite(asks, "the query's asks x_i[a] (W_Q W_K^T)[a, b]")
         features = _finite(features, "the feature contributions to the gap")
         b_q = np.zeros_like(row.q) if row.b_q is None else row.b_q
         with np.errstate(over="ignore", invalid="ignore"):  # reported by _finite
