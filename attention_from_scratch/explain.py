@@ -67,6 +67,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -115,9 +116,12 @@ class _Row:
     b_q: Float64Array | None = None  # (d_k,)
     b_k: Float64Array | None = None  # (d_k,)
 
-    @property
+    @cached_property
     def raw(self) -> Float64Array:
-        """(m,) raw dot products q_i . k_j (FloatingPointError if they overflow float64)."""
+        """(m,) raw dot products q_i . k_j (FloatingPointError if they overflow float64).
+
+        Computed and checked once per row (``scores`` and the unscaled weights reuse it).
+        """
         with np.errstate(over="ignore", invalid="ignore"):
             raw: Float64Array = self.k @ self.q  # (m, d_k) @ (d_k,) -> (m,)
         return _finite(raw, "the raw dot products q . k of this query")
