@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from attention_from_scratch._checks import check_instance
+from attention_from_scratch._checks import check_instance, read_only
 from attention_from_scratch._results import register_notebook_display
 from attention_from_scratch.explain import (
     QueryExplanation,
@@ -68,6 +68,7 @@ from attention_from_scratch.explain import (
     explain_query,
     explain_score,
 )
+from attention_from_scratch.norms import l2_norm
 from attention_from_scratch.self_attention import Attention, ProjectedAttention
 
 __all__ = [
@@ -935,8 +936,8 @@ def joint_map(
     view = result.head_view(batch=batch, head=head)
     q = np.asarray(view.q, dtype=np.float64)  # (n, d_k)
     k = np.asarray(view.k, dtype=np.float64)  # (m, d_k)
-    mean_q = float(np.linalg.norm(q, axis=1).mean())
-    mean_k = float(np.linalg.norm(k, axis=1).mean())
+    mean_q = float(l2_norm(q, axis=1).mean())  # the mean lengths, overflow-safe
+    mean_k = float(l2_norm(k, axis=1).mean())
     a = math.sqrt(mean_k / mean_q) if mean_q > 0 and mean_k > 0 else 1.0
     qs, ks = q * a, k / a
     shift = qs.mean(axis=0) - ks.mean(axis=0)  # (d_k,)
@@ -960,19 +961,13 @@ def joint_map(
     tops = np.where(allowed.any(axis=1), np.argmax(weights, axis=1), -1).astype(np.int64)
     n = q.shape[0]
     return JointMap(
-        queries=_frozen(coords[:n]),
-        keys=_frozen(coords[n:]),
-        explained=_frozen(explained),
+        queries=read_only(coords[:n]),
+        keys=read_only(coords[n:]),
+        explained=read_only(explained),
         query_scale=a,
-        key_shift=_frozen(shift),
-        top_keys=_frozen(tops),
+        key_shift=read_only(shift),
+        top_keys=read_only(tops),
     )
-
-
-def _frozen(arr: NDArray[Any]) -> NDArray[Any]:
-    out = np.array(arr)
-    out.flags.writeable = False
-    return out
 
 
 # --------------------------------------------------------------------------- the page's data
