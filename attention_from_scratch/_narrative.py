@@ -2,14 +2,17 @@ r"""The sentences of an explanation: what ``str()`` of the explanation dataclass
 
 :mod:`attention_from_scratch.explain` computes the numbers of an explanation; this
 private module turns them into prose, one paragraph per link of the chain
-(:cite:t:`vaswani2017attention`, §3.2.1): why the query attends to the key (the dot
-product as ``|q| |k| cos``), where the dot product comes from (embedding features,
-head dimensions), how the softmax weighs it against the row (the log-sum-exp and the
-strongest competitor), what the scale did, and what the key passes on.
+(:cite:t:`vaswani2017attention`, §3.2.1): why the query attends to this key rather
+than its rival (the term of the gap that does most for the winner, then the gap's
+exact splits), the pair's own dot product as ``|q| |k| cos`` and where it comes from
+(embedding features, head dimensions, and for layer 0 of a real model the origins of
+the embeddings), how the softmax weighs it against the row (the log-sum-exp and the
+ratio to the rival's weight), what the scale did, and what the key passes on.
 
 It never imports :mod:`~attention_from_scratch.explain`: it reads an explanation
-through the protocols :class:`ScoreFacts` and :class:`QueryFacts`, which name the
-fields the sentences need, so any object with those fields can be narrated.
+through the protocols :class:`ScoreFacts`, :class:`ContrastFacts`,
+:class:`OriginFacts` and :class:`QueryFacts`, which name the fields the sentences
+need, so any object with those fields can be narrated.
 
 * :func:`score_narrative` -> the ``str()`` of a
   :class:`~attention_from_scratch.explain.ScoreExplanation`;
@@ -170,12 +173,6 @@ class ScoreFacts(Protocol):
     def feature_names(self) -> tuple[str, ...] | None: ...
     @property
     def logsumexp(self) -> float: ...
-    @property
-    def competitor_token(self) -> str | None: ...
-    @property
-    def competitor_weight(self) -> float: ...
-    @property
-    def competitor_score(self) -> float: ...
     @property
     def unscaled_weight(self) -> float: ...
     @property
