@@ -332,6 +332,10 @@ _JS = r"""
     max = max || 14;
     return s.length > max ? s.slice(0, max - 1) + "\u2026" : s;
   }
+  // A narrative's paragraphs wrap at 88 columns, continuation lines indented by two
+  // spaces; the page joins them so that the browser reflows each paragraph to its width.
+  function paragraphs(text) { return text.replace(/\n  /g, " "); }
+
   function quoted(tok) { return "'" + tok + "'"; }
   function shade(w) {
     return "rgb(" + Math.round(255 - 200 * w) + "," + Math.round(255 - 120 * w) + ",255)";
@@ -557,7 +561,7 @@ _JS = r"""
     explanation.textContent = "";
     explanation.setAttribute("data-pair", i + "," + j + "," + state.head + "," + state.layer);
     explanation.appendChild(el("h3", "", quoted(QT[i]) + " \u2192 " + quoted(KT[j]) + " (" + where() + ")"));
-    var text = h.explanations ? h.explanations[i][j] : brief(h, i, j, e);
+    var text = h.explanations ? paragraphs(h.explanations[i][j]) : brief(h, i, j, e);
     var pre = el("pre", "afs-text", text);
     explanation.appendChild(pre);
     if (!h.explanations && h.call) {
@@ -646,7 +650,7 @@ _JS = r"""
     explanation.removeAttribute("data-pair");
     explanation.appendChild(el("h3", "", quoted(QT[i]) + " (" + where() + ")"));
     var text;
-    if (h.queries) { text = h.queries[i]; } else {
+    if (h.queries) { text = paragraphs(h.queries[i]); } else {
       var p = [], a = allowRow(h, i);
       for (var j = 0; j < m; j++) { p.push(wt(h, i, j)); }
       var eff = Math.exp(entropy(p));
@@ -1479,11 +1483,20 @@ def _summary_html(n_heads: int, n: int, m: int) -> str:
 
 
 def _text_html(text: str) -> str:
-    """A narrative (``str`` of an explanation) as an escaped, styled HTML fragment."""
+    """A narrative (``str`` of an explanation) as an escaped, styled HTML fragment.
+
+    Its paragraphs are joined back from their 88-column lines, so that the browser
+    reflows each to the width it has (as the page's script does).
+    """
     return (
         f'<div class="afs-view"><style>{_BASE_CSS}</style>'
-        f'<pre class="afs-text">{html.escape(text)}</pre></div>'
+        f'<pre class="afs-text">{html.escape(_paragraphs(text))}</pre></div>'
     )
+
+
+def _paragraphs(text: str) -> str:
+    """A narrative with each paragraph on one line: its continuation lines joined."""
+    return text.replace("\n  ", " ")
 
 
 def _display(obj: object) -> str | None:

@@ -223,7 +223,9 @@ def test_running_example_cell_numbers_slider_and_map(browser: Browser, tmp_path:
             page.locator(f'td[data-q="{i}"][data-k="{j}"]').click()
             why = explain_score(result, i, j, tokens=tokens, feature_names=names)
             assert page.get_attribute(".afs-explanation", "data-pair") == f"{i},{j},0,0"
-            assert page.locator(".afs-explanation pre").inner_text() == str(why)
+            assert page.locator(".afs-explanation pre").inner_text() == str(why).replace(
+                "\n  ", " "
+            )
             _check_numbers(opened, why, features=True)
     _check_slider(opened, result, None)
     # the joint map: explained variance stated, one line per query to its top key
@@ -290,7 +292,7 @@ def test_multi_head_grid_hostile_and_long_tokens(browser: Browser, tmp_path: Pat
         assert page.get_attribute('button.afs-thumb[data-head="1"]', "aria-pressed") == "true"
         page.locator('td[data-q="2"][data-k="1"]').click()
         why = explain_score(result, 2, 1, head=1, tokens=HOSTILE)
-        assert page.locator(".afs-explanation pre").inner_text() == str(why)
+        assert page.locator(".afs-explanation pre").inner_text() == str(why).replace("\n  ", " ")
         _check_numbers(opened, why, features=True)
         titles = page.locator("table.afs-matrix th").evaluate_all("(e) => e.map((x) => x.title)")
         assert set(HOSTILE) <= set(titles)  # full text in the tooltip, one line on screen

@@ -10,6 +10,7 @@ computes, the slider, the keyboard, 420 px) is tested in ``tests/test_browser_vi
 from __future__ import annotations
 
 import base64
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,9 @@ def test_notebook_reprs_reuse_the_view() -> None:
     assert "&lt;b&gt;" in html_text
     assert "<b>" not in html_text
     assert "attends to" in html_text
+    # each paragraph on one line, for the browser to reflow: no 88-column continuation
+    unwrapped = html.escape(str(why).replace("\n  ", " "))
+    assert f'<pre class="afs-text">{unwrapped}</pre>' in html_text
     row_html = explain_query(result, 2)._repr_html_()
     assert row_html is not None
     assert "looks at" in row_html
