@@ -10,7 +10,9 @@ module, which arranges it for speed and memory:
   every pass, writing in place (:func:`softmax_rows`);
 * attention goes a few heads (or query rows) at a time, so that each chunk of scores
   stays in cache from the product with ``k``, through the softmax, to the product
-  with ``v``, and the scores are overwritten by the weights (:func:`attend`);
+  with ``v``, and the scores are overwritten by the weights (:func:`attend`); on
+  large inputs the chunks run on all cores, one BLAS thread each
+  (:func:`kernel_threads`, :func:`run_chunks`);
 * the overflow guards decide from cheap bounds whether a result can have overflowed
   and only then scan it (:func:`score_bound`, :func:`check_overflow`,
   :func:`within_values`), or rescale by powers of two where the exact result fits
@@ -25,9 +27,12 @@ Nothing here validates its input: the public functions have done that once. Test
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 from collections.abc import Callable
-from functools import lru_cache, partial
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache, lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -52,6 +57,8 @@ __all__ = [
     "CHUNK_BYTES",
     "DOT_FEATURES",
     "READABLE_ENTRIES",
+    "THREADS_ENV",
+    "THREAD_BYTES",
     "affine",
     "affine_rescaled",
     "all_finite",
@@ -59,6 +66,7 @@ __all__ = [
     "attention",
     "check_overflow",
     "divide_by_root",
+    "kernel_threads",
     "layer_norm_rows",
     "layer_norm_stats",
     "layer_norm_vjp_rows",
@@ -73,6 +81,8 @@ __all__ = [
     "reciprocal_root",
     "report_rows",
     "row_sums",
+    "run_large",
+    "run_parts",
     "scaled_operands",
     "scaled_rows",
     "score_bound",
@@ -103,6 +113,7 @@ def softmax_rows(
     where: BoolArray | None = None,
     allow_empty_rows: bool,
     report: Callable[[], object],
+    threads: int = 1,
 ) -> NDArray[F]:
     """Write the softmax of each row of the 2-D ``z`` into ``out`` and return ``out``.
 
@@ -111,15 +122,42 @@ def softmax_rows(
     buffer). ``out`` (rows, n) is C-contiguous in the working dtype; ``where`` (rows, n)
     marks the entries that may be read. The rows are processed in blocks of about
     ``BLOCK_BYTES``. When a row maximum is not finite, ``report()`` validates the
-    whole input and raises; if it returns, those rows are empty rows, allowed.
+    whole input and raises; if it returns, those rows are empty rows, allowed. With
+    ``threads`` > 1 the blocks are shared among that many threads: every row is
+    computed exactly as on one thread (:func:`run_parts`).
     """
     n = out.shape[1]
     step = max(1, BLOCK_BYTES // max(1, n * out.itemsize))  # rows per block
-    # over: (-1e308) - 1e308 -> -inf, whose exp is exactly 0. errstate also restores
-    # numpy's buffer size, which short_buffers changes.
+    starts = range(0, out.shape[0], step)
+    run_parts(
+        partial(
+            _softmax_blocks, z, out, starts, step, temperature, where, allow_empty_rows, report
+        ),
+        len(starts),
+        threads,
+    )
+    return out
+
+
+def _softmax_blocks(
+    z: FloatArray,
+    out: NDArray[F],
+    starts: range,
+    step: int,
+    temperature: float,
+    where: BoolArray | None,
+    allow_empty_rows: bool,
+    report: Callable[[], object],
+    first: int,
+    last: int,
+) -> None:
+    """The blocks ``starts[first:last]`` of :func:`softmax_rows`, on the calling thread."""
+    n = out.shape[1]
+    # over: (-1e308) - 1e308 -> -inf, whose exp is exactly 0. errstate (per thread)
+    # also restores numpy's buffer size, which short_buffers changes.
     with np.errstate(over="ignore"):
         short_buffers(n)
-        for start in range(0, out.shape[0], step):
+        for start in starts[first:last]:
             rows = slice(start, start + step)
             z_blk, o_blk = z[rows], out[rows]  # (r, n) each, views
             allowed = None if where is None else where[rows]  # (r, n)
@@ -144,7 +182,6 @@ def softmax_rows(
             if allow_empty_rows:
                 np.copyto(total, 1.0, where=total == 0.0)  # empty rows: 0 * (1 / 1) = 0
             np.multiply(o_blk, np.reciprocal(total, out=total), out=o_blk)  # p = e * (1 / s)
-    return out
 
 
 def short_buffers(n: int) -> None:
@@ -307,9 +344,101 @@ def within_values(output: FloatArray, v: FloatArray, dtype: np.dtype[Any]) -> No
 
 
 #: Bytes of scores computed at once: a chunk of heads (or of the query rows of one head)
-#: whose scores stay in the processors' L2 caches from the product with k, through the
-#: softmax, to the product with v, instead of going out to main memory and back.
-CHUNK_BYTES = 1 << 22
+#: whose scores stay in a core's L2 cache (1 MiB is common) from the product with k,
+#: through the softmax, to the product with v, instead of going out to main memory and
+#: back. With two threads at (4, 8, 512, 64) float32, chunks of one head (1 MiB) took
+#: 32 ms, of two heads 34 ms and of four 45 ms (docs/performance.md).
+CHUNK_BYTES = 1 << 20
+
+
+#: Arrays from this many bytes up are computed on several threads: attention's chunks
+#: (BLAS held to one thread in each) and the softmax's blocks of rows. Below, handing
+#: work to a thread costs more than it saves.
+THREAD_BYTES = 1 << 21
+
+#: The environment variable that sets how many threads the softmax rows use (1: one).
+THREADS_ENV = "AFS_NUM_THREADS"
+
+
+def kernel_threads() -> int:
+    """How many threads a large input is computed on (attention's chunks, softmax's rows).
+
+    ``$AFS_NUM_THREADS`` when it is set (1: one thread, the chunks one after the
+    other). Else as many as numpy's BLAS would use (read with threadpoolctl when it is
+    installed; else ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS`` or
+    ``MKL_NUM_THREADS`` when set, else the cores this process may run on).
+    """
+    configured = os.environ.get(THREADS_ENV)
+    if configured:
+        if not configured.isdigit() or int(configured) < 1:
+            msg = f"{THREADS_ENV} must be a positive integer, got {configured!r}"
+            raise ValueError(msg)
+        return int(configured)
+    controller = _blas_controller()
+    if controller is not None:
+        blas = controller.select(user_api="blas").lib_controllers
+        return max((lib.num_threads for lib in blas), default=1)
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) >= 1:
+            return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+
+
+@cache
+def _blas_controller() -> Any:
+    """threadpoolctl's controller of the loaded BLAS, made once; None without threadpoolctl."""
+    try:
+        import threadpoolctl  # noqa: PLC0415 - optional, read on large inputs only
+    except ImportError:
+        return None
+    return threadpoolctl.ThreadpoolController()
+
+
+@cache
+def _pool(threads: int, pid: int) -> ThreadPoolExecutor:  # noqa: ARG001 - part of the key
+    """A pool of ``threads`` worker threads, made on first use and kept, per process.
+
+    ``pid`` is part of the cache key: a process forked from one that made a pool has
+    none of its threads, and gets a pool of its own.
+    """
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="afs-softmax")
+
+
+def run_parts(work: Callable[[int, int], object], count: int, threads: int) -> None:
+    """``work(start, stop)`` over ``range(count)`` cut into ``threads`` contiguous parts.
+
+    One part on this thread when ``threads`` is 1; else the parts on a kept pool of
+    threads (numpy's loops release the GIL), waiting for all. The first error a part
+    raises is raised here.
+    """
+    if threads <= 1 or count < 2:
+        work(0, count)
+        return
+    parts = min(threads, count)
+    cuts = [count * p // parts for p in range(parts + 1)]
+    pool = _pool(parts, os.getpid())
+    futures = [pool.submit(work, a, b) for a, b in itertools.pairwise(cuts)]
+    for done in futures:
+        done.result()
+
+
+def run_large(work: Callable[[int, int], object], count: int, nbytes: int) -> None:
+    """``work(first, last)`` over ``range(count)``: on every core when the work is large.
+
+    From :data:`THREAD_BYTES` (``nbytes``, the size of what the work computes) up, and
+    with threadpoolctl installed, the parts run on :func:`kernel_threads` threads with
+    numpy's BLAS held to one thread in each, so that its threads and ours do not
+    multiply. Each part's arithmetic is the same whichever thread runs it and however
+    many there are, so the result does not depend on them, bit for bit. Otherwise one
+    call, on this thread, with BLAS as it is.
+    """
+    controller = _blas_controller() if nbytes >= THREAD_BYTES else None
+    if controller is None:
+        work(0, count)
+        return
+    with controller.limit(limits=1, user_api="blas"):
+        run_parts(work, count, kernel_threads())
 
 
 def attend(
@@ -329,6 +458,9 @@ def attend(
     k (..., m, d_k), v (..., m, d_v), mask and bias (..., n, m); weights (..., n, m) and
     output (..., n, d_v) are the C-contiguous result buffers, all in the working dtype.
     The work goes chunk by chunk, each chunk a few heads or some query rows of one head.
+    From :data:`THREAD_BYTES` of scores up, with threadpoolctl installed, the chunks run
+    on :func:`kernel_threads` threads with numpy's BLAS held to one thread each; the
+    result is then the same, bit for bit, on any number of threads.
     """
     batch = weights.shape[:-2]
     n, m = weights.shape[-2:]
@@ -388,7 +520,7 @@ def attend(
         for at in chunks[first:last]:
             chunk(at)
 
-    some(0, len(chunks))
+    run_large(some, len(chunks), weights.nbytes)
 
 
 def all_finite(arr: FloatArray) -> bool:
@@ -518,6 +650,7 @@ def masked_softmax(
         where=allowed_rows,
         allow_empty_rows=True,
         report=partial(report_rows, flat, -1, allowed_rows, "scores", allow_empty_rows=True),
+        threads=kernel_threads() if weights.nbytes >= THREAD_BYTES else 1,
     )
     return weights
 

@@ -28,6 +28,7 @@ from attention_from_scratch._kernel import (
     check_overflow,
     may_overflow,
     near_top,
+    run_large,
     scaled_operands,
     score_bound,
     short_buffers,
@@ -244,19 +245,28 @@ def tiled_attention(
     # o / l instead (see _online_softmax_block)
     normalised = peak_v >= float(np.finfo(dtype).max) / (4 * m)
     output = np.empty((*batch, n, d_v), dtype=dtype)  # (..., n, d_v)
-    with np.errstate():  # restores numpy's buffer size on the way out
-        short_buffers(min(block, m))  # rows of scores, broadcast against (b_q, 1) columns
-        for i in range(0, n, block):  # a block of queries i .. i + b_q - 1
-            output[..., i : i + block, :] = _online_softmax_block(
-                q_scaled[..., i : i + block, :],
-                k_t,
-                v_w,
-                i,
-                block,
-                is_causal,
-                guard,
-                normalised,
-            )
+    # Even blocks, then odd ones: with the causal mask the later blocks see more keys,
+    # and cut in two (for two threads) each half then holds a fair share of the work.
+    starts = [*range(0, n, 2 * block), *range(block, n, 2 * block)]
+
+    def blocks(first: int, last: int) -> None:
+        with np.errstate():  # restores numpy's buffer size on the way out
+            short_buffers(min(block, m))  # rows of scores, broadcast against (b_q, 1)
+            for i in starts[first:last]:  # a block of queries i .. i + b_q - 1
+                output[..., i : i + block, :] = _online_softmax_block(
+                    q_scaled[..., i : i + block, :],
+                    k_t,
+                    v_w,
+                    i,
+                    block,
+                    is_causal,
+                    guard,
+                    normalised,
+                )
+
+    # The blocks of queries are independent: on every core when the scores they compute
+    # in turn would be large (the result is the same, bit for bit, on any number).
+    run_large(blocks, len(starts), math.prod((*batch, n, m)) * dtype.itemsize)
     if near_top(peak_v, q_arr.dtype):  # O(n d_v), only for values near the largest float
         within_values(output, np.broadcast_to(v_w, (*batch, m, d_v)), q_arr.dtype)
     return output.astype(q_arr.dtype, copy=False)

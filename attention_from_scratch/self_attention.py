@@ -67,7 +67,6 @@ from attention_from_scratch._checks import (
     working_dtype,
 )
 from attention_from_scratch._kernel import (
-    CHUNK_BYTES,
     affine,
     attention,
     masked_softmax,
@@ -403,9 +402,9 @@ def _applied_mask(
 
 
 #: Scores up to this many bytes go through the readable lines of :func:`_attention` as
-#: written; larger ones through the kernel's chunks (the same computation, arranged so
-#: that each chunk stays in cache).
-_READABLE_BYTES = CHUNK_BYTES // 64
+#: written (64 KiB: every example of the book); larger ones through the kernel's chunks
+#: (the same computation, arranged so that each chunk stays in cache).
+_READABLE_BYTES = 1 << 16
 
 
 def _attention(

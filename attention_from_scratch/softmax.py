@@ -61,6 +61,8 @@ from attention_from_scratch._checks import (
 )
 from attention_from_scratch._kernel import (
     READABLE_ENTRIES,
+    THREAD_BYTES,
+    kernel_threads,
     report_rows,
     softmax_rows,
     softmax_vjp_rescaled,
@@ -272,6 +274,7 @@ def _blocked(
         where=None if allowed is None else allowed.reshape(-1, n),
         allow_empty_rows=mask is not None,
         report=lambda: report_rows(arr, ax, mask, "x", allow_empty_rows=mask is not None),
+        threads=kernel_threads() if out.nbytes >= THREAD_BYTES else 1,  # rows on all cores
     )
     return out
 

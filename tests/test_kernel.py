@@ -12,6 +12,7 @@ The softmax's blocked rows are pinned to the textbook formula the same way.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ from attention_from_scratch.projections import AttentionParams
 from attention_from_scratch.self_attention import (
     multi_head_attention,
     scaled_dot_product_attention,
+    tiled_attention,
 )
 from attention_from_scratch.softmax import softmax
 from tests.reference.all_ref import map_vectors as ref_map
@@ -295,6 +297,62 @@ def test_short_sequences_collapse_into_whole_chunks(
     )
     _within_ulps(kernel.weights, readable.weights, readable.weights)
     _outputs_agree(kernel.output, readable.output, readable.weights, k)
+
+
+# --- every core: the softmax rows of large inputs on several threads ------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_threads_change_no_bit(monkeypatch: pytest.MonkeyPatch, dtype: type[Any]) -> None:
+    """Attention, tiled attention and softmax on 1, 2 and 3 threads: identical, bit for bit."""
+    rng = np.random.default_rng(5)
+    q, k, v = (rng.normal(size=(2, 4, 160, 16)).astype(dtype) for _ in range(3))
+    mask = rng.random((160, 160)) < 0.8
+    mask[3] = False  # a fully masked row
+    big = rng.normal(size=(1200, 600)).astype(dtype)  # 2.9 MB or more: above THREAD_BYTES
+    assert big.nbytes >= kernel_module.THREAD_BYTES
+    results = []
+    for threads in ("1", "2", "3", "2"):
+        monkeypatch.setenv(kernel_module.THREADS_ENV, threads)
+        # (2, 4, 160, 160) scores are 0.8 or 1.6 MB: lower the threshold to reach them
+        monkeypatch.setattr(kernel_module, "THREAD_BYTES", 1 << 16)
+        attention = scaled_dot_product_attention(q, k, v, mask=mask)
+        tiled = tiled_attention(q, k, v, block_size=32, is_causal=True)
+        results.append((attention.weights, attention.output, softmax(big, axis=-1), tiled))
+    for weights, output, soft, tiled in results[1:]:
+        np.testing.assert_array_equal(weights, results[0][0])
+        np.testing.assert_array_equal(output, results[0][1])
+        np.testing.assert_array_equal(soft, results[0][2])
+        np.testing.assert_array_equal(tiled, results[0][3])
+    np.testing.assert_array_equal(results[0][0][..., 3, :], 0.0)
+
+
+def test_threads_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(kernel_module.THREADS_ENV, "3")
+    assert kernel_module.kernel_threads() == 3
+    for bad in ("0", "two", "-1", "1.5"):
+        monkeypatch.setenv(kernel_module.THREADS_ENV, bad)
+        message = f"AFS_NUM_THREADS must be a positive integer, got '{re.escape(bad)}'"
+        with pytest.raises(ValueError, match=message):
+            kernel_module.kernel_threads()
+    monkeypatch.delenv(kernel_module.THREADS_ENV)
+    assert kernel_module.kernel_threads() >= 1  # as many as BLAS uses
+
+
+def test_run_parts_covers_every_index_once_and_raises_the_first_error() -> None:
+    seen: list[tuple[int, int]] = []
+    kernel_module.run_parts(lambda a, b: seen.append((a, b)), 10, 3)
+    assert sorted(seen) == [(0, 3), (3, 6), (6, 10)]
+    kernel_module.run_parts(lambda a, b: seen.append((a, b)), 1, 4)
+    assert seen[-1] == (0, 1)
+
+    def fail(first: int, last: int) -> None:
+        if first > 0:
+            msg = f"part {first}-{last}"
+            raise FloatingPointError(msg)
+
+    with pytest.raises(FloatingPointError, match="part 5-10"):
+        kernel_module.run_parts(fail, 10, 2)
 
 
 # --- layer_norm: the rows at once, unscaled, against the scaled readable lines ---
