@@ -48,6 +48,7 @@ from attention_from_scratch._kernel import (
     matmul_rows,
     ones,
     softmax_vjp_rescaled,
+    sum_along,
 )
 from attention_from_scratch._results import (
     Attention,
@@ -174,7 +175,7 @@ def _attention_backward(
         )
         raise FloatingPointError(msg)
     # dS = P * (dP - rowsum(dP * P)): 0 where P is 0 (masked keys, empty rows)
-    d_s = p * (d_p - np.sum(d_p * p, axis=-1, keepdims=True))  # (..., n, m)
+    d_s = p * (d_p - sum_along(d_p * p, -1))  # (..., n, m)
     if not all_finite(d_s):  # |dP| near the largest float: rescaled rows
         d_s = softmax_vjp_rescaled(p, d_p, -1)
     # dQ = scale dS K,  dK = scale dS^T Q

@@ -63,9 +63,11 @@ from attention_from_scratch._kernel import (
     READABLE_ENTRIES,
     THREAD_BYTES,
     kernel_threads,
+    max_along,
     report_rows,
     softmax_rows,
     softmax_vjp_rescaled,
+    sum_along,
 )
 
 __all__ = [
@@ -293,7 +295,7 @@ def _shifted(
     ``-inf`` unless ``allow_empty_rows``; those then have ``m == 0`` and ``z - m == -inf``.
     """
     work = np.ascontiguousarray(arr, dtype=working_dtype(arr.dtype))
-    row_max = np.max(work, axis=axis, keepdims=True)
+    row_max = max_along(work, axis)  # (..., 1, ...)
     check_row_max(
         row_max, work, name, allow_empty_rows=allow_empty_rows, hint="log_softmax is -inf - -inf"
     )
@@ -388,7 +390,7 @@ def log_softmax(
     with np.errstate(over="ignore"):
         if t != 1.0:
             np.divide(shifted, t, out=shifted, dtype=np.float64, casting="same_kind")
-    normaliser = np.log(np.sum(np.exp(shifted), axis=ax, keepdims=True))  # log(>= 1) >= 0
+    normaliser = np.log(sum_along(np.exp(shifted), ax))  # log(>= 1) >= 0
     with np.errstate(over="ignore"):  # below the dtype's range: -inf, correctly rounded
         out: FloatArray = (shifted - normaliser).astype(arr.dtype, copy=False)
     return out
@@ -835,7 +837,7 @@ def log_softmax_vjp(log_p: ArrayLike, grad: ArrayLike, /, *, axis: int = -1) -> 
     g = as_working(g_arr)
     p = np.exp(work)  # p = exp(log p) in [0, 1]; exp(-inf) = 0
     with np.errstate(over="ignore", invalid="ignore"):  # handled below
-        out = g - p * np.sum(g, axis=ax, keepdims=True)  # g_j - p_j sum_i g_i
+        out = g - p * sum_along(g, ax)  # g_j - p_j sum_i g_i
     if not np.isfinite(out).all():  # |grad| near the largest float: rows scaled by 2^-e
         peak = np.max(np.abs(g), axis=ax, keepdims=True, initial=0.0)
         _, e = np.frexp(peak)

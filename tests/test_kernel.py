@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from attention_from_scratch import _kernel as kernel_module
@@ -24,12 +26,16 @@ from attention_from_scratch import norms as norms_module
 from attention_from_scratch import self_attention as sa_module
 from attention_from_scratch import softmax as softmax_module
 from attention_from_scratch._kernel import (
+    DOT_FEATURES,
+    SHORT_ROWS,
     affine_rescaled,
     check_overflow,
     layer_norm_stats,
     matmul_rows,
+    max_along,
     never_attended,
     row_sums,
+    sum_along,
 )
 from attention_from_scratch.norms import layer_norm, layer_norm_vjp
 from attention_from_scratch.projections import AttentionParams
@@ -467,6 +473,69 @@ def test_row_sums_are_as_accurate_as_pairwise_summation(
     magnitude = np.sum(np.abs(rows.astype(np.float64)), axis=1)
     error = np.abs(row_sums(rows).astype(np.float64) - exact)
     assert np.all(error <= 3 * np.finfo(dtype).eps / 2 * magnitude)
+
+
+def _short_rows_with_specials(
+    rng: np.random.Generator, shape: tuple[int, ...], dtype: type[np.floating[Any]]
+) -> NDArray[Any]:
+    """Rows of every magnitude, with zeros of both signs, infinities, NaN and the largest float."""
+    rows = rng.normal(size=shape) * np.exp(3 * rng.normal(size=shape))
+    flat = rows.reshape(-1, shape[-1])
+    flat[0] = -0.0  # a row of negative zeros: numpy's sum is +0
+    flat[1, 0] = np.inf
+    flat[2, -1] = np.nan
+    flat[3, :] = float(np.finfo(dtype).max)  # the sum overflows
+    if shape[-1] >= 2:
+        flat[4, :2] = [np.inf, -np.inf]  # inf - inf: NaN
+    with np.errstate(over="ignore"):
+        return rows.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("d", range(1, DOT_FEATURES + 1))
+def test_short_row_reductions_are_numpys_bit_for_bit(
+    dtype: type[np.floating[Any]], d: int
+) -> None:
+    """max_along and sum_along by columns give np.max's and np.sum's results, bit for bit."""
+    rows = _short_rows_with_specials(np.random.default_rng(d), (9, 10, d), dtype)
+    assert rows.size >= SHORT_ROWS * d  # many short rows: the column-by-column path
+    with np.errstate(over="ignore", invalid="ignore"):
+        total, expected_total = sum_along(rows, -1), np.sum(rows, axis=-1, keepdims=True)
+    np.testing.assert_array_equal(total, expected_total)  # NaN where NaN
+    np.testing.assert_array_equal(np.signbit(total), np.signbit(expected_total))
+    np.testing.assert_array_equal(max_along(rows, 2), np.max(rows, axis=-1, keepdims=True))
+    strided = rows[::-1, :, ::-1]  # not C-contiguous: reshaped by a copy, same sums
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.testing.assert_array_equal(sum_along(strided, -1), np.sum(strided, -1, keepdims=True))
+    np.testing.assert_array_equal(max_along(strided, -1), np.max(strided, -1, keepdims=True))
+
+
+def test_short_row_reductions_leave_other_shapes_to_numpy() -> None:
+    """Long rows, few rows, another axis and float16 go to np.max and np.sum themselves."""
+    rng = np.random.default_rng(3)
+    cases: list[tuple[NDArray[np.floating[Any]], int]] = [
+        (rng.normal(size=(100, DOT_FEATURES + 1)), -1),  # rows too long
+        (rng.normal(size=(SHORT_ROWS - 1, 4)), -1),  # too few rows
+        (rng.normal(size=(100, 4)), 0),  # not the last axis
+        (rng.normal(size=(100, 4)).astype(np.float16), -1),  # float16 sums
+    ]
+    for arr, axis in cases:
+        np.testing.assert_array_equal(sum_along(arr, axis), np.sum(arr, axis, keepdims=True))
+        np.testing.assert_array_equal(max_along(arr, axis), np.max(arr, axis, keepdims=True))
+
+
+@given(
+    shape=st.tuples(st.integers(1, 5), st.integers(1, 40), st.integers(1, DOT_FEATURES)),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**32 - 1),
+)
+@settings(max_examples=60, deadline=None)
+def test_short_row_sums_match_numpy_property(
+    shape: tuple[int, int, int], dtype: type[np.floating[Any]], seed: int
+) -> None:
+    rows = (np.random.default_rng(seed).normal(size=shape) * 1e3).astype(dtype)
+    np.testing.assert_array_equal(sum_along(rows, -1), np.sum(rows, axis=-1, keepdims=True))
+    np.testing.assert_array_equal(max_along(rows, -1), np.max(rows, axis=-1, keepdims=True))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
