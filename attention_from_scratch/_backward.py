@@ -66,6 +66,8 @@ _PARAM_FIELDS = ("w_q", "w_k", "w_v", "w_o", "b_q", "b_k", "b_v", "b_o")
 
 def _sum_to(arr: FloatArray, shape: tuple[int, ...]) -> FloatArray:
     """Sum ``arr`` over the axes along which an array of ``shape`` was broadcast to it."""
+    if arr.shape == shape:  # nothing was broadcast
+        return arr
     lead = arr.ndim - len(shape)
     stretched = (
         lead + i for i, size in enumerate(shape) if size == 1 and arr.shape[lead + i] != 1

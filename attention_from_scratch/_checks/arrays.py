@@ -34,6 +34,8 @@ def as_float_array(x: object, name: str) -> FloatArray:
 
     Integer input becomes ``float64``; floating input keeps its dtype and is not copied.
     """
+    if type(x) is np.ndarray and x.dtype.kind == "f":  # the usual case, checked first
+        return x
     if x is None:
         msg = f"{name} must be an array of real numbers, got None"
         raise TypeError(msg)

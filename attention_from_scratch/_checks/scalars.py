@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, TypeVar
 
 import numpy as np
@@ -9,6 +10,9 @@ import numpy as np
 from attention_from_scratch._checks.arrays import describe
 
 T = TypeVar("T")
+
+#: The types a real scalar option may have (bool, a subclass of int, is refused first).
+_REALS = (int, float, np.integer, np.floating)
 
 __all__ = [
     "as_generator",
@@ -37,12 +41,12 @@ def _finite_number(value: object, name: str, sign: str = "") -> float:
     sign: :class:`ValueError`. Both messages name the argument.
     """
     wanted = f" {sign}" if sign else ""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+    if isinstance(value, bool) or not isinstance(value, _REALS):
         msg = f"{name} must be a real number{wanted}, got {describe(value)}"
         raise TypeError(msg)
     result = _to_float(value)
     wrong_sign = (sign == "> 0" and result <= 0.0) or (sign == ">= 0" and result < 0.0)
-    if not np.isfinite(result) or wrong_sign:
+    if not math.isfinite(result) or wrong_sign:
         msg = f"{name} must be finite{' and' + wanted if sign else ''}, got {result}"
         raise ValueError(msg)
     return result
