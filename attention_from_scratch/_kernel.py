@@ -433,15 +433,16 @@ def run_large(work: Callable[[int, int], object], count: int, nbytes: int) -> No
     with threadpoolctl installed, the parts run on :func:`kernel_threads` threads with
     numpy's BLAS held to one thread in each, so that its threads and ours do not
     multiply. Each part's arithmetic is the same whichever thread runs it and however
-    many there are, so the result does not depend on them, bit for bit. Otherwise one
-    call, on this thread, with BLAS as it is.
+    many there are, so the result does not depend on them, bit for bit. Otherwise (and
+    with one thread) one call, on this thread, with BLAS as it is.
     """
     controller = _blas_controller() if nbytes >= THREAD_BYTES else None
-    if controller is None:
+    threads = 1 if controller is None else kernel_threads()  # read before BLAS is held to 1
+    if controller is None or threads == 1:
         work(0, count)
         return
     with controller.limit(limits=1, user_api="blas"):
-        run_parts(work, count, kernel_threads())
+        run_parts(work, count, threads)
 
 
 def attend(

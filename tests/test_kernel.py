@@ -333,6 +333,31 @@ def test_threads_change_no_bit(monkeypatch: pytest.MonkeyPatch, dtype: type[Any]
     np.testing.assert_array_equal(results[0][0][..., 3, :], 0.0)
 
 
+def test_threads_are_counted_before_blas_is_held_to_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As many threads as BLAS uses, read before it is held to one; one thread: BLAS as it is."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    monkeypatch.delenv(kernel_module.THREADS_ENV, raising=False)
+    asked: list[int] = []
+    monkeypatch.setattr(kernel_module, "run_parts", lambda _work, _count, n: asked.append(n))
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        kernel_module.run_large(lambda _a, _b: None, 4, kernel_module.THREAD_BYTES)
+    assert asked == [2]  # not 1: the count is read before the limit inside run_large
+
+    def blas_threads() -> list[int]:
+        return [
+            lib["num_threads"]
+            for lib in threadpoolctl.threadpool_info()
+            if lib["user_api"] == "blas"
+        ]
+
+    monkeypatch.setenv(kernel_module.THREADS_ENV, "1")
+    inside: list[list[int]] = []
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        kernel_module.run_large(lambda _a, _b: inside.append(blas_threads()), 4, 1 << 40)
+    assert asked == [2]  # one thread: no pool
+    assert inside == [[2] * len(inside[0])]  # and BLAS keeps its two threads
+
+
 def test_threads_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(kernel_module.THREADS_ENV, "3")
     assert kernel_module.kernel_threads() == 3
