@@ -60,6 +60,7 @@ __all__ = [
     "SHORT_ROWS",
     "THREADS_ENV",
     "THREAD_BYTES",
+    "UNSHIFTED_LIMIT",
     "affine",
     "affine_rescaled",
     "all_finite",
@@ -94,6 +95,7 @@ __all__ = [
     "split_heads",
     "sum_along",
     "unscaled_eps",
+    "unshifted",
     "within_values",
 ]
 
@@ -117,6 +119,7 @@ def softmax_rows(
     allow_empty_rows: bool,
     report: Callable[[], object],
     threads: int = 1,
+    shift: bool = True,
 ) -> NDArray[F]:
     """Write the softmax of each row of the 2-D ``z`` into ``out`` and return ``out``.
 
@@ -127,18 +130,17 @@ def softmax_rows(
     ``BLOCK_BYTES``. When a row maximum is not finite, ``report()`` validates the
     whole input and raises; if it returns, those rows are empty rows, allowed. With
     ``threads`` > 1 the blocks are shared among that many threads: every row is
-    computed exactly as on one thread (:func:`run_parts`).
+    computed exactly as on one thread (:func:`run_parts`). With ``shift=False`` the
+    caller has proven every allowed ``|z|`` small enough for ``exp`` (attention's
+    :func:`unshifted`): the row maxima are neither computed nor subtracted.
     """
     n = out.shape[1]
     step = max(1, BLOCK_BYTES // max(1, n * out.itemsize))  # rows per block
     starts = range(0, out.shape[0], step)
-    run_parts(
-        partial(
-            _softmax_blocks, z, out, starts, step, temperature, where, allow_empty_rows, report
-        ),
-        len(starts),
-        threads,
+    blocks = partial(
+        _softmax_blocks, z, out, starts, step, temperature, where, allow_empty_rows, report, shift
     )
+    run_parts(blocks, len(starts), threads)
     return out
 
 
@@ -151,6 +153,7 @@ def _softmax_blocks(
     where: BoolArray | None,
     allow_empty_rows: bool,
     report: Callable[[], object],
+    shift: bool,
     first: int,
     last: int,
 ) -> None:
@@ -164,24 +167,29 @@ def _softmax_blocks(
             rows = slice(start, start + step)
             z_blk, o_blk = z[rows], out[rows]  # (r, n) each, views
             allowed = None if where is None else where[rows]  # (r, n)
-            # m = max_j z_j over the allowed entries: the stabilising shift, and a cheap
-            # validation (NaN, +inf or a row of -inf make it non-finite).
-            if allowed is None:
-                row_max = np.max(z_blk, axis=1, keepdims=True)  # (r, n) -> (r, 1)
-            else:
-                row_max = np.max(z_blk, axis=1, keepdims=True, where=allowed, initial=-np.inf)
-            if not np.isfinite(row_max).all():
-                report()  # raises unless the rows are empty rows, which are allowed
-                # Empty rows: shift by 0 so they stay -inf (not -inf - -inf = NaN).
-                np.copyto(row_max, 0.0, where=np.isneginf(row_max))
-            # e = z - m <= 0, written straight into the output block
-            np.subtract(z_blk, row_max, out=o_blk, dtype=o_blk.dtype)
+            if shift:
+                # m = max_j z_j over the allowed entries: the stabilising shift, and a
+                # cheap validation (NaN, +inf or a row of -inf make it non-finite).
+                if allowed is None:
+                    row_max = np.max(z_blk, axis=1, keepdims=True)  # (r, n) -> (r, 1)
+                else:
+                    row_max = np.max(z_blk, axis=1, keepdims=True, where=allowed, initial=-np.inf)
+                if not np.isfinite(row_max).all():
+                    report()  # raises unless the rows are empty rows, which are allowed
+                    # Empty rows: shift by 0 so they stay -inf (not -inf - -inf = NaN).
+                    np.copyto(row_max, 0.0, where=np.isneginf(row_max))
+                # e = z - m <= 0, written straight into the output block
+                np.subtract(z_blk, row_max, out=o_blk, dtype=o_blk.dtype)
+            elif z is not out:  # no shift needed (|z| proven small): e = z
+                np.copyto(o_blk, z_blk)
             if allowed is not None:  # entries not allowed are never read: -inf
                 np.copyto(o_blk, -np.inf, where=~allowed)
             if temperature != 1.0:  # e = (z - m) / T, in float64: T never rounds to 0
                 np.divide(o_blk, temperature, out=o_blk, dtype=np.float64, casting="same_kind")
-            np.exp(o_blk, out=o_blk)  # e = exp(e) in (0, 1]: the row maximum gives exactly 1
-            total = np.sum(o_blk, axis=1, keepdims=True)  # s = sum_j e_j >= 1, (r, 1)
+            # e = exp(e): in (0, 1] after the shift (the row maximum gives exactly 1);
+            # unshifted, within [exp(-c), exp(c)] for scores bounded by c (:func:`unshifted`)
+            np.exp(o_blk, out=o_blk)
+            total = np.sum(o_blk, axis=1, keepdims=True)  # s = sum_j e_j > 0, (r, 1)
             if allow_empty_rows:
                 np.copyto(total, 1.0, where=total == 0.0)  # empty rows: 0 * (1 / 1) = 0
             np.multiply(o_blk, np.reciprocal(total, out=total), out=o_blk)  # p = e * (1 / s)
@@ -455,6 +463,7 @@ def attend(
     mask: BoolArray | None,
     bias: FloatArray | None,
     guard: bool,
+    shift: bool = True,
 ) -> None:
     """Fill ``weights`` with ``softmax(q k^T + bias, where=mask)`` and ``output`` with ``weights v``.
 
@@ -464,7 +473,8 @@ def attend(
     The work goes chunk by chunk, each chunk a few heads or some query rows of one head.
     From :data:`THREAD_BYTES` of scores up, with threadpoolctl installed, the chunks run
     on :func:`kernel_threads` threads with numpy's BLAS held to one thread each; the
-    result is then the same, bit for bit, on any number of threads.
+    result is then the same, bit for bit, on any number of threads. ``shift=False``:
+    every score is proven small (:func:`unshifted`), the softmax skips the row maxima.
     """
     batch = weights.shape[:-2]
     n, m = weights.shape[-2:]
@@ -508,6 +518,7 @@ def attend(
             where=allowed,
             allow_empty_rows=True,
             report=partial(report_rows, flat, -1, allowed, "scores", allow_empty_rows=True),
+            shift=shift,
         )
         # O = P V (near the largest float it may round past it: within_values)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -687,6 +698,7 @@ def attention(
     # memory layout of q, k, v, so the result does not depend on it, bit for bit; an
     # operand that already is C-contiguous in the working dtype is not copied.
     q_scaled, k_w = scaled_operands(q, k, scale, dtype)  # q * scale, or k * scale
+    shift = guard or not unshifted(q_scaled, k_w, bias, dtype)  # no shift: scores proven small
     weights = np.empty(shape, dtype=dtype)  # (..., n, m): S, then P in place
     output = np.empty((*batch, n, d_v), dtype=dtype)  # (..., n, d_v)
     attend(
@@ -698,8 +710,46 @@ def attention(
         mask=None if mask is None else np.broadcast_to(mask, shape),
         bias=None if bias is None else np.broadcast_to(bias, shape),
         guard=guard,
+        shift=shift,
     )
     return output, weights
+
+
+#: Scores up to this in absolute value are exponentiated without the shift by their
+#: row maximum (:func:`unshifted`), by the working dtype's size in bytes. exp(64) is
+#: 6e27 and exp(-64) 2e-28, normal float32 numbers far from both ends of its range
+#: (3.4e38, 1.2e-38): no weight overflows, underflows or loses precision, and a row of
+#: 2**31 keys still sums below the largest float32. 512 for float64 (exp(512) = 2e222).
+UNSHIFTED_LIMIT = {4: 64.0, 8: 512.0}
+
+
+def unshifted(q: FloatArray, k: FloatArray, bias: FloatArray | None, dtype: np.dtype[Any]) -> bool:
+    r"""Whether every score ``q_i . k_j + b_ij`` is provably within :data:`UNSHIFTED_LIMIT`.
+
+    The Cauchy--Schwarz inequality, :math:`|q_i \cdot k_j| \le \|q_i\| \, \|k_j\|` (the
+    self-attention chapter uses it for the self-score), bounds every score of a row by
+    :math:`\max_i \|q_i\| \max_j \|k_j\| + \max |b|`: two passes over the
+    ``(n + m) d_k`` entries of ``q`` (scaled) and ``k`` instead of one over the
+    :math:`n \times m` scores. Below the limit :math:`e^{s}` neither overflows nor
+    underflows, so the softmax's shift by the row maximum, a pass to find it and a pass
+    to subtract it, is unnecessary: the shift is there only to keep the exponentials in
+    range (:cite:t:`blanchard2021accurately`, §2). The squares are summed in the working dtype (an
+    overflow gives inf: no skip) and the bound is raised by 1% for their rounding.
+    """
+    limit = UNSHIFTED_LIMIT.get(dtype.itemsize)
+    if limit is None:
+        return False
+    extra = 0.0
+    if bias is not None and bias.size:
+        finite = np.isfinite(bias)  # -inf forbids a key: no score to bound
+        extra = float(np.max(np.abs(bias), where=finite, initial=0.0))
+    if extra >= limit:
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):  # inf or NaN: no skip
+        q_sq = float(np.max(np.einsum("...d,...d->...", q, q), initial=0.0))  # max |q_i|^2
+        k_sq = float(np.max(np.einsum("...d,...d->...", k, k), initial=0.0))  # max |k_j|^2
+        bound = math.sqrt(q_sq * k_sq) * 1.01 + extra if math.isfinite(q_sq * k_sq) else math.inf
+    return bound <= limit
 
 
 def split_heads(arr: FloatArray, n_heads: int) -> FloatArray:

@@ -7,6 +7,12 @@ moved so that the same inputs go through both, and the results must agree to 2 u
 (of each weight; of each output entry, relative to ``|P| @ |V|``, the size of the
 terms it sums) for every dtype, with masks, bias, broadcasting and fully masked rows.
 The softmax's blocked rows are pinned to the textbook formula the same way.
+
+One arrangement computes a different formula: where Cauchy--Schwarz bounds every
+score, the kernel exponentiates the scores without subtracting the row maximum. It is
+pinned to the exact softmax of the same scores instead (8 ulp, where the shifted
+formula's own error grows with ``|s - max s|``), and to the readable path within the
+documented tolerances.
 """
 
 from __future__ import annotations
@@ -76,13 +82,22 @@ def _outputs_agree(actual: Any, desired: Any, weights: Any, v: Any) -> None:
     assert not bad.any(), f"{int(bad.sum())} outputs differ beyond 2 ulp of the weights"
 
 
-def _both_paths(monkeypatch: pytest.MonkeyPatch, run: Any) -> tuple[Any, Any]:
-    """``run()`` through the readable lines, then through the kernel."""
+def _both_paths(
+    monkeypatch: pytest.MonkeyPatch, run: Any, *, shifted: bool = True
+) -> tuple[Any, Any]:
+    """``run()`` through the readable lines, then through the kernel.
+
+    ``shifted``: the kernel subtracts each row's maximum as the readable lines do (the
+    same operations, pinned to 2 ulp); else it may skip the shift where Cauchy--Schwarz
+    proves the scores small (:func:`test_unshifted_kernel_is_as_accurate`).
+    """
     with monkeypatch.context() as patch:
         patch.setattr(sa_module, "_READABLE_BYTES", 1 << 62)
         readable = run()
     with monkeypatch.context() as patch:
         patch.setattr(sa_module, "_READABLE_BYTES", 0)
+        if shifted:
+            patch.setattr(kernel_module, "UNSHIFTED_LIMIT", {})  # never skip the shift
         kernel = run()
     return readable, kernel
 
@@ -135,6 +150,131 @@ def test_multi_head_paths_agree(monkeypatch: pytest.MonkeyPatch, dtype: type[Any
     )
     _within_ulps(kernel.weights, readable.weights, readable.weights)
     _within_ulps(kernel.head_outputs, readable.head_outputs, np.abs(readable.head_outputs) + 1)
+
+
+# --- the unshifted arrangement: exp(s) where Cauchy--Schwarz bounds every score --------
+
+#: Tolerances of docs/guarantees.md, by dtype: (rtol, atol).
+DOCUMENTED = {np.float16: (1e-3, 1e-5), np.float32: (1.3e-6, 1e-5), np.float64: (1e-12, 1e-12)}
+
+
+def _exact_softmax(z: NDArray[Any], allowed: NDArray[np.bool_] | None = None) -> NDArray[Any]:
+    """softmax of the rows of ``z`` in extended precision (the x87 80-bit long double)."""
+    wide = z.astype(np.longdouble)
+    if allowed is not None:
+        wide = np.where(allowed, wide, -np.inf)
+    top = np.max(wide, axis=-1, keepdims=True)
+    top[np.isneginf(top)] = 0
+    e = np.exp(wide - top)
+    total = np.sum(e, axis=-1, keepdims=True)
+    total[total == 0] = 1
+    out: NDArray[Any] = e / total
+    return out
+
+
+def _spy_unshifted(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record each decision of ``_kernel.unshifted`` (True: the shift is skipped)."""
+    taken: list[bool] = []
+    decide = kernel_module.unshifted
+
+    def spy(*args: Any) -> bool:
+        taken.append(decide(*args))
+        return taken[-1]
+
+    monkeypatch.setattr(kernel_module, "unshifted", spy)
+    return taken
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unshifted_kernel_is_as_accurate(dtype: type[np.floating[Any]]) -> None:
+    """softmax_rows without the shift: within 8 ulp of the exact softmax of the same scores.
+
+    The rounding of exp, of the pairwise sum of 333 terms, of the reciprocal and of the
+    product. The shifted formula rounds ``s - max s`` first, an error that grows with
+    the distance to the maximum (up to 67 ulp here); unshifted, the exponent is the
+    score itself.
+    """
+    if dtype == np.float64 and np.finfo(np.longdouble).eps > 1e-18:
+        pytest.skip("no extended precision to compare float64 with")
+    limit = kernel_module.UNSHIFTED_LIMIT[np.dtype(dtype).itemsize]
+    rng = np.random.default_rng(12)
+    z = rng.uniform(-limit, limit, size=(600, 333)).astype(dtype)  # every score within the limit
+    allowed: NDArray[np.bool_] = np.less(rng.random(z.shape), 0.9)
+    allowed[5] = False  # a row with no key allowed
+    exact = _exact_softmax(z, allowed).astype(np.float64)
+    shifted, unshifted = np.empty_like(z), np.empty_like(z)
+    for out, shift in ((shifted, True), (unshifted, False)):
+        kernel_module.softmax_rows(
+            z, out, where=allowed, allow_empty_rows=True, report=lambda: None, shift=shift
+        )
+    spacing = np.spacing(np.abs(exact).astype(dtype)).astype(np.float64)
+    error = np.abs(unshifted.astype(np.float64) - exact)
+    assert np.all(error <= 8 * spacing)
+    np.testing.assert_array_equal(unshifted[~allowed], 0)  # masked keys and the empty row: 0
+    # the shifted formula, for comparison: its largest error is not smaller
+    assert np.max(error / spacing) <= np.max(np.abs(shifted - exact) / spacing)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", range(5))
+def test_unshifted_kernel_agrees_with_the_readable_formula(
+    monkeypatch: pytest.MonkeyPatch, dtype: type[np.floating[Any]], case: int
+) -> None:
+    """The same cases with the shift skipped: the documented tolerances, masked entries 0."""
+    taken = _spy_unshifted(monkeypatch)
+    kwargs = _cases(dtype)[case]
+    q, k, v = kwargs.pop("q"), kwargs.pop("k"), kwargs.pop("v")
+    readable, kernel = _both_paths(
+        monkeypatch, lambda: scaled_dot_product_attention(q, k, v, **kwargs), shifted=False
+    )
+    assert taken == [True]  # these small scores skip the shift
+    rtol, atol = DOCUMENTED[dtype]
+    np.testing.assert_allclose(kernel.weights, readable.weights, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(kernel.output, readable.output, rtol=rtol, atol=atol)
+    if readable.mask is not None:
+        np.testing.assert_array_equal(kernel.weights[~readable.mask], 0)
+
+
+def test_unshifted_decides_by_cauchy_schwarz() -> None:
+    """max|q_i| max|k_j| + max|b| (1% for rounding) against the limit of the dtype."""
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    q = np.zeros((2, 3, 4))
+    k = np.zeros((2, 5, 4))
+    q[1, 2] = [3.0, 4.0, 0.0, 0.0]  # |q| = 5
+    k[0, 4] = [0.0, 0.0, 12.0, 5.0]  # |k| = 13: bound 65 * 1.01 over 64
+    assert not kernel_module.unshifted(q, k, None, f32)
+    assert kernel_module.unshifted(q, k, None, f64)  # float64's limit is 512
+    k[0, 4] = [0.0, 0.0, 6.0, 8.0]  # |k| = 10: bound 50.5
+    assert kernel_module.unshifted(q, k, None, f32)
+    bias = np.zeros((3, 5))
+    bias[0, 0] = -np.inf  # forbids a key: bounds nothing
+    assert kernel_module.unshifted(q, k, bias, f32)
+    bias[1, 1] = -14.0  # 50.5 + 14 over 64
+    assert not kernel_module.unshifted(q, k, bias, f32)
+    huge = np.full((1, 4), 1e20, np.float32)  # |q|^2 overflows float32: inf, no skip
+    assert not kernel_module.unshifted(huge, huge, None, f32)
+    assert not kernel_module.unshifted(q, k, None, np.dtype(np.float16))  # no limit: never
+
+
+def test_scores_at_the_limit_give_exact_weights_unshifted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scores of +-63 and less (exact in float32): unshifted, nothing over- or underflows."""
+    q = np.zeros((4, 64, 8), np.float32)
+    k = np.zeros((4, 64, 8), np.float32)
+    q[..., 0] = 63 - np.arange(64) / 8  # |q_i| from 63 down to 55.125
+    k[..., 0] = np.where(np.arange(64) % 2 == 0, 1.0, -1.0)  # |k_j| = 1: scores +-q_i0
+    v = np.random.default_rng(0).normal(size=(4, 64, 3)).astype(np.float32)
+    taken = _spy_unshifted(monkeypatch)
+    monkeypatch.setattr(sa_module, "_READABLE_BYTES", 0)
+    result = scaled_dot_product_attention(q, k, v, scale=1.0)
+    assert taken == [True]  # 63 * 1 * 1.01 is within float32's limit of 64
+    scores = q @ np.swapaxes(k, -1, -2)  # exact: one nonzero product each
+    exact = _exact_softmax(scores).astype(np.float64)
+    spacing = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    assert np.all(np.abs(result.weights - exact) <= 8 * spacing)
+    eps = float(np.finfo(np.float32).eps)
+    np.testing.assert_allclose(result.weights[..., 0::2], 1 / 32, rtol=4 * eps)  # e^63 each
+    np.testing.assert_array_equal(result.weights[..., 1::2], 0)  # e^-126 of the top: 0, exactly
+    assert np.all(np.isfinite(result.output))
 
 
 def test_the_running_example_takes_the_readable_path(monkeypatch: pytest.MonkeyPatch) -> None:
