@@ -572,12 +572,14 @@ class LayerNormStats:
 
     Notes
     -----
-    Besides these, the object keeps (private, not part of the API) the ndarray that
-    was passed to :func:`layer_norm_stats`, so that passing that very object again as
-    ``x`` skips validating it (it must not have been modified in between), and
-    :math:`\hat x` and the reciprocal standard deviations in the working dtype, with
-    the code path that made them, so that the forward and backward passes take up
-    exactly where the statistics left off.
+    Make it with :func:`layer_norm_stats`. Besides these, the object keeps (private,
+    not part of the API, set by :func:`layer_norm_stats` only) the ndarray that was
+    passed to it, so that passing that very object again as ``x`` skips validating it
+    (it must not have been modified in between), and :math:`\hat x` and the
+    reciprocal standard deviations in the working dtype, with the code path that made
+    them, so that the forward and backward passes take up exactly where the
+    statistics left off. A ``LayerNormStats`` made otherwise (by its constructor or
+    :func:`dataclasses.replace`) lacks them and is refused as ``stats=``.
     """
 
     x: FloatArray
@@ -585,10 +587,12 @@ class LayerNormStats:
     mean: FloatArray
     rstd: FloatArray
     eps: float
-    _source: object = field(repr=False, compare=False)  # the ndarray passed as x, or None
-    _x_hat_w: FloatArray = field(repr=False, compare=False)  # x_hat, working dtype, x's shape
-    _rstd_w: FloatArray = field(repr=False, compare=False)  # rstd, working dtype, (..., 1)
-    _rows: bool = field(repr=False, compare=False)  # made by the kernel's rows-at-once path
+    # Set by layer_norm_stats only (not __init__ arguments): an object made otherwise,
+    # or by dataclasses.replace, lacks them and is refused as stats=.
+    _source: object = field(init=False, repr=False, compare=False)  # the ndarray x, or None
+    _x_hat_w: FloatArray = field(init=False, repr=False, compare=False)  # working dtype
+    _rstd_w: FloatArray = field(init=False, repr=False, compare=False)  # working, (..., 1)
+    _rows: bool = field(init=False, repr=False, compare=False)  # by the kernel's rows path
 
 
 def layer_norm_stats(x: ArrayLike, /, *, eps: float = 1e-5) -> LayerNormStats:
@@ -709,22 +713,26 @@ def layer_norm_stats(x: ArrayLike, /, *, eps: float = 1e-5) -> LayerNormStats:
         arr.dtype,
         [f"layer_norm_stats: {what}" for what in ("x_hat", "mean", "rstd")],
     )
-    return LayerNormStats(
-        x=read_only(arr),
-        x_hat=frozen(x_hat),
-        mean=frozen(mean_x),
-        rstd=frozen(rstd_x),
-        eps=eps_f,
-        _source=x if isinstance(x, np.ndarray) else None,
-        _x_hat_w=frozen(x_hat_w),
-        _rstd_w=frozen(rstd_w),
-        _rows=rows is not None,
+    out = LayerNormStats(
+        x=read_only(arr), x_hat=frozen(x_hat), mean=frozen(mean_x), rstd=frozen(rstd_x), eps=eps_f
     )
+    kept = {
+        "_source": x if isinstance(x, np.ndarray) else None,
+        "_x_hat_w": frozen(x_hat_w),
+        "_rstd_w": frozen(rstd_w),
+        "_rows": rows is not None,
+    }
+    for name, value in kept.items():
+        object.__setattr__(out, name, value)  # frozen: set once, before it is returned
+    return out
 
 
 def _given_stats(x: ArrayLike, stats: object, eps: float) -> LayerNormStats:
     """``stats`` checked against ``x`` and ``eps`` (the rule of :func:`layer_norm`'s ``stats``)."""
     st = check_instance(stats, LayerNormStats, "stats")
+    if not hasattr(st, "_rows"):
+        msg = "stats must be made by layer_norm_stats, got a LayerNormStats made otherwise"
+        raise TypeError(msg)
     eps_f = non_negative_finite(eps, "eps")
     if eps_f != st.eps:
         msg = (

@@ -300,3 +300,17 @@ def test_statistics_are_read_only_and_never_change() -> None:
     np.testing.assert_array_equal(layer_norm(s.x, stats=s), layer_norm(before["x"]))
     assert "_source" not in repr(s)
     assert repr(s).startswith("LayerNormStats(x=array(")
+
+
+def test_statistics_not_made_by_layer_norm_stats_are_refused() -> None:
+    """The constructor and dataclasses.replace do not make the kept working arrays."""
+    x = np.array([[0.0, 1.0, 0.0, 1.0]])
+    s = layer_norm_stats(x)
+    for made in (
+        LayerNormStats(x=s.x, x_hat=s.x_hat, mean=s.mean, rstd=s.rstd, eps=s.eps),
+        dataclasses.replace(s, eps=1e-3),
+    ):
+        with pytest.raises(TypeError, match=r"^stats must be made by layer_norm_stats"):
+            layer_norm(x, eps=made.eps, stats=made)
+        with pytest.raises(TypeError, match=r"^stats must be made by layer_norm_stats"):
+            layer_norm_vjp(x, np.ones_like(x), eps=made.eps, stats=made)
