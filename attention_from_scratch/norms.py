@@ -579,7 +579,7 @@ class LayerNormStats:
     reciprocal standard deviations in the working dtype, with the code path that made
     them, so that the forward and backward passes take up exactly where the
     statistics left off. A ``LayerNormStats`` made otherwise (by its constructor or
-    :func:`dataclasses.replace`) lacks them and is refused as ``stats=``.
+    ``dataclasses.replace``) lacks them and is refused as ``stats=``.
     """
 
     x: FloatArray
