@@ -708,11 +708,11 @@ def layer_norm_stats(x: ArrayLike, /, *, eps: float = 1e-5) -> LayerNormStats:
         rstd_w = reciprocal_root(var, e, eps_f)  # 1 / sqrt(sigma^2 + eps): (..., 1)
         with np.errstate(over="ignore"):
             mean_w = np.ldexp(mean, e)[..., 0]  # mu = 2^e mean(y)
-    x_hat, mean_x, rstd_x = finite_results(
-        (x_hat_w, mean_w, rstd_w[..., 0]),
-        arr.dtype,
-        [f"layer_norm_stats: {what}" for what in ("x_hat", "mean", "rstd")],
-    )
+    # |x_hat| <= sqrt(d) and min(x) <= mu <= max(x) (up to rounding): both fit x's dtype.
+    # Only rstd can be too large for it (float16 with a tiny eps): that one is checked.
+    x_hat = x_hat_w.astype(arr.dtype, copy=False)
+    mean_x = mean_w.astype(arr.dtype, copy=False)
+    rstd_x = finite_result(rstd_w[..., 0], arr.dtype, "layer_norm_stats: rstd")
     out = LayerNormStats(
         x=read_only(arr), x_hat=frozen(x_hat), mean=frozen(mean_x), rstd=frozen(rstd_x), eps=eps_f
     )
