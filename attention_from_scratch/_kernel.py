@@ -69,6 +69,7 @@ __all__ = [
     "check_overflow",
     "divide_by_root",
     "kernel_threads",
+    "layer_norm_grads_rows",
     "layer_norm_rows",
     "layer_norm_stats",
     "layer_norm_vjp_rows",
@@ -1043,26 +1044,41 @@ def layer_norm_vjp_rows(
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray] | None:
     """``dx, dgamma, dbeta, mean, rstd`` of :func:`~attention_from_scratch.norms.layer_norm_vjp`, or None.
 
-    The same formulas on every row at once (:func:`layer_norm_stats`); None when the
-    rows need the scaled path. Arrays in the working dtype, ``dx`` of ``x``'s shape,
-    ``dgamma`` and ``dbeta`` (d,), ``mean`` and ``rstd`` of ``x.shape[:-1]``; not yet
-    checked for overflow.
+    The same formulas on every row at once (:func:`layer_norm_stats`, then
+    :func:`layer_norm_grads_rows`); None when the rows need the scaled path. Arrays in
+    the working dtype, ``dx`` of ``x``'s shape, ``dgamma`` and ``dbeta`` (d,), ``mean``
+    and ``rstd`` of ``x.shape[:-1]``; not yet checked for overflow.
     """
     stats = layer_norm_stats(x, eps)
     if stats is None:
         return None
     x_hat, mean, root = stats  # (R, d), (R, 1), (R, 1)
-    d = x.shape[-1]
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by the caller
+        rstd = 1.0 / root  # 1 / sqrt(sigma^2 + eps)
+    d_x, d_gamma, d_beta = layer_norm_grads_rows(x_hat, rstd, grad, gamma)
+    batch = x.shape[:-1]
+    return d_x.reshape(x.shape), d_gamma, d_beta, mean.reshape(batch), rstd.reshape(batch)
+
+
+def layer_norm_grads_rows(
+    x_hat: FloatArray, rstd: FloatArray, grad: FloatArray, gamma: FloatArray | None
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``dx (R, d), dgamma (d,), dbeta (d,)`` from the statistics of :func:`layer_norm_stats`.
+
+    ``x_hat (R, d)`` and ``rstd (R, 1)`` in the working dtype (neither is written to),
+    ``grad`` of ``R * d`` entries, ``gamma`` (d,) or None: the backward formulas of
+    :func:`layer_norm_vjp_rows`, also for statistics the forward pass kept
+    (:class:`~attention_from_scratch.norms.LayerNormStats`). Not yet checked for overflow.
+    """
+    d = x_hat.shape[-1]
     g = np.ascontiguousarray(grad, dtype=x_hat.dtype).reshape(x_hat.shape)  # dL/dy: (R, d)
     column = ones(len(g), g.dtype)  # sums over the rows: column @ (R, d)
     with np.errstate(over="ignore", invalid="ignore"):  # reported by the caller
         g_hat = g if gamma is None else g * gamma.astype(g.dtype, copy=False)  # dL/dx_hat
-        rstd = 1.0 / root  # 1 / sqrt(sigma^2 + eps)
         # dx = rstd (g - mean(g) - x_hat mean(g x_hat)), g = dL/dx_hat
         inner = g_hat - x_hat * (row_sums(g_hat * x_hat)[:, None] / d)
         inner -= row_sums(g_hat)[:, None] / d
         inner *= rstd
         d_gamma: FloatArray = column @ (g * x_hat)  # sum over rows of dL/dy * x_hat
         d_beta: FloatArray = column @ g  # sum over rows of dL/dy
-    batch = x.shape[:-1]
-    return inner.reshape(x.shape), d_gamma, d_beta, mean.reshape(batch), rstd.reshape(batch)
+    return inner, d_gamma, d_beta

@@ -44,7 +44,7 @@ fluffy's key is ``k = [1, 1, 0, 0]`` ("is an adjective, is a texture"): their sc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, overload
 
 import numpy as np
@@ -61,6 +61,7 @@ from attention_from_scratch._checks import (
     at_least_ndim,
     check_bool,
     check_finite,
+    check_instance,
     check_same_dtype,
     finite_result,
     finite_results,
@@ -69,24 +70,29 @@ from attention_from_scratch._checks import (
     non_negative_finite,
     normalize_axis,
     positive_finite,
+    read_only,
     working_dtype,
 )
 from attention_from_scratch._kernel import (
     divide_by_root,
+    layer_norm_grads_rows,
     layer_norm_rows,
     layer_norm_vjp_rows,
     reciprocal_root,
     scaled_rows,
 )
+from attention_from_scratch._kernel import layer_norm_stats as stats_rows
 
 __all__ = [
     "LayerNormGrads",
+    "LayerNormStats",
     "RMSNormGrads",
     "cosine_similarity",
     "l2_norm",
     "l2_normalize",
     "l2_normalize_vjp",
     "layer_norm",
+    "layer_norm_stats",
     "layer_norm_vjp",
     "rms_norm",
     "rms_norm_vjp",
@@ -538,6 +544,224 @@ def cosine_similarity(a: ArrayLike, b: ArrayLike, /, *, axis: int = -1) -> Float
     return np.asarray(out, dtype=a_arr.dtype)
 
 
+# --- layer_norm's row statistics, computed once for the forward and the backward pass ---
+
+
+@dataclass(frozen=True, eq=False)
+class LayerNormStats:
+    r"""The row statistics of :func:`layer_norm`, computed once by :func:`layer_norm_stats`.
+
+    Pass it as ``stats=`` to :func:`layer_norm` and to :func:`layer_norm_vjp` with the
+    same ``x``: neither recomputes the mean and the variance of the rows, and both give
+    the same bits as without it. Every array is read-only and has ``x``'s floating
+    dtype (float16 is computed in float32); the object never changes once made.
+    Equality is identity (``eq=False``).
+
+    Attributes
+    ----------
+    x : (..., d) ndarray
+        The checked input: a read-only copy of the ``x`` the statistics describe.
+    x_hat : (..., d) ndarray
+        The normalised rows :math:`\hat x = (x - \mu) / \sqrt{\sigma^2 + \varepsilon}`.
+    mean : (...) ndarray
+        Each row's mean :math:`\mu`.
+    rstd : (...) ndarray
+        Each row's reciprocal standard deviation :math:`1 / \sqrt{\sigma^2 + \varepsilon}`.
+    eps : float
+        The ``eps`` added to the variance.
+
+    Notes
+    -----
+    Make it with :func:`layer_norm_stats`. Besides these, the object keeps (private,
+    not part of the API, set by :func:`layer_norm_stats` only) the ndarray that was
+    passed to it, so that passing that very object again as ``x`` skips validating it
+    (it must not have been modified in between), and :math:`\hat x` and the
+    reciprocal standard deviations in the working dtype, with the code path that made
+    them, so that the forward and backward passes take up exactly where the
+    statistics left off. A ``LayerNormStats`` made otherwise (by its constructor or
+    ``dataclasses.replace``) lacks them and is refused as ``stats=``.
+    """
+
+    x: FloatArray
+    x_hat: FloatArray
+    mean: FloatArray
+    rstd: FloatArray
+    eps: float
+    # Set by layer_norm_stats only (not __init__ arguments): an object made otherwise,
+    # or by dataclasses.replace, lacks them and is refused as stats=.
+    _source: object = field(init=False, repr=False, compare=False)  # the ndarray x, or None
+    _x_hat_w: FloatArray = field(init=False, repr=False, compare=False)  # working dtype
+    _rstd_w: FloatArray = field(init=False, repr=False, compare=False)  # working, (..., 1)
+    _rows: bool = field(init=False, repr=False, compare=False)  # by the kernel's rows path
+
+
+def layer_norm_stats(x: ArrayLike, /, *, eps: float = 1e-5) -> LayerNormStats:
+    r"""The row statistics of :func:`layer_norm`, to hand from the forward to the backward pass.
+
+    A training step normalises ``x`` and later differentiates through the
+    normalisation: :func:`layer_norm_vjp` needs the very :math:`\hat x` and
+    :math:`1 / \sqrt{\sigma^2 + \varepsilon}` the forward pass used. Computing them
+    once here and passing the result as ``stats=`` to both :func:`layer_norm` and
+    :func:`layer_norm_vjp` validates ``x`` once and reduces its rows once, as
+    ``torch.nn.functional.layer_norm`` keeps its mean and ``rstd`` for the backward
+    pass.
+
+    Parameters
+    ----------
+    x : (..., d) array_like
+        Real numbers, ``d >= 1``; integer input is converted to ``float64``.
+    eps : float, optional
+        Added to the variance before the square root; finite and ``>= 0``.
+        Default ``1e-5`` (torch's).
+
+    Returns
+    -------
+    LayerNormStats
+        ``x`` and ``x_hat`` ``(..., d)``, ``mean`` and ``rstd`` ``(...)``, and ``eps``;
+        read-only, ``x``'s floating dtype (float16 computed in float32).
+
+    Raises
+    ------
+    ValueError
+        As :func:`layer_norm`: if ``x`` is 0-d, has ``d = 0`` or holds NaN or an
+        infinity, if ``eps`` is negative or not finite, or if ``eps = 0`` and a row of
+        ``x`` is constant.
+    TypeError
+        If ``x`` is bool, complex or not numeric.
+    FloatingPointError
+        If a reciprocal standard deviation is too large for the dtype (a constant
+        float16 row with ``eps`` below about ``2e-10``), as in :func:`layer_norm_vjp`.
+
+    See Also
+    --------
+    LayerNormStats, layer_norm, layer_norm_vjp
+
+    Notes
+    -----
+    In code, ``mu = x.mean(-1); var = ((x - mu)**2).mean(-1); rstd = 1 / sqrt(var + eps);
+    x_hat = (x - mu) * rstd``. In maths, for a row :math:`x \in \mathbb{R}^d`,
+
+    .. math::
+
+       \mu = \frac{1}{d} \sum_{i=1}^{d} x_i, \qquad
+       \sigma^2 = \frac{1}{d} \sum_{i=1}^{d} (x_i - \mu)^2, \qquad
+       r = \frac{1}{\sqrt{\sigma^2 + \varepsilon}}, \qquad
+       \hat x_i = (x_i - \mu) \, r .
+
+    These are the lines :func:`layer_norm` runs, by the same code: the variance of the
+    centred values, with the rounding error of the mean subtracted once more (the
+    corrected two-pass algorithm, :cite:t:`higham2002accuracy`, §1.9, never
+    :math:`\overline{x^2} - \mu^2`), all rows at once where no square can overflow and
+    ``eps`` is far above any variance that could underflow, otherwise each row scaled
+    by a power of two first. :func:`layer_norm`'s Notes say why each step is safe.
+    So ``layer_norm(x, gamma, beta, stats=s)`` is ``layer_norm(x, gamma, beta)`` and
+    ``layer_norm_vjp(x, grad, gamma, stats=s)`` is ``layer_norm_vjp(x, grad, gamma)``,
+    bit for bit.
+
+    References
+    ----------
+    :cite:t:`ba2016layer`; :cite:t:`higham2002accuracy`, §1.9.
+
+    Examples
+    --------
+    The running example's three tokens: two rows of two ones, one one-hot row.
+
+    >>> import numpy as np
+    >>> from attention_from_scratch.examples import fluffy_blue_creature
+    >>> from attention_from_scratch.norms import layer_norm, layer_norm_stats, layer_norm_vjp
+    >>> ex = fluffy_blue_creature()
+    >>> st = layer_norm_stats(ex.x)
+    >>> print(st.mean, np.round(st.rstd, 4))
+    [0.5  0.5  0.25] [2.     2.     2.3093]
+    >>> print(np.round(st.x_hat, 4))
+    [[-1.      1.     -1.      1.    ]
+     [-1.      1.      1.     -1.    ]
+     [ 1.732  -0.5773 -0.5773 -0.5773]]
+
+    The forward and the backward pass both take them, and compute the same as without:
+
+    >>> y = layer_norm(ex.x, stats=st)
+    >>> bool(np.array_equal(y, layer_norm(ex.x)))
+    True
+    >>> grad = np.array([[1.0, 0.0, 0.0, 0.0]] * 3)  # L = sum(y[:, 0])
+    >>> grads = layer_norm_vjp(ex.x, grad, stats=st)
+    >>> bool(np.array_equal(grads.x, layer_norm_vjp(ex.x, grad).x))
+    True
+    >>> grads.rstd is st.rstd  # the statistics are handed on, not recomputed
+    True
+    """
+    arr = as_float_array(x, "x")
+    at_least_ndim(arr, 1, "x", _VECTOR_AXIS)
+    _non_empty_last_axis(arr, "x")
+    eps_f = non_negative_finite(eps, "eps")
+    rows = stats_rows(arr, eps_f)  # as layer_norm: every row at once, or None
+    if rows is not None:
+        x_hat_r, mean_r, root = rows  # (R, d), (R, 1), (R, 1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            rstd_r = 1.0 / root  # 1 / sqrt(sigma^2 + eps), as layer_norm_vjp_rows
+        x_hat_w = x_hat_r.reshape(arr.shape)
+        rstd_w = rstd_r.reshape(*arr.shape[:-1], 1)
+        mean_w = mean_r.reshape(arr.shape[:-1])
+    else:  # the scaled lines of layer_norm and layer_norm_vjp
+        centred, var, mean, e = _centre(arr, eps_f)  # in the units of y = x / 2^e
+        x_hat_w = divide_by_root(centred, var, e, eps_f)  # (x - mu) / sqrt(sigma^2 + eps)
+        rstd_w = reciprocal_root(var, e, eps_f)  # 1 / sqrt(sigma^2 + eps): (..., 1)
+        with np.errstate(over="ignore"):
+            mean_w = np.ldexp(mean, e)[..., 0]  # mu = 2^e mean(y)
+    # |x_hat| <= sqrt(d) and min(x) <= mu <= max(x) (up to rounding): both fit x's dtype.
+    # Only rstd can be too large for it (float16 with a tiny eps): that one is checked.
+    x_hat = x_hat_w.astype(arr.dtype, copy=False)
+    mean_x = mean_w.astype(arr.dtype, copy=False)
+    rstd_x = finite_result(rstd_w[..., 0], arr.dtype, "layer_norm_stats: rstd")
+    out = LayerNormStats(
+        x=read_only(arr), x_hat=frozen(x_hat), mean=frozen(mean_x), rstd=frozen(rstd_x), eps=eps_f
+    )
+    kept = {
+        "_source": x if isinstance(x, np.ndarray) else None,
+        "_x_hat_w": frozen(x_hat_w),
+        "_rstd_w": frozen(rstd_w),
+        "_rows": rows is not None,
+    }
+    for name, value in kept.items():
+        object.__setattr__(out, name, value)  # frozen: set once, before it is returned
+    return out
+
+
+def _given_stats(x: ArrayLike, stats: object, eps: float) -> LayerNormStats:
+    """``stats`` checked against ``x`` and ``eps`` (the rule of :func:`layer_norm`'s ``stats``)."""
+    st = check_instance(stats, LayerNormStats, "stats")
+    if not hasattr(st, "_rows"):
+        msg = "stats must be made by layer_norm_stats, got a LayerNormStats made otherwise"
+        raise TypeError(msg)
+    eps_f = non_negative_finite(eps, "eps")
+    if eps_f != st.eps:
+        msg = (
+            f"eps={eps_f!r} differs from the eps={st.eps!r} the stats were computed "
+            f"with: pass eps={st.eps!r} with these stats (the eps of layer_norm_stats)"
+        )
+        raise ValueError(msg)
+    if x is st.x or (st._source is not None and x is st._source):
+        return st  # the very array the statistics were computed from: already checked
+    arr = as_float_array(x, "x")
+    at_least_ndim(arr, 1, "x", _VECTOR_AXIS)
+    _non_empty_last_axis(arr, "x")
+    if arr.shape != st.x.shape:
+        msg = f"x has shape {arr.shape}, but stats were computed from an x of shape {st.x.shape}"
+        raise ValueError(msg)
+    if arr.dtype != st.x.dtype:
+        msg = f"x has dtype {arr.dtype}, but stats were computed from an x of dtype {st.x.dtype}"
+        raise TypeError(msg)
+    if not np.array_equal(arr, st.x):  # one pass: NaN is never equal
+        check_finite(arr, "x")  # say so if x holds NaN or an infinity
+        index = first_index(arr != st.x)
+        msg = (
+            f"stats were computed from a different x: x{list(index)} is {float(arr[index])!r}, "
+            f"stats.x{list(index)} is {float(st.x[index])!r} (pass the x given to layer_norm_stats)"
+        )
+        raise ValueError(msg)
+    return st
+
+
 @overload
 def layer_norm(
     x: NDArray[F],
@@ -546,6 +770,7 @@ def layer_norm(
     beta: NDArray[F] | None = None,
     *,
     eps: float = 1e-5,
+    stats: LayerNormStats | None = None,
 ) -> NDArray[F]: ...
 @overload
 def layer_norm(
@@ -555,6 +780,7 @@ def layer_norm(
     beta: Float64Like | NDArray[np.float64] | None = None,
     *,
     eps: float = 1e-5,
+    stats: LayerNormStats | None = None,
 ) -> NDArray[np.float64]: ...
 @overload
 def layer_norm(
@@ -564,6 +790,7 @@ def layer_norm(
     beta: ArrayLike | None = None,
     *,
     eps: float = 1e-5,
+    stats: LayerNormStats | None = None,
 ) -> FloatArray: ...
 
 
@@ -574,6 +801,7 @@ def layer_norm(
     beta: ArrayLike | None = None,
     *,
     eps: float = 1e-5,
+    stats: LayerNormStats | None = None,
 ) -> FloatArray:
     r"""Layer normalisation over the last axis: zero mean, unit variance, then scale and shift.
 
@@ -592,7 +820,15 @@ def layer_norm(
         Elementwise bias, same dtype as ``x``. Default None (all zeros).
     eps : float, optional
         Added to the variance before the square root; finite and ``>= 0``.
-        Default ``1e-5`` (torch's).
+        Default ``1e-5`` (torch's). With ``stats``, it must equal ``stats.eps`` (as it
+        does when both are left at their default).
+    stats : LayerNormStats, optional
+        The statistics of this ``x`` from :func:`layer_norm_stats`, to keep for
+        :func:`layer_norm_vjp`: the rows are not reduced again, and the result is the
+        same, bit for bit. ``x`` must be the ``x`` they were computed from: passing
+        ``stats.x`` or the very ndarray given to :func:`layer_norm_stats` (unmodified)
+        skips validating ``x``; any other ``x`` is validated and compared with
+        ``stats.x``. Default None (computed here).
 
     Returns
     -------
@@ -604,16 +840,20 @@ def layer_norm(
     ValueError
         If ``x`` is 0-d, has ``d = 0``, holds NaN or an infinity, if ``gamma`` or
         ``beta`` is not of shape ``(d,)`` or not finite, if ``eps`` is negative or not
-        finite, or if ``eps = 0`` and a row of ``x`` is constant (variance 0).
+        finite, or if ``eps = 0`` and a row of ``x`` is constant (variance 0). With
+        ``stats``: if ``x`` differs from ``stats.x`` (in shape or values) or ``eps``
+        from ``stats.eps``.
     TypeError
-        If an input is bool, complex or not numeric, or ``gamma``/``beta`` and ``x``
-        have different dtypes.
+        If an input is bool, complex or not numeric, ``gamma``/``beta`` and ``x``
+        have different dtypes, or ``stats`` is not a :class:`LayerNormStats` (or was
+        computed from an ``x`` of another dtype).
     FloatingPointError
         If ``gamma`` or ``beta`` make a result too large for the dtype.
 
     See Also
     --------
     rms_norm : The same without centring.
+    layer_norm_stats : The row statistics, computed once for this and the backward pass.
 
     Notes
     -----
@@ -664,6 +904,8 @@ def layer_norm(
     >>> print(np.round(layer_norm(1e8 + np.array([1.0, 2.0, 3.0, 4.0])), 4))
     [-1.3416 -0.4472  0.4472  1.3416]
     """
+    if stats is not None:
+        return _layer_norm_from(_given_stats(x, stats, eps), gamma, beta)
     arr = as_float_array(x, "x")
     at_least_ndim(arr, 1, "x", _VECTOR_AXIS)
     _non_empty_last_axis(arr, "x")
@@ -681,6 +923,21 @@ def layer_norm(
             out *= g.astype(dtype, copy=False)  # * gamma
         if b is not None:
             out += b.astype(dtype, copy=False)  # + beta
+    return finite_result(out, arr.dtype, "layer_norm(x)")
+
+
+def _layer_norm_from(
+    stats: LayerNormStats, gamma: ArrayLike | None, beta: ArrayLike | None
+) -> FloatArray:
+    """``x_hat * gamma + beta`` from kept statistics: :func:`layer_norm`'s last lines."""
+    arr = stats.x
+    g = _elementwise_param(gamma, "gamma", arr)
+    b = _elementwise_param(beta, "beta", arr)
+    x_hat = stats._x_hat_w  # working dtype, read-only: not written to
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
+        out = np.array(x_hat) if g is None else x_hat * g.astype(x_hat.dtype, copy=False)
+        if b is not None:
+            out += b.astype(x_hat.dtype, copy=False)  # + beta
     return finite_result(out, arr.dtype, "layer_norm(x)")
 
 
@@ -866,6 +1123,7 @@ def layer_norm_vjp(
     gamma: ArrayLike | None = None,
     *,
     eps: float = 1e-5,
+    stats: LayerNormStats | None = None,
 ) -> LayerNormGrads:
     r"""Backward pass of :func:`layer_norm`: gradients for ``x``, ``gamma`` and ``beta``.
 
@@ -884,6 +1142,12 @@ def layer_norm_vjp(
         The gain of the forward pass. Default None (all ones).
     eps : float, optional
         The ``eps`` of the forward pass; finite and ``>= 0``. Default ``1e-5``.
+        With ``stats``, it must equal ``stats.eps``.
+    stats : LayerNormStats, optional
+        The statistics the forward pass used, from :func:`layer_norm_stats`: ``x_hat``
+        and ``rstd`` are taken from them instead of recomputed (the same bits), and
+        returned ``mean`` and ``rstd`` are theirs. ``x`` must be the ``x`` they were
+        computed from, by the rule of :func:`layer_norm`'s ``stats``. Default None.
 
     Returns
     -------
@@ -894,16 +1158,17 @@ def layer_norm_vjp(
     Raises
     ------
     ValueError
-        As :func:`layer_norm`, and if ``grad``'s shape differs from ``x``'s or it is
-        not finite.
+        As :func:`layer_norm` (with ``stats`` too), and if ``grad``'s shape differs
+        from ``x``'s or it is not finite.
     TypeError
-        If an input is bool, complex or not numeric, or the dtypes differ.
+        If an input is bool, complex or not numeric, the dtypes differ, or ``stats``
+        is not a :class:`LayerNormStats`.
     FloatingPointError
         If a gradient is too large for the dtype.
 
     See Also
     --------
-    layer_norm, rms_norm_vjp
+    layer_norm, layer_norm_stats, rms_norm_vjp
 
     Notes
     -----
@@ -922,9 +1187,10 @@ def layer_norm_vjp(
            \frac{\partial L}{\partial y} \circ \hat x, \qquad
        \frac{\partial L}{\partial \beta} = \sum_{\text{rows}} \frac{\partial L}{\partial y} .
 
-    The statistics are recomputed exactly as the forward pass computes them (corrected
-    two-pass variance, scaled by a power of two where a square could over- or
-    underflow), so :math:`\hat x` is the forward pass's bit for bit. The two means
+    Without ``stats``, the statistics are recomputed exactly as the forward pass
+    computes them (corrected two-pass variance, scaled by a power of two where a square
+    could over- or underflow), so :math:`\hat x` is the forward pass's bit for bit;
+    with ``stats`` (:func:`layer_norm_stats`) they are the forward pass's. The two means
     subtracted make :math:`dx` sum to zero over each row and be orthogonal to
     :math:`\hat x`, as the exact gradient is.
 
@@ -947,7 +1213,12 @@ def layer_norm_vjp(
     >>> print(np.round(grads.gamma, 3) + 0.0, grads.beta)
     [-0.268  0.     0.     0.   ] [3. 0. 0. 0.]
     """
-    arr, g_arr, gam, eps_f = _norm_inputs(x, grad, gamma, eps, "x (and of y = layer_norm(x))")
+    of = "x (and of y = layer_norm(x))"
+    if stats is not None:
+        st = _given_stats(x, stats, eps)
+        g_given = as_gradient(grad, st.x.shape, st.x.dtype, of)
+        return _layer_norm_vjp_from(st, g_given, _elementwise_param(gamma, "gamma", st.x))
+    arr, g_arr, gam, eps_f = _norm_inputs(x, grad, gamma, eps, of)
     fast = layer_norm_vjp_rows(arr, g_arr, gam, eps_f)  # the lines below, rows side by side
     if fast is not None:  # (None: the rows need the scaling by powers of two)
         d_x, d_gamma, d_beta, mean_x, rstd_x = fast
@@ -969,6 +1240,34 @@ def layer_norm_vjp(
         [f"layer_norm_vjp: {what}" for what in ("dL/dx", "dL/dgamma", "dL/dbeta", "mean", "rstd")],
     )
     return LayerNormGrads(*(frozen(result) for result in results))
+
+
+def _layer_norm_vjp_from(
+    stats: LayerNormStats, g_arr: FloatArray, gam: FloatArray | None
+) -> LayerNormGrads:
+    """:func:`layer_norm_vjp` from kept statistics: its lines after the statistics."""
+    x_hat = stats._x_hat_w  # x's shape, working dtype
+    rstd = stats._rstd_w  # (..., 1), working dtype
+    if stats._rows:  # made by the kernel: its backward lines
+        d = x_hat.shape[-1]
+        d_x, d_gamma, d_beta = layer_norm_grads_rows(
+            x_hat.reshape(-1, d), rstd.reshape(-1, 1), g_arr, gam
+        )
+        d_x = d_x.reshape(x_hat.shape)
+    else:  # the scaled lines of layer_norm_vjp
+        g = as_working(g_arr)  # dL/dy
+        with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
+            g_hat = g if gam is None else g * gam.astype(g.dtype)  # dL/dx_hat = dL/dy * gamma
+            d_x = _normalised_vjp(x_hat, rstd, g_hat, centred=True)
+            d_gamma = _row_sums(g * x_hat)  # sum over rows of dL/dy * x_hat
+            d_beta = _row_sums(g)  # sum over rows of dL/dy
+    results = finite_results(
+        (d_x, d_gamma, d_beta),
+        stats.x.dtype,
+        [f"layer_norm_vjp: {what}" for what in ("dL/dx", "dL/dgamma", "dL/dbeta")],
+    )
+    d_x, d_gamma, d_beta = (frozen(result) for result in results)
+    return LayerNormGrads(d_x, d_gamma, d_beta, mean=stats.mean, rstd=stats.rstd)
 
 
 def rms_norm_vjp(

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from attention_from_scratch.arrays import FloatArray
-from attention_from_scratch.norms import layer_norm, layer_norm_vjp
+from attention_from_scratch.norms import layer_norm, layer_norm_stats, layer_norm_vjp
 from attention_from_scratch.projections import AttentionParams, linear, linear_vjp
 from attention_from_scratch.self_attention import (
     attention_vjp,
@@ -200,10 +200,12 @@ def package_step(task: Task, w: dict[str, Array], params: AttentionParams) -> St
     """Forward, backward through the package's VJPs, and an SGD update."""
     # forward
     h0 = w["embed"][task.tokens] + w["pos"]  # (B, n, d_model)
-    a = layer_norm(h0, w["gamma_1"], w["beta_1"])
+    stats_1 = layer_norm_stats(h0)  # kept for the backward pass: computed once
+    a = layer_norm(h0, w["gamma_1"], w["beta_1"], stats=stats_1)
     att = multi_head_attention(a, params, n_heads=HEADS)
     h1 = h0 + att.output  # residual
-    m = layer_norm(h1, w["gamma_2"], w["beta_2"])
+    stats_2 = layer_norm_stats(h1)
+    m = layer_norm(h1, w["gamma_2"], w["beta_2"], stats=stats_2)
     u = linear(m, w["w_1"], w["c_1"])  # (B, n, d_ff)
     r = np.maximum(u, 0.0)  # ReLU
     h2 = h1 + linear(r, w["w_2"], w["c_2"])  # residual
@@ -214,12 +216,12 @@ def package_step(task: Task, w: dict[str, Array], params: AttentionParams) -> St
     out = linear_vjp(h2, w["w_out"], log_softmax_vjp(log_p, d_log_p))
     ff_2 = linear_vjp(r, w["w_2"], out.x)
     ff_1 = linear_vjp(m, w["w_1"], ff_2.x * (u > 0))
-    norm_2 = layer_norm_vjp(h1, ff_1.x, w["gamma_2"])
+    norm_2 = layer_norm_vjp(h1, ff_1.x, w["gamma_2"], stats=stats_2)
     d_h1 = out.x + norm_2.x  # both branches of h1
     att_grads = attention_vjp(att, d_h1)
     assert att_grads.x is not None  # a projected result has them
     assert att_grads.params is not None
-    norm_1 = layer_norm_vjp(h0, att_grads.x, w["gamma_1"])
+    norm_1 = layer_norm_vjp(h0, att_grads.x, w["gamma_1"], stats=stats_1)
     d_h0 = d_h1 + norm_1.x  # both branches of h0
     d_embed = np.zeros_like(w["embed"])
     np.add.at(d_embed, task.tokens, d_h0)
