@@ -37,6 +37,7 @@ from attention_from_scratch._checks import (
     FloatArray,
     as_float_array,
     check_finite,
+    every_finite,
     frozen,
     overflow_advice,
     sum_is_finite,
@@ -125,7 +126,7 @@ def _finished(arr: FloatArray, dtype: np.dtype[Any], name: str) -> FloatArray:
     every array of a returned result is.
     """
     out: FloatArray = arr.astype(dtype, order="C", copy=False)
-    if not np.isfinite(out).all():
+    if not every_finite(out):
         msg = (
             f"the gradient with respect to {name} overflowed {dtype}; "
             f"{overflow_advice(dtype, 'rescale the loss')}"

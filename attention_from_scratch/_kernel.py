@@ -46,6 +46,7 @@ from attention_from_scratch._checks import (
     as_working,
     check_finite,
     check_row_max,
+    every_finite,
     finite_result,
     overflow_advice,
     peak,
@@ -175,7 +176,7 @@ def _softmax_blocks(
                     row_max = np.max(z_blk, axis=1, keepdims=True)  # (r, n) -> (r, 1)
                 else:
                     row_max = np.max(z_blk, axis=1, keepdims=True, where=allowed, initial=-np.inf)
-                if not np.isfinite(row_max).all():
+                if not every_finite(row_max):
                     report()  # raises unless the rows are empty rows, which are allowed
                     # Empty rows: shift by 0 so they stay -inf (not -inf - -inf = NaN).
                     np.copyto(row_max, 0.0, where=np.isneginf(row_max))
@@ -239,10 +240,10 @@ def scaled_operands(
         return np.multiply(q, s, dtype=dtype, order="C"), as_working(k)
     with np.errstate(over="ignore", invalid="ignore"):
         q_scaled = np.multiply(q, s, dtype=dtype, order="C")  # (..., n, d_k)
-        if np.isfinite(q_scaled).all():
+        if every_finite(q_scaled):
             return q_scaled, as_working(k)
         k_scaled = np.multiply(k, s, dtype=dtype, order="C")  # (..., m, d_k)
-    if np.isfinite(k_scaled).all():
+    if every_finite(k_scaled):
         return as_working(q), k_scaled
     msg = (
         f"the attention scores overflowed {dtype}: q * scale and k * scale are both beyond "
@@ -316,7 +317,7 @@ def never_attended(scores: FloatArray, bias: FloatArray | None) -> FloatArray:
     read such an entry as a key it may not attend, which ``-inf`` is. Writes in place
     when ``scores`` is writeable.
     """
-    if bias is None or np.isfinite(scores).all():
+    if bias is None or every_finite(scores):
         return scores
     if scores.flags.writeable and scores.shape == np.broadcast_shapes(scores.shape, bias.shape):
         np.copyto(scores, -np.inf, where=np.isneginf(bias))
@@ -345,7 +346,7 @@ def within_values(output: FloatArray, v: FloatArray, dtype: np.dtype[Any]) -> No
     smallest) value of its column of ``v`` (..., m, d_v); every other entry, the zeros
     of rows with no key allowed included, is left as it is.
     """
-    if output.dtype == dtype and np.isfinite(output).all():
+    if output.dtype == dtype and every_finite(output):
         return  # in its own dtype, past the top is inf
     beyond = ~(np.abs(output) <= float(np.finfo(dtype).max))  # inf, or past the top
     if not beyond.any():
@@ -546,7 +547,7 @@ def all_finite(arr: FloatArray) -> bool:
     proves every entry finite in one pass without an array of flags; a sum that is not
     finite may be finite entries whose total overflows, told apart entry by entry.
     """
-    return math.isfinite(np.add.reduce(arr, axis=None)) or bool(np.isfinite(arr).all())
+    return math.isfinite(np.add.reduce(arr.ravel())) or every_finite(arr)
 
 
 def matmul_rows(a: FloatArray, b: FloatArray) -> FloatArray:
@@ -630,7 +631,7 @@ def masked_softmax(
     finite. Up to :data:`READABLE_ENTRIES` entries it is the formula as written;
     beyond, :func:`softmax_rows` in place over the scores' buffer.
     """
-    if guard or (guard is None and not np.isfinite(scores).all()):
+    if guard or (guard is None and not every_finite(scores)):
         check_overflow(np.broadcast_to(scores, shape), bias, mask)  # the allowed entries
         scores = never_attended(scores, bias)  # a NaN where the bias is -inf: -inf
     if math.prod(shape) <= READABLE_ENTRIES:
@@ -798,7 +799,7 @@ def scaled_rows(
     """
     # m = max_i |x_i| per row, 0 for empty rows
     row_max = np.max(np.abs(work), axis=axis, keepdims=True, initial=0.0)  # (..., 1, ...)
-    if not np.isfinite(row_max).all():
+    if not every_finite(row_max):
         check_finite(original, name)  # raises, naming the first bad index
     _, e = np.frexp(row_max)  # m = f * 2^e with 1/2 <= f < 1 (f = e = 0 for m = 0)
     y = np.ldexp(work, -e)  # y = x / 2^e, exact
@@ -1012,7 +1013,7 @@ def layer_norm_stats(
         mean += shift
         var = row_sums(centred * centred)[:, None] / d  # sigma^2 = mean((x - mu)^2)
         root = np.sqrt(var + dtype.type(eps))  # sqrt(sigma^2 + eps) >= sqrt(eps)
-    if not np.isfinite(root).all():
+    if not every_finite(root):
         return None
     centred /= root  # x_hat = (x - mu) / sqrt(sigma^2 + eps)
     return centred, mean, root

@@ -54,6 +54,7 @@ from attention_from_scratch._checks import (
     check_row_max,
     check_same_dtype,
     check_same_shape,
+    every_finite,
     finite_result,
     normalize_axis,
     positive_finite,
@@ -228,7 +229,7 @@ def softmax(
         z = as_working(rows)  # (..., n), C order; float16 works in float32
         # m = max_j z_j over the allowed entries: exp(z_j - m) <= 1 never overflows
         m = np.max(z, axis=-1, keepdims=True, where=_everywhere(allowed), initial=-np.inf)
-        if not np.isfinite(m).all():  # NaN, +inf or a row with nothing allowed: checked
+        if not every_finite(m):  # NaN, +inf or a row with nothing allowed: checked
             report_rows(arr, ax, mask, "x", allow_empty_rows=mask is not None)
         m[np.isneginf(m)] = 0.0  # a row with nothing allowed: no shift, its e stays 0
         # e_j = exp((z_j - m) / T), 0 where not allowed (z - m below the range: -inf, e = 0)
@@ -741,7 +742,7 @@ def softmax_vjp(p: ArrayLike, grad: ArrayLike, /, *, axis: int = -1) -> FloatArr
     with np.errstate(over="ignore", invalid="ignore"):  # handled below
         inner = np.sum(gw * pw, axis=ax, keepdims=True)  # sum_i g_i p_i
         out = pw * (gw - inner)  # p_j (g_j - <g, p>)
-    if not np.isfinite(out).all():  # |grad| near the largest float: rescaled rows
+    if not every_finite(out):  # |grad| near the largest float: rescaled rows
         out = softmax_vjp_rescaled(pw, gw, ax)
     return finite_result(out, p_arr.dtype, "softmax_vjp(p, grad)")
 
@@ -838,7 +839,7 @@ def log_softmax_vjp(log_p: ArrayLike, grad: ArrayLike, /, *, axis: int = -1) -> 
     p = np.exp(work)  # p = exp(log p) in [0, 1]; exp(-inf) = 0
     with np.errstate(over="ignore", invalid="ignore"):  # handled below
         out = g - p * sum_along(g, ax)  # g_j - p_j sum_i g_i
-    if not np.isfinite(out).all():  # |grad| near the largest float: rows scaled by 2^-e
+    if not every_finite(out):  # |grad| near the largest float: rows scaled by 2^-e
         peak = np.max(np.abs(g), axis=ax, keepdims=True, initial=0.0)
         _, e = np.frexp(peak)
         small = np.ldexp(g, -e)  # g / 2^e, |g / 2^e| < 1: the sum cannot overflow

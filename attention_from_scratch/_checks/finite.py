@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from attention_from_scratch._checks.arrays import FLOAT_DTYPES, first_index
 from attention_from_scratch.arrays import FloatArray
@@ -15,12 +16,28 @@ __all__ = [
     "check_cast",
     "check_finite",
     "check_row_max",
+    "every",
+    "every_finite",
     "finite_result",
     "finite_results",
     "overflow_advice",
     "peak",
     "sum_is_finite",
 ]
+
+
+def every(flags: NDArray[np.bool_]) -> bool:
+    """``flags.all()``, reduced as one flat run (a view): about half the cost on small arrays.
+
+    ``ndarray.all`` goes through a Python wrapper and reduces over every axis with
+    numpy's multi-axis iterator; ``logical_and`` over the flattened flags does not.
+    """
+    return bool(np.logical_and.reduce(flags.ravel()))
+
+
+def every_finite(arr: FloatArray) -> bool:
+    """Whether every entry of ``arr`` is finite: ``np.isfinite(arr).all()``, via :func:`every`."""
+    return every(np.isfinite(arr))
 
 
 def check_finite(arr: FloatArray, name: str, *, allow_neg_inf: bool = False) -> None:
@@ -30,7 +47,7 @@ def check_finite(arr: FloatArray, name: str, *, allow_neg_inf: bool = False) -> 
     bias that forbids a key).
     """
     finite = np.isfinite(arr)
-    if finite.all():
+    if every(finite):
         return
     bad = ~finite
     if allow_neg_inf:
@@ -60,7 +77,7 @@ def check_row_max(
     Checking the small reduced array avoids a second scan of ``arr``; ``arr`` is only
     searched again, to report the index, when an error is raised.
     """
-    if np.isfinite(row_max).all():
+    if every_finite(row_max):
         return
     if np.isnan(row_max).any():
         index = first_index(np.isnan(arr))
@@ -100,7 +117,7 @@ def finite_result(
     finite = np.isfinite(result)
     if allow_neg_inf:
         finite |= np.isneginf(out)
-    if not finite.all():
+    if not every(finite):
         index = first_index(~finite)
         msg = (
             f"{what} overflows {dtype} at index {index}: the exact result is larger than "
@@ -121,7 +138,7 @@ def sum_is_finite(arrays: Sequence[FloatArray]) -> bool:
     total = 0.0
     with np.errstate(over="ignore", invalid="ignore"):
         for arr in arrays:
-            total += float(np.add.reduce(arr, axis=None))
+            total += float(np.add.reduce(arr.ravel()))
     return math.isfinite(total)
 
 
