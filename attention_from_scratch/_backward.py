@@ -461,9 +461,9 @@ def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> ProjectedGra
         },
         dtype,
     )
-    # New arrays of the shapes of params' own, finite: made read-only, not checked again
+    # New arrays of the shapes of params' own, finite and read-only: not checked again
     grad_params = AttentionParams._trusted(
-        {name: frozen(done[name]) for name in _PARAM_FIELDS if name in done}
+        {name: done[name] for name in _PARAM_FIELDS if name in done}
     )
 
     return ProjectedGrads(

@@ -122,7 +122,8 @@ def _elementwise_param(param: object, name: str, x: FloatArray) -> FloatArray | 
             f"got {name} {arr.shape}"
         )
         raise ValueError(msg)
-    check_same_dtype(x=x, **{name: arr})
+    if arr.dtype != x.dtype:
+        check_same_dtype(x=x, **{name: arr})  # raises, naming both
     check_finite(arr, name)
     return arr
 

@@ -135,10 +135,11 @@ def _checked_linear(
                 f"bias {b_arr.shape}, weight {w_arr.shape}"
             )
             raise ValueError(msg)
-        check_same_dtype(x=x_arr, weight=w_arr, bias=b_arr)
+        if not x_arr.dtype == w_arr.dtype == b_arr.dtype:
+            check_same_dtype(x=x_arr, weight=w_arr, bias=b_arr)  # raises, naming them
         check_finite(b_arr, "bias")
-    else:
-        check_same_dtype(x=x_arr, weight=w_arr)
+    elif x_arr.dtype != w_arr.dtype:
+        check_same_dtype(x=x_arr, weight=w_arr)  # raises, naming both
     check_finite(x_arr, "x")
     check_finite(w_arr, "weight")
     return x_arr, w_arr, b_arr
