@@ -481,14 +481,16 @@ def head_parallel(q: Any, k_t: Any, v: Any, threads: int) -> Callable[[], object
 def bench_breakdown(report: Report, rounds: int, shape: tuple[int, int, int, int]) -> None:
     """Where the time of scaled_dot_product_attention goes, step by step (float32).
 
-    Each step is timed on its own, interleaved with the others: the checks of q, k, v,
-    the scaled product into a new n x m buffer, the softmax in place on it (run again on
-    its own output, which costs the same), the product with v, and, for comparison, the
-    exponentials alone, which any softmax must compute. The call itself runs the steps
-    a few heads at a time, in cache, so it takes less than their sum.
+    Each step is timed on its own, on one thread, interleaved with the others: the
+    checks of q, k, v, the scaled product into a new n x m buffer, the softmax in place
+    on it (run again on its own output, which costs the same), the product with v, and,
+    for comparison, the exponentials alone, which any softmax must compute. The shares
+    are of the whole call on one thread (``AFS_NUM_THREADS=1``), which runs the steps a
+    few heads at a time, in cache, so it takes less than their sum; the whole call on
+    every thread the harness allows is the last row.
     """
     from attention_from_scratch._checks import check_qkv
-    from attention_from_scratch._kernel import softmax_rows
+    from attention_from_scratch._kernel import THREADS_ENV, softmax_rows
 
     rng = np.random.default_rng(3)
     q, k, v = _qkv(rng, shape, np.float32)
@@ -503,8 +505,19 @@ def bench_breakdown(report: Report, rounds: int, shape: tuple[int, int, int, int
         out = np.empty(buffer.shape, dtype=np.float32)
         return np.matmul(np.multiply(q, scale), np.swapaxes(k, -1, -2), out=out)
 
+    def one_thread() -> object:
+        previous = os.environ.get(THREADS_ENV)
+        os.environ[THREADS_ENV] = "1"
+        try:
+            return scaled_dot_product_attention(q, k, v)
+        finally:
+            if previous is None:
+                del os.environ[THREADS_ENV]
+            else:
+                os.environ[THREADS_ENV] = previous
+
     steps: list[tuple[str, Callable[[], object]]] = [
-        ("the whole call", partial(scaled_dot_product_attention, q, k, v)),
+        ("the whole call on one thread", one_thread),
         ("checks: the largest and smallest entry of q, k, v", partial(check_qkv, q, k, v)),
         ("S = (q scale) k^T into a new n x m buffer", scores),
         (
@@ -515,6 +528,10 @@ def bench_breakdown(report: Report, rounds: int, shape: tuple[int, int, int, int
         (
             "for comparison: np.exp alone over n x m scores",
             partial(np.exp, frozen, out=exponentials),
+        ),
+        (
+            f"the whole call on {report.threads} threads",
+            partial(scaled_dot_product_attention, q, k, v),
         ),
     ]
     times = interleaved([step for _, step in steps], rounds)
