@@ -31,7 +31,6 @@ import itertools
 import math
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache, lru_cache, partial
 from typing import Any
 
@@ -409,13 +408,17 @@ def _blas_controller() -> Any:
 
 
 @cache
-def _pool(threads: int, pid: int) -> ThreadPoolExecutor:  # noqa: ARG001 - part of the key
+def _pool(threads: int, pid: int) -> Any:  # noqa: ARG001 - part of the key
     """A pool of ``threads`` worker threads, made on first use and kept, per process.
 
     ``pid`` is part of the cache key: a process forked from one that made a pool has
     none of its threads, and gets a pool of its own.
     """
-    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="afs-softmax")
+    # imported here: concurrent.futures costs an import of attention_from_scratch ~5 ms,
+    # and only large inputs need it
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="afs-kernel")
 
 
 def run_parts(work: Callable[[int, int], object], count: int, threads: int) -> None:
