@@ -21,6 +21,7 @@ from numpy.testing import assert_array_equal
 from numpy.typing import NDArray
 
 from attention_from_scratch._checks import (
+    FLAT_ENTRIES,
     as_bool_mask,
     as_float_array,
     as_generator,
@@ -45,6 +46,7 @@ from attention_from_scratch._checks import (
     overflow_advice,
     positive_finite,
     positive_int,
+    sum_is_finite,
     working_dtype,
 )
 from attention_from_scratch.projections import AttentionParams
@@ -531,3 +533,27 @@ def test_as_gradient_accepts_matching_and_converts_integers() -> None:
 def test_as_gradient_names_the_argument(grad: object, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         as_gradient(grad, (2, 3), np.dtype(np.float64), "y")
+
+
+# --- several results proven finite at once -------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_sum_is_finite_finds_any_bad_entry(bad: float) -> None:
+    """Small arrays (tested as one flat copy) and large ones (summed): any NaN or inf is seen."""
+    rng = np.random.default_rng(0)
+    for sizes in ([(16, 16), (16,), (32, 6, 16)], [(FLAT_ENTRIES,), (300, 300)]):
+        arrays = [rng.normal(size=size) for size in sizes]
+        assert sum_is_finite(arrays)
+        for which in range(len(arrays)):
+            spoiled = [arr.copy() for arr in arrays]
+            spoiled[which].flat[-1] = bad
+            assert not sum_is_finite(spoiled)
+    assert sum_is_finite([])
+
+
+def test_sum_is_finite_large_overflowing_sum_is_not_proof() -> None:
+    """Finite entries whose total overflows: not proven finite (the caller looks entry by entry)."""
+    big = np.full(FLAT_ENTRIES + 1, np.finfo(np.float64).max)
+    assert not sum_is_finite([big])
+    assert sum_is_finite([big[:10]])  # small: tested entry by entry, all finite

@@ -36,6 +36,7 @@ from attention_from_scratch._checks.arrays import (
 )
 from attention_from_scratch._checks.attention import check_embeddings, check_qkv
 from attention_from_scratch._checks.finite import (
+    FLAT_ENTRIES,
     check_cast,
     check_finite,
     check_row_max,
@@ -69,6 +70,7 @@ from attention_from_scratch._checks.shapes import (
 from attention_from_scratch.arrays import BoolArray, F, Float64Like, FloatArray, IntArray
 
 __all__ = [
+    "FLAT_ENTRIES",
     "FLOAT_DTYPES",
     "BoolArray",
     "F",

@@ -13,6 +13,7 @@ from attention_from_scratch._checks.arrays import FLOAT_DTYPES, first_index
 from attention_from_scratch.arrays import FloatArray
 
 __all__ = [
+    "FLAT_ENTRIES",
     "check_cast",
     "check_finite",
     "check_row_max",
@@ -127,14 +128,25 @@ def finite_result(
     return result
 
 
-def sum_is_finite(arrays: Sequence[FloatArray]) -> bool:
-    """Whether the sum of every entry of every array is finite: then every entry is.
+#: Entries up to which several small arrays are tested as one flat copy (:func:`sum_is_finite`).
+FLAT_ENTRIES = 1 << 16
 
-    A NaN or an infinity anywhere makes the sum NaN or infinite (``inf + -inf`` is
-    NaN), so a finite total proves all the arrays finite with one vectorised pass over
-    each and no array of flags. A total that is not finite may also be finite numbers whose
-    sum overflows: the caller then tests the entries one by one.
+
+def sum_is_finite(arrays: Sequence[FloatArray]) -> bool:
+    """Whether every entry of every array is finite, the arrays tested together.
+
+    Small arrays (up to :data:`FLAT_ENTRIES` entries in all, the gradients of a training
+    step) are copied side by side into one flat array and tested in one pass, one call
+    instead of one per array. Larger ones are summed: a NaN or an infinity anywhere
+    makes the sum NaN or infinite (``inf + -inf`` is NaN), so a finite total proves all
+    of them finite with one vectorised pass over each and no array of flags. A total
+    that is not finite may also be finite numbers whose sum overflows: the caller then
+    tests the entries one by one.
     """
+    if not arrays:
+        return True
+    if sum(arr.size for arr in arrays) <= FLAT_ENTRIES:
+        return every_finite(np.concatenate([arr.reshape(-1) for arr in arrays]))
     total = 0.0
     with np.errstate(over="ignore", invalid="ignore"):
         for arr in arrays:
