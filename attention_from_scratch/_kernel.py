@@ -368,7 +368,8 @@ CHUNK_BYTES = 1 << 20
 #: work to a thread costs more than it saves.
 THREAD_BYTES = 1 << 21
 
-#: The environment variable that sets how many threads the softmax rows use (1: one).
+#: The environment variable that sets how many threads large inputs use (1: one, the
+#: chunks one after the other with BLAS's own threads; unset: as many as BLAS uses).
 THREADS_ENV = "AFS_NUM_THREADS"
 
 
