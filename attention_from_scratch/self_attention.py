@@ -302,9 +302,9 @@ def scaled_dot_product_attention(
     largest :math:`|B|`) by 64 in float32, 512 in float64, the exponentials are taken
     without the shift by the row maximum (a pass to find it, one to subtract it), since
     :math:`e^{\pm 64}` is far inside float32's range :cite:p:`blanchard2021accurately`.
-    Those weights are within 8 ulp of the exact softmax of the scores, no further than
-    the shifted formula's, whose rounding of :math:`s - \max s` grows with the distance
-    to the maximum, and within the documented tolerances of the readable lines.
+    Those weights are within 8 ulp of the exact softmax of the scores (the shifted
+    formula rounds :math:`s - \max s` first, an error that grows with the distance to
+    the maximum), and within the documented tolerances of the readable lines.
     Since q and k are finite (checked through their largest and smallest entries, which
     also give :math:`\max|q|` and :math:`\max|k|`), an infinite or NaN score can only
     come from overflow; the cheap bound :math:`|q_i \cdot k_j| \le d_k \max|q| \max|k|`
