@@ -704,11 +704,7 @@ def layer_norm_stats(x: ArrayLike, /, *, eps: float = 1e-5) -> LayerNormStats:
         rstd_w = rstd_r.reshape(*arr.shape[:-1], 1)
         mean_w = mean_r.reshape(arr.shape[:-1])
     else:  # the scaled lines of layer_norm and layer_norm_vjp
-        centred, var, mean, e = _centre(arr, eps_f)  # in the units of y = x / 2^e
-        x_hat_w = divide_by_root(centred, var, e, eps_f)  # (x - mu) / sqrt(sigma^2 + eps)
-        rstd_w = reciprocal_root(var, e, eps_f)  # 1 / sqrt(sigma^2 + eps): (..., 1)
-        with np.errstate(over="ignore"):
-            mean_w = np.ldexp(mean, e)[..., 0]  # mu = 2^e mean(y)
+        x_hat_w, rstd_w, mean_w = _scaled_stats(arr, eps_f)
     # |x_hat| <= sqrt(d) and min(x) <= mu <= max(x) (up to rounding): both fit x's dtype.
     # Only rstd can be too large for it (float16 with a tiny eps): that one is checked.
     x_hat = x_hat_w.astype(arr.dtype, copy=False)
@@ -1117,6 +1113,34 @@ def _normalised_vjp(
     return out
 
 
+def _scaled_stats(arr: FloatArray, eps: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``x_hat``, ``rstd`` (..., 1) and ``mean`` (...) by the scaled lines, working dtype.
+
+    Each row divided by a power of two first (:func:`_centre`), so that no square
+    over- or underflows: the statistics :func:`layer_norm_vjp` and
+    :func:`layer_norm_stats` use where the kernel's rows-at-once lines decline.
+    """
+    centred, var, mean, e = _centre(arr, eps)  # in the units of y = x / 2^e
+    x_hat = divide_by_root(centred, var, e, eps)  # (x - mu) / sqrt(sigma^2 + eps)
+    rstd = reciprocal_root(var, e, eps)  # 1 / sqrt(sigma^2 + eps): (..., 1)
+    with np.errstate(over="ignore"):
+        mean_x = np.ldexp(mean, e)[..., 0]  # mu = 2^e mean(y)
+    return x_hat, rstd, mean_x
+
+
+def _scaled_grads(
+    x_hat: FloatArray, rstd: FloatArray, g_arr: FloatArray, gam: FloatArray | None
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``dx, dgamma, dbeta`` of :func:`layer_norm` from the scaled lines' ``x_hat`` and ``rstd``."""
+    g = as_working(g_arr)  # dL/dy
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
+        g_hat = g if gam is None else g * gam.astype(g.dtype)  # dL/dx_hat = dL/dy * gamma
+        d_x = _normalised_vjp(x_hat, rstd, g_hat, centred=True)
+        d_gamma = _row_sums(g * x_hat)  # sum over rows of dL/dy * x_hat
+        d_beta = _row_sums(g)  # sum over rows of dL/dy
+    return d_x, d_gamma, d_beta
+
+
 def layer_norm_vjp(
     x: ArrayLike,
     grad: ArrayLike,
@@ -1224,16 +1248,8 @@ def layer_norm_vjp(
     if fast is not None:  # (None: the rows need the scaling by powers of two)
         d_x, d_gamma, d_beta, mean_x, rstd_x = fast
     else:
-        centred, var, mean, e = _centre(arr, eps_f)  # in the units of y = x / 2^e
-        x_hat = divide_by_root(centred, var, e, eps_f)  # (x - mu) / sqrt(sigma^2 + eps)
-        rstd = reciprocal_root(var, e, eps_f)  # 1 / sqrt(sigma^2 + eps): (..., 1)
-        g = as_working(g_arr)  # dL/dy
-        with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
-            g_hat = g if gam is None else g * gam.astype(g.dtype)  # dL/dx_hat = dL/dy * gamma
-            d_x = _normalised_vjp(x_hat, rstd, g_hat, centred=True)
-            d_gamma = _row_sums(g * x_hat)  # sum over rows of dL/dy * x_hat
-            d_beta = _row_sums(g)  # sum over rows of dL/dy
-            mean_x = np.ldexp(mean, e)[..., 0]  # mu = 2^e mean(y)
+        x_hat, rstd, mean_x = _scaled_stats(arr, eps_f)
+        d_x, d_gamma, d_beta = _scaled_grads(x_hat, rstd, g_arr, gam)
         rstd_x = rstd[..., 0]
     results = finite_results(
         (d_x, d_gamma, d_beta, mean_x, rstd_x),
@@ -1256,12 +1272,7 @@ def _layer_norm_vjp_from(
         )
         d_x = d_x.reshape(x_hat.shape)
     else:  # the scaled lines of layer_norm_vjp
-        g = as_working(g_arr)  # dL/dy
-        with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
-            g_hat = g if gam is None else g * gam.astype(g.dtype)  # dL/dx_hat = dL/dy * gamma
-            d_x = _normalised_vjp(x_hat, rstd, g_hat, centred=True)
-            d_gamma = _row_sums(g * x_hat)  # sum over rows of dL/dy * x_hat
-            d_beta = _row_sums(g)  # sum over rows of dL/dy
+        d_x, d_gamma, d_beta = _scaled_grads(x_hat, rstd, g_arr, gam)
     results = finite_results(
         (d_x, d_gamma, d_beta),
         stats.x.dtype,
