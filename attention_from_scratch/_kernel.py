@@ -66,6 +66,7 @@ __all__ = [
     "all_finite",
     "attend",
     "attention",
+    "bias_peak",
     "check_overflow",
     "divide_by_root",
     "kernel_threads",
@@ -262,19 +263,26 @@ def raw_scores(q: FloatArray, k: FloatArray, scale: float, dtype: np.dtype[Any])
     return scores
 
 
-def score_bound(peak_qk: float, d_k: int, scale: float, bias: FloatArray | None) -> float:
+def bias_peak(bias: FloatArray | None) -> float:
+    """``max |bias|`` over its finite entries: 0 without a bias (``-inf`` bounds no score).
+
+    One scan of the bias, made once per call and shared by :func:`score_bound` (may the
+    scores overflow?) and :func:`unshifted` (may the softmax skip its shift?).
+    """
+    if bias is None or not bias.size:
+        return 0.0
+    finite = np.isfinite(bias)  # -inf forbids a key: no score to bound
+    return float(np.max(np.abs(bias), where=finite, initial=0.0))
+
+
+def score_bound(peak_qk: float, d_k: int, scale: float, peak_b: float) -> float:
     """An upper bound of ``|scores|``: ``|q_i . k_j| * |scale| <= d_k max|q| max|k| |scale|``.
 
-    Plus ``max |bias|`` over its finite entries. q and k are finite, so only a bound near
-    the largest float can let the scores overflow.
+    Plus ``peak_b``, the bias's largest finite ``|b|`` (:func:`bias_peak`). q and k are
+    finite, so only a bound near the largest float can let the scores overflow.
     """
     with np.errstate(over="ignore"):
-        bound = peak_qk * d_k * abs(scale)
-        if bias is not None and bias.size:
-            finite = np.isfinite(bias)
-            if finite.any():
-                bound += float(np.max(np.abs(bias), where=finite, initial=0.0))
-    return bound
+        return peak_qk * d_k * abs(scale) + peak_b
 
 
 def may_overflow(bound: float, dtype: np.dtype[Any]) -> bool:
@@ -687,24 +695,28 @@ def attention(
     mask: BoolArray | None,
     bias: FloatArray | None,
     guard: bool | None,
+    peak_b: float | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """Eq. 1 chunk by chunk (:func:`attend`): ``(output, weights)`` in the working dtype.
 
     ``q`` (..., n, d_k), ``k`` (..., m, d_k), ``v`` (..., m, d_v) are checked and in
     one dtype; ``shape`` is the scores' (..., n, m) with every batch axis broadcast.
     ``guard`` says whether the scores may overflow; None: decide from ``max|q| max|k|``.
+    ``peak_b`` is :func:`bias_peak` of ``bias`` when the caller has it (None: scanned here).
     """
     *batch, n, m = shape
     d_k, d_v = q.shape[-1], v.shape[-1]
     dtype = working_dtype(q.dtype)
+    if peak_b is None:
+        peak_b = bias_peak(bias)
     if guard is None:
-        guard = may_overflow(score_bound(peak(q, "q") * peak(k, "k"), d_k, scale, bias), dtype)
+        guard = may_overflow(score_bound(peak(q, "q") * peak(k, "k"), d_k, scale, peak_b), dtype)
     # Q scale: scale the n x d_k queries, not the n x m scores (n d_k multiplies).
     # C-contiguous operands: BLAS sums in one order (with the same FMAs) whatever the
     # memory layout of q, k, v, so the result does not depend on it, bit for bit; an
     # operand that already is C-contiguous in the working dtype is not copied.
     q_scaled, k_w = scaled_operands(q, k, scale, dtype)  # q * scale, or k * scale
-    shift = guard or not unshifted(q_scaled, k_w, bias, dtype)  # no shift: scores proven small
+    shift = guard or not unshifted(q_scaled, k_w, peak_b, dtype)  # no shift: scores proven small
     weights = np.empty(shape, dtype=dtype)  # (..., n, m): S, then P in place
     output = np.empty((*batch, n, d_v), dtype=dtype)  # (..., n, d_v)
     attend(
@@ -729,12 +741,12 @@ def attention(
 UNSHIFTED_LIMIT = {4: 64.0, 8: 512.0}
 
 
-def unshifted(q: FloatArray, k: FloatArray, bias: FloatArray | None, dtype: np.dtype[Any]) -> bool:
+def unshifted(q: FloatArray, k: FloatArray, peak_b: float, dtype: np.dtype[Any]) -> bool:
     r"""Whether every score ``q_i . k_j + b_ij`` is provably within :data:`UNSHIFTED_LIMIT`.
 
     The Cauchy--Schwarz inequality, :math:`|q_i \cdot k_j| \le \|q_i\| \, \|k_j\|` (the
     self-attention chapter uses it for the self-score), bounds every score of a row by
-    :math:`\max_i \|q_i\| \max_j \|k_j\| + \max |b|`: two passes over the
+    :math:`\max_i \|q_i\| \max_j \|k_j\| + \max |b|` (``peak_b``, :func:`bias_peak`): two passes over the
     ``(n + m) d_k`` entries of ``q`` (scaled) and ``k`` instead of one over the
     :math:`n \times m` scores. Below the limit :math:`e^{s}` neither overflows nor
     underflows, so the softmax's shift by the row maximum, a pass to find it and a pass
@@ -745,16 +757,12 @@ def unshifted(q: FloatArray, k: FloatArray, bias: FloatArray | None, dtype: np.d
     limit = UNSHIFTED_LIMIT.get(dtype.itemsize)
     if limit is None:
         return False
-    extra = 0.0
-    if bias is not None and bias.size:
-        finite = np.isfinite(bias)  # -inf forbids a key: no score to bound
-        extra = float(np.max(np.abs(bias), where=finite, initial=0.0))
-    if extra >= limit:
+    if peak_b >= limit:
         return False
     with np.errstate(over="ignore", invalid="ignore"):  # inf or NaN: no skip
         q_sq = float(np.max(np.einsum("...d,...d->...", q, q), initial=0.0))  # max |q_i|^2
         k_sq = float(np.max(np.einsum("...d,...d->...", k, k), initial=0.0))  # max |k_j|^2
-        bound = math.sqrt(q_sq * k_sq) * 1.01 + extra if math.isfinite(q_sq * k_sq) else math.inf
+        bound = math.sqrt(q_sq * k_sq) * 1.01 + peak_b if math.isfinite(q_sq * k_sq) else math.inf
     return bound <= limit
 
 

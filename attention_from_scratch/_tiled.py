@@ -234,7 +234,7 @@ def tiled_attention(
     d_k, d_v = q_arr.shape[-1], v_arr.shape[-1]
     s = 1.0 / math.sqrt(d_k) if scale is None else finite_real(scale, "scale")
     dtype = working_dtype(q_arr.dtype)
-    guard = may_overflow(score_bound(peak_qk, d_k, s, None), dtype)
+    guard = may_overflow(score_bound(peak_qk, d_k, s, 0.0), dtype)
 
     # C-contiguous operands (see scaled_dot_product_attention): layout changes no bit
     q_scaled, k_w = scaled_operands(q_arr, k_arr, s, dtype)  # q * scale, or k * scale

@@ -69,6 +69,7 @@ from attention_from_scratch._checks import (
 from attention_from_scratch._kernel import (
     affine,
     attention,
+    bias_peak,
     masked_softmax,
     may_overflow,
     merge_heads,
@@ -360,7 +361,8 @@ def scaled_dot_product_attention(
         broadcast_to_shape(mask_arr, shape, "mask", "scores")
     applied = _applied_mask(mask_arr, check_bool(is_causal, "is_causal"), shape)
     bias_arr = None if bias is None else _check_bias(bias, shape, q_arr.dtype, "scores")
-    guard = may_overflow(score_bound(peak_qk, q_arr.shape[-1], s, bias_arr), q_arr.dtype)
+    peak_b = bias_peak(bias_arr)  # one scan of the bias: for the guard and the kernel
+    guard = may_overflow(score_bound(peak_qk, q_arr.shape[-1], s, peak_b), q_arr.dtype)
     output, weights = _attention(
         q_arr,
         k_arr,
@@ -371,6 +373,7 @@ def scaled_dot_product_attention(
         bias=bias_arr,
         guard=guard,
         peak_v=peak_v,
+        peak_b=peak_b,
     )
     return Attention(
         output=frozen(output),
@@ -426,6 +429,7 @@ def _attention(
     bias: FloatArray | None,
     guard: bool | None = None,
     peak_v: float | None = None,
+    peak_b: float | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """Eq. 1 on checked arrays: ``(output, weights)`` in ``q``'s dtype.
 
@@ -433,13 +437,13 @@ def _attention(
     ``shape`` is the scores' (..., n, m), mask and bias broadcast to it; ``guard`` says
     whether the scores may have overflowed and must be scanned (None: not known, the
     kernel decides); ``peak_v`` is ``max |v|`` (None: not known, the output is
-    scanned).
+    scanned); ``peak_b`` is the bias's largest finite ``|b|`` (None: the kernel scans it).
     """
     given = q.dtype
     dtype = working_dtype(given)  # float16 is computed in float32
     if math.prod(shape) * dtype.itemsize > _READABLE_BYTES:
         output, weights = attention(  # the same computation, arranged for speed
-            q, k, v, shape, scale=scale, mask=mask, bias=bias, guard=guard
+            q, k, v, shape, scale=scale, mask=mask, bias=bias, guard=guard, peak_b=peak_b
         )
     else:
         q_scaled, k = scaled_operands(q, k, scale, dtype)  # C order: layout changes no bit

@@ -242,18 +242,20 @@ def test_unshifted_decides_by_cauchy_schwarz() -> None:
     k = np.zeros((2, 5, 4))
     q[1, 2] = [3.0, 4.0, 0.0, 0.0]  # |q| = 5
     k[0, 4] = [0.0, 0.0, 12.0, 5.0]  # |k| = 13: bound 65 * 1.01 over 64
-    assert not kernel_module.unshifted(q, k, None, f32)
-    assert kernel_module.unshifted(q, k, None, f64)  # float64's limit is 512
+    assert not kernel_module.unshifted(q, k, 0.0, f32)
+    assert kernel_module.unshifted(q, k, 0.0, f64)  # float64's limit is 512
     k[0, 4] = [0.0, 0.0, 6.0, 8.0]  # |k| = 10: bound 50.5
-    assert kernel_module.unshifted(q, k, None, f32)
+    assert kernel_module.unshifted(q, k, 0.0, f32)
     bias = np.zeros((3, 5))
     bias[0, 0] = -np.inf  # forbids a key: bounds nothing
-    assert kernel_module.unshifted(q, k, bias, f32)
+    assert kernel_module.bias_peak(bias) == 0.0
+    assert kernel_module.unshifted(q, k, kernel_module.bias_peak(bias), f32)
     bias[1, 1] = -14.0  # 50.5 + 14 over 64
-    assert not kernel_module.unshifted(q, k, bias, f32)
+    assert kernel_module.bias_peak(bias) == 14.0
+    assert not kernel_module.unshifted(q, k, kernel_module.bias_peak(bias), f32)
     huge = np.full((1, 4), 1e20, np.float32)  # |q|^2 overflows float32: inf, no skip
-    assert not kernel_module.unshifted(huge, huge, None, f32)
-    assert not kernel_module.unshifted(q, k, None, np.dtype(np.float16))  # no limit: never
+    assert not kernel_module.unshifted(huge, huge, 0.0, f32)
+    assert not kernel_module.unshifted(q, k, 0.0, np.dtype(np.float16))  # no limit: never
 
 
 def test_scores_at_the_limit_give_exact_weights_unshifted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -715,3 +717,22 @@ def test_matmul_rows_is_the_batched_product(dtype: type[np.floating[Any]]) -> No
     scale = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))
     _within_ulps(out, (a.astype(work) @ b.astype(work)), scale.astype(work))
     np.testing.assert_array_equal(matmul_rows(a[0], b), a[0] @ b)  # 2-D: the product itself
+
+
+def test_the_bias_is_scanned_once_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The overflow guard and the unshifted decision share one bias_peak of the bias."""
+    calls: list[tuple[int, ...]] = []
+    scan = kernel_module.bias_peak
+
+    def counting(bias: Any) -> float:
+        calls.append(() if bias is None else bias.shape)
+        return scan(bias)
+
+    monkeypatch.setattr(kernel_module, "bias_peak", counting)
+    monkeypatch.setattr(sa_module, "bias_peak", counting)
+    monkeypatch.setattr(sa_module, "_READABLE_BYTES", 0)  # the kernel's path
+    rng = np.random.default_rng(8)
+    q, k, v = (rng.normal(size=(2, 40, 8)) for _ in range(3))
+    bias = rng.normal(size=(40, 40))
+    scaled_dot_product_attention(q, k, v, bias=bias)
+    assert calls == [(40, 40)]
