@@ -35,12 +35,12 @@ from numpy.typing import ArrayLike
 from attention_from_scratch._checks import (
     BoolArray,
     FloatArray,
+    arrays_finite,
     as_float_array,
     check_finite,
     every_finite,
     frozen,
     overflow_advice,
-    sum_is_finite,
     working_dtype,
 )
 from attention_from_scratch._kernel import (
@@ -102,10 +102,10 @@ def _column_sums(arr: FloatArray) -> FloatArray:
 def _all_finished(
     arrays: dict[str, FloatArray | None], dtype: np.dtype[Any]
 ) -> dict[str, FloatArray]:
-    """:func:`_finished` of every array present (read-only), decided by one sum over them all.
+    """:func:`_finished` of every array present (read-only), decided by one test of them all.
 
-    A finite total proves every entry finite (:func:`~attention_from_scratch._checks.sum_is_finite`);
-    otherwise each array is tested, and the first that overflowed is reported by name.
+    :func:`~attention_from_scratch._checks.arrays_finite` tests them together; only when
+    it fails is each array tested, and the first that overflowed is reported by name.
     Arrays that are None are left out.
     """
     out = {
@@ -113,7 +113,7 @@ def _all_finished(
         for name, arr in arrays.items()
         if arr is not None
     }
-    if not sum_is_finite(list(out.values())):
+    if not arrays_finite(list(out.values())):
         for name, arr in out.items():
             _finished(arr, dtype, name)
     return {name: frozen(arr) for name, arr in out.items()}  # results: read-only

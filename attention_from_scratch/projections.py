@@ -73,6 +73,7 @@ from attention_from_scratch._checks import (
     F,
     Float64Like,
     FloatArray,
+    arrays_finite,
     as_float_array,
     as_generator,
     as_gradient,
@@ -88,7 +89,6 @@ from attention_from_scratch._checks import (
     frozen,
     positive_int,
     read_only,
-    sum_is_finite,
 )
 from attention_from_scratch._kernel import affine, matmul_rows, ones
 
@@ -609,7 +609,7 @@ class AttentionParams:
                 check_same_dtype(**{name: param, what: out})
             new[name] = out
         updated = {name: arr for name, arr in new.items() if arr is not None}
-        if not sum_is_finite(list(updated.values())):
+        if not arrays_finite(list(updated.values())):
             for name, arr in updated.items():  # one is not finite (or the sum overflowed)
                 check_finite(arr, f"fn(params.{name}, grads.{name})")
         for name, arr in updated.items():

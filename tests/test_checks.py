@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from attention_from_scratch._checks import (
     FLAT_ENTRIES,
+    arrays_finite,
     as_bool_mask,
     as_float_array,
     as_generator,
@@ -46,7 +47,6 @@ from attention_from_scratch._checks import (
     overflow_advice,
     positive_finite,
     positive_int,
-    sum_is_finite,
     working_dtype,
 )
 from attention_from_scratch.projections import AttentionParams
@@ -539,21 +539,21 @@ def test_as_gradient_names_the_argument(grad: object, error: type[Exception], ma
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_sum_is_finite_finds_any_bad_entry(bad: float) -> None:
+def test_arrays_finite_finds_any_bad_entry(bad: float) -> None:
     """Small arrays (tested as one flat copy) and large ones (summed): any NaN or inf is seen."""
     rng = np.random.default_rng(0)
     for sizes in ([(16, 16), (16,), (32, 6, 16)], [(FLAT_ENTRIES,), (300, 300)]):
         arrays = [rng.normal(size=size) for size in sizes]
-        assert sum_is_finite(arrays)
+        assert arrays_finite(arrays)
         for which in range(len(arrays)):
             spoiled = [arr.copy() for arr in arrays]
             spoiled[which].flat[-1] = bad
-            assert not sum_is_finite(spoiled)
-    assert sum_is_finite([])
+            assert not arrays_finite(spoiled)
+    assert arrays_finite([])
 
 
-def test_sum_is_finite_large_overflowing_sum_is_not_proof() -> None:
+def test_arrays_finite_large_overflowing_sum_is_not_proof() -> None:
     """Finite entries whose total overflows: not proven finite (the caller looks entry by entry)."""
     big = np.full(FLAT_ENTRIES + 1, np.finfo(np.float64).max)
-    assert not sum_is_finite([big])
-    assert sum_is_finite([big[:10]])  # small: tested entry by entry, all finite
+    assert not arrays_finite([big])
+    assert arrays_finite([big[:10]])  # small: tested entry by entry, all finite

@@ -37,6 +37,7 @@ from attention_from_scratch._checks.arrays import (
 from attention_from_scratch._checks.attention import check_embeddings, check_qkv
 from attention_from_scratch._checks.finite import (
     FLAT_ENTRIES,
+    arrays_finite,
     check_cast,
     check_finite,
     check_row_max,
@@ -46,7 +47,6 @@ from attention_from_scratch._checks.finite import (
     finite_results,
     overflow_advice,
     peak,
-    sum_is_finite,
 )
 from attention_from_scratch._checks.indices import batch_index, check_index, int_index
 from attention_from_scratch._checks.scalars import (
@@ -77,6 +77,7 @@ __all__ = [
     "Float64Like",
     "FloatArray",
     "IntArray",
+    "arrays_finite",
     "as_bool_mask",
     "as_float_array",
     "as_generator",
@@ -113,6 +114,5 @@ __all__ = [
     "positive_finite",
     "positive_int",
     "read_only",
-    "sum_is_finite",
     "working_dtype",
 ]

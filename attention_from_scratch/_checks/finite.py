@@ -14,6 +14,7 @@ from attention_from_scratch.arrays import FloatArray
 
 __all__ = [
     "FLAT_ENTRIES",
+    "arrays_finite",
     "check_cast",
     "check_finite",
     "check_row_max",
@@ -23,7 +24,6 @@ __all__ = [
     "finite_results",
     "overflow_advice",
     "peak",
-    "sum_is_finite",
 ]
 
 
@@ -128,11 +128,11 @@ def finite_result(
     return result
 
 
-#: Entries up to which several small arrays are tested as one flat copy (:func:`sum_is_finite`).
+#: Entries up to which several small arrays are tested as one flat copy (:func:`arrays_finite`).
 FLAT_ENTRIES = 1 << 16
 
 
-def sum_is_finite(arrays: Sequence[FloatArray]) -> bool:
+def arrays_finite(arrays: Sequence[FloatArray]) -> bool:
     """Whether every entry of every array is finite, the arrays tested together.
 
     Small arrays (up to :data:`FLAT_ENTRIES` entries in all, the gradients of a training
@@ -157,7 +157,7 @@ def sum_is_finite(arrays: Sequence[FloatArray]) -> bool:
 def finite_results(
     outs: Sequence[FloatArray], dtype: np.dtype[Any], whats: Sequence[str]
 ) -> list[FloatArray]:
-    """:func:`finite_result` of several arrays, decided by one :func:`sum_is_finite`.
+    """:func:`finite_result` of several arrays, decided by one :func:`arrays_finite`.
 
     Each array is cast to ``dtype``; when the sum of them all is finite, they are
     returned as they are, otherwise each goes through :func:`finite_result`, which
@@ -167,7 +167,7 @@ def finite_results(
     if any(out.dtype != dtype for out in outs):
         with np.errstate(over="ignore", invalid="ignore"):  # a value too large: inf, found below
             results = [out.astype(dtype, copy=False) for out in outs]
-    if sum_is_finite(results):
+    if arrays_finite(results):
         return results
     return [finite_result(out, dtype, what) for out, what in zip(outs, whats, strict=True)]
 
