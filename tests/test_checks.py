@@ -540,9 +540,10 @@ def test_as_gradient_names_the_argument(grad: object, error: type[Exception], ma
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_arrays_finite_finds_any_bad_entry(bad: float) -> None:
-    """Small arrays (tested as one flat copy) and large ones (summed): any NaN or inf is seen."""
+    """Small arrays (one flat copy), large ones (summed) and both mixed: any NaN or inf is seen."""
     rng = np.random.default_rng(0)
-    for sizes in ([(16, 16), (16,), (32, 6, 16)], [(FLAT_ENTRIES,), (300, 300)]):
+    mixed = [(16, 16), (16,), (32, 6, 16), (FLAT_ENTRIES,), (FLAT_ENTRIES + 1,)]
+    for sizes in ([(16, 16), (16,), (4, 16)], [(FLAT_ENTRIES + 1,), (300, 300)], mixed):
         arrays = [rng.normal(size=size) for size in sizes]
         assert arrays_finite(arrays)
         for which in range(len(arrays)):
