@@ -898,7 +898,7 @@ def ones(n: int, dtype: np.dtype[Any]) -> FloatArray:
 @lru_cache(maxsize=64)
 def _short_ones(n: int, dtype: np.dtype[Any]) -> FloatArray:
     out: FloatArray = np.ones(n, dtype=dtype)
-    out.flags.writeable = False
+    out.setflags(write=False)
     return out
 
 

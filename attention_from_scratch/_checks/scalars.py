@@ -40,13 +40,17 @@ def _finite_number(value: object, name: str, sign: str = "") -> float:
     Not a real number (bool included): :class:`TypeError`; not finite, or of the wrong
     sign: :class:`ValueError`. Both messages name the argument.
     """
-    wanted = f" {sign}" if sign else ""
-    if isinstance(value, bool) or not isinstance(value, _REALS):
+    if type(value) is float:  # the usual case (eps, a scale): no conversion needed
+        result = value
+    elif isinstance(value, bool) or not isinstance(value, _REALS):
+        wanted = f" {sign}" if sign else ""
         msg = f"{name} must be a real number{wanted}, got {describe(value)}"
         raise TypeError(msg)
-    result = _to_float(value)
+    else:
+        result = _to_float(value)
     wrong_sign = (sign == "> 0" and result <= 0.0) or (sign == ">= 0" and result < 0.0)
     if not math.isfinite(result) or wrong_sign:
+        wanted = f" {sign}" if sign else ""
         msg = f"{name} must be finite{' and' + wanted if sign else ''}, got {result}"
         raise ValueError(msg)
     return result
