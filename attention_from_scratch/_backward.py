@@ -178,12 +178,16 @@ def _attention_backward(
         )
         raise FloatingPointError(msg)
     # dS = P * (dP - rowsum(dP * P)): 0 where P is 0 (masked keys, empty rows)
-    d_s = p * (d_p - sum_along(d_p * p, -1))  # (..., n, m)
+    row = sum_along(d_p * p, -1)  # (..., n, 1)
+    d_s = np.subtract(d_p, row)  # (..., n, m), a new array: dP is kept for the check below
+    d_s *= p  # in place: the same bits as p * (d_p - row), one temporary fewer
     if not all_finite(d_s):  # |dP| near the largest float: rescaled rows
         d_s = softmax_vjp_rescaled(p, d_p, -1)
-    # dQ = scale dS K,  dK = scale dS^T Q
-    d_q = np.matmul(d_s, k) * scale  # (..., n, m) @ (..., m, d_k) -> (..., n, d_k)
-    d_k = np.matmul(np.swapaxes(d_s, -1, -2), q) * scale  # (..., m, n) @ (..., n, d_k)
+    # dQ = scale dS K,  dK = scale dS^T Q (scaled in place)
+    d_q = np.matmul(d_s, k)  # (..., n, m) @ (..., m, d_k) -> (..., n, d_k)
+    d_q *= scale
+    d_k = np.matmul(np.swapaxes(d_s, -1, -2), q)  # (..., m, n) @ (..., n, d_k)
+    d_k *= scale
     return d_q, d_k, d_v, d_s
 
 

@@ -652,9 +652,10 @@ def masked_softmax(
             scores = np.broadcast_to(scores, shape)  # (..., n, m), a view
         if mask is None and bias is None and shape[-1] > 0:  # every key allowed
             # m = max_j s_j;  e_j = exp(s_j - m) <= 1;  p_j = e_j / sum_l e_l
-            e = np.exp(scores - max_along(scores, -1))
-            plain: FloatArray = e / sum_along(e, -1)
-            return plain
+            e = np.subtract(scores, max_along(scores, -1))  # a new array: scores are kept
+            np.exp(e, out=e)  # in place: the bits of np.exp(scores - max), no temporary
+            e /= sum_along(e, -1)
+            return e
         allowed = True if mask is None else mask
         # m = max_j s_j over the allowed keys; 0 for a row with none (its e stays 0)
         top = max_along(scores if mask is None else np.where(mask, scores, -np.inf), -1)
@@ -666,8 +667,8 @@ def masked_softmax(
         total = sum_along(e, -1)
         if empty:
             np.copyto(total, 1.0, where=total == 0.0)  # a row with nothing allowed: 0 / 1 = 0
-        small: FloatArray = e / total
-        return small
+        e /= total  # in place: p_j = e_j / sum_l e_l
+        return e
     weights: FloatArray = scores
     if scores.shape != shape or not (scores.flags.c_contiguous and scores.flags.writeable):
         weights = np.array(np.broadcast_to(scores, shape), order="C")  # (..., n, m), a copy
