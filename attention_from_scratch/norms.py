@@ -698,29 +698,30 @@ def layer_norm_stats(x: ArrayLike, /, *, eps: float = 1e-5) -> LayerNormStats:
     rows = stats_rows(arr, eps_f)  # as layer_norm: every row at once, or None
     if rows is not None:
         x_hat_r, mean_r, root = rows  # (R, d), (R, 1), (R, 1)
-        with np.errstate(over="ignore", invalid="ignore"):
-            rstd_r = 1.0 / root  # 1 / sqrt(sigma^2 + eps), as layer_norm_vjp_rows
+        # root >= sqrt(eps), and the rows path takes eps >= unscaled_eps (1e-292 in
+        # float64, 1e-31 in float32): 1 / root is finite, nothing to guard or check
+        rstd_r = 1.0 / root  # 1 / sqrt(sigma^2 + eps), as layer_norm_vjp_rows
         x_hat_w = x_hat_r.reshape(arr.shape)
         rstd_w = rstd_r.reshape(*arr.shape[:-1], 1)
         mean_w = mean_r.reshape(arr.shape[:-1])
     else:  # the scaled lines of layer_norm and layer_norm_vjp
         x_hat_w, rstd_w, mean_w = _scaled_stats(arr, eps_f)
     # |x_hat| <= sqrt(d) and min(x) <= mu <= max(x) (up to rounding): both fit x's dtype.
-    # Only rstd can be too large for it (float16 with a tiny eps): that one is checked.
+    # Only rstd can be too large for it (float16, or the scaled path with a tiny eps):
+    # that one is checked.
     x_hat = x_hat_w.astype(arr.dtype, copy=False)
     mean_x = mean_w.astype(arr.dtype, copy=False)
-    rstd_x = finite_result(rstd_w[..., 0], arr.dtype, "layer_norm_stats: rstd")
+    rstd_x = rstd_w[..., 0]
+    if rows is None or rstd_x.dtype != arr.dtype:
+        rstd_x = finite_result(rstd_x, arr.dtype, "layer_norm_stats: rstd")
     out = LayerNormStats(
         x=read_only(arr), x_hat=frozen(x_hat), mean=frozen(mean_x), rstd=frozen(rstd_x), eps=eps_f
     )
-    kept = {
-        "_source": x if isinstance(x, np.ndarray) else None,
-        "_x_hat_w": frozen(x_hat_w),
-        "_rstd_w": frozen(rstd_w),
-        "_rows": rows is not None,
-    }
-    for name, value in kept.items():
-        object.__setattr__(out, name, value)  # frozen: set once, before it is returned
+    # frozen: the private fields are set once, here, before the object is returned
+    object.__setattr__(out, "_source", x if isinstance(x, np.ndarray) else None)
+    object.__setattr__(out, "_x_hat_w", frozen(x_hat_w))
+    object.__setattr__(out, "_rstd_w", frozen(rstd_w))
+    object.__setattr__(out, "_rows", rows is not None)
     return out
 
 

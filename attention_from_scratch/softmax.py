@@ -300,7 +300,8 @@ def _shifted(
     check_row_max(
         row_max, work, name, allow_empty_rows=allow_empty_rows, hint="log_softmax is -inf - -inf"
     )
-    np.copyto(row_max, 0.0, where=np.isneginf(row_max))
+    if allow_empty_rows:  # (otherwise check_row_max has refused a row of -inf)
+        np.copyto(row_max, 0.0, where=np.isneginf(row_max))
     with np.errstate(over="ignore"):
         shifted = work - row_max
     return shifted, row_max
@@ -388,11 +389,10 @@ def log_softmax(
     if arr.size == 0:
         return arr.copy()
     shifted, _ = _shifted(arr, ax, "x", allow_empty_rows=False)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # below the dtype's range: -inf, correctly rounded
         if t != 1.0:
             np.divide(shifted, t, out=shifted, dtype=np.float64, casting="same_kind")
-    normaliser = np.log(sum_along(np.exp(shifted), ax))  # log(>= 1) >= 0
-    with np.errstate(over="ignore"):  # below the dtype's range: -inf, correctly rounded
+        normaliser = np.log(sum_along(np.exp(shifted), ax))  # log(>= 1) >= 0
         out: FloatArray = (shifted - normaliser).astype(arr.dtype, copy=False)
     return out
 
@@ -839,7 +839,10 @@ def log_softmax_vjp(log_p: ArrayLike, grad: ArrayLike, /, *, axis: int = -1) -> 
     p = np.exp(work)  # p = exp(log p) in [0, 1]; exp(-inf) = 0
     with np.errstate(over="ignore", invalid="ignore"):  # handled below
         out = g - p * sum_along(g, ax)  # g_j - p_j sum_i g_i
-    if not every_finite(out):  # |grad| near the largest float: rows scaled by 2^-e
+    if every_finite(out):
+        if out.dtype == lp.dtype:
+            return out  # the common case: tested once
+    else:  # |grad| near the largest float: rows scaled by 2^-e
         peak = np.max(np.abs(g), axis=ax, keepdims=True, initial=0.0)
         _, e = np.frexp(peak)
         small = np.ldexp(g, -e)  # g / 2^e, |g / 2^e| < 1: the sum cannot overflow
