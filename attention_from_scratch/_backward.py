@@ -35,6 +35,7 @@ from numpy.typing import ArrayLike
 from attention_from_scratch._checks import (
     BoolArray,
     FloatArray,
+    all_finite,
     arrays_finite,
     as_float_array,
     check_finite,
@@ -44,7 +45,6 @@ from attention_from_scratch._checks import (
     working_dtype,
 )
 from attention_from_scratch._kernel import (
-    all_finite,
     masked_softmax,
     matmul_rows,
     ones,

@@ -698,8 +698,7 @@ def layer_norm_stats(x: ArrayLike, /, *, eps: float = 1e-5) -> LayerNormStats:
     rows = stats_rows(arr, eps_f)  # as layer_norm: every row at once, or None
     if rows is not None:
         x_hat_r, mean_r, root = rows  # (R, d), (R, 1), (R, 1)
-        # root >= sqrt(eps), and the rows path takes eps >= unscaled_eps (1e-292 in
-        # float64, 1e-31 in float32): 1 / root is finite, nothing to guard or check
+        # finite: root >= sqrt(eps) on this path (the kernel's layer_norm_stats says why)
         rstd_r = 1.0 / root  # 1 / sqrt(sigma^2 + eps), as layer_norm_vjp_rows
         x_hat_w = x_hat_r.reshape(arr.shape)
         rstd_w = rstd_r.reshape(*arr.shape[:-1], 1)

@@ -610,7 +610,7 @@ class AttentionParams:
             new[name] = out
         updated = {name: arr for name, arr in new.items() if arr is not None}
         if not arrays_finite(list(updated.values())):
-            for name, arr in updated.items():  # one is not finite (or the sum overflowed)
+            for name, arr in updated.items():  # one is not finite: name it
                 check_finite(arr, f"fn(params.{name}, grads.{name})")
         for name, arr in updated.items():
             if not (arr is getattr(self, name) or arr is getattr(grads, name)):

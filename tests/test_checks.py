@@ -9,6 +9,7 @@ them.
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from numpy.typing import NDArray
 
 from attention_from_scratch._checks import (
     FLAT_ENTRIES,
+    all_finite,
     arrays_finite,
     as_bool_mask,
     as_float_array,
@@ -553,8 +555,14 @@ def test_arrays_finite_finds_any_bad_entry(bad: float) -> None:
     assert arrays_finite([])
 
 
-def test_arrays_finite_large_overflowing_sum_is_not_proof() -> None:
-    """Finite entries whose total overflows: not proven finite (the caller looks entry by entry)."""
+def test_arrays_finite_large_overflowing_sum_is_still_finite() -> None:
+    """Finite entries whose sum overflows: told apart entry by entry, proven finite."""
     big = np.full(FLAT_ENTRIES + 1, np.finfo(np.float64).max)
-    assert not arrays_finite([big])
-    assert arrays_finite([big[:10]])  # small: tested entry by entry, all finite
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the overflow of the sum is not a warning
+        assert arrays_finite([big])
+        assert arrays_finite([big[:10]])  # small: one flat copy, all finite
+        with np.errstate(over="ignore"):  # all_finite's contract: its caller's errstate
+            assert all_finite(big)
+        big[-1] = np.inf
+        assert not arrays_finite([big])

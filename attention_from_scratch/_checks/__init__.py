@@ -37,6 +37,7 @@ from attention_from_scratch._checks.arrays import (
 from attention_from_scratch._checks.attention import check_embeddings, check_qkv
 from attention_from_scratch._checks.finite import (
     FLAT_ENTRIES,
+    all_finite,
     arrays_finite,
     check_cast,
     check_finite,
@@ -77,6 +78,7 @@ __all__ = [
     "Float64Like",
     "FloatArray",
     "IntArray",
+    "all_finite",
     "arrays_finite",
     "as_bool_mask",
     "as_float_array",

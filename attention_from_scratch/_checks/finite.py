@@ -14,6 +14,7 @@ from attention_from_scratch.arrays import FloatArray
 
 __all__ = [
     "FLAT_ENTRIES",
+    "all_finite",
     "arrays_finite",
     "check_cast",
     "check_finite",
@@ -39,6 +40,16 @@ def every(flags: NDArray[np.bool_]) -> bool:
 def every_finite(arr: FloatArray) -> bool:
     """Whether every entry of ``arr`` is finite: ``np.isfinite(arr).all()``, via :func:`every`."""
     return every(np.isfinite(arr))
+
+
+def all_finite(arr: FloatArray) -> bool:
+    """Whether every entry of ``arr`` is finite; call it inside ``np.errstate(over="ignore")``.
+
+    A NaN or an infinity makes the sum of all entries NaN or infinite, so a finite sum
+    proves every entry finite in one pass without an array of flags; a sum that is not
+    finite may be finite entries whose total overflows, told apart entry by entry.
+    """
+    return math.isfinite(np.add.reduce(arr.ravel())) or every_finite(arr)
 
 
 def check_finite(arr: FloatArray, name: str, *, allow_neg_inf: bool = False) -> None:
@@ -137,13 +148,10 @@ def arrays_finite(arrays: Sequence[FloatArray]) -> bool:
 
     Small arrays (up to :data:`FLAT_ENTRIES` entries each: the weights and biases of a
     training step) are copied side by side into one flat array and tested in one pass,
-    one call instead of one per array. Larger ones are summed, without a copy: in a
-    training loop a copy of the activations' gradients (100 KiB at the benchmark's
-    sizes) costs more in fresh memory pages than the calls it saves. A NaN or an
-    infinity anywhere makes a sum NaN or infinite (``inf + -inf`` is NaN), so a finite
-    total proves all of them finite with one vectorised pass over each and no array of
-    flags. A total that is not finite may also be finite numbers whose sum overflows:
-    the caller then tests the entries one by one.
+    one call instead of one per array. Larger ones are tested one by one by
+    :func:`all_finite`, without a copy: in a training loop a copy of the activations'
+    gradients (100 KiB at the benchmark's sizes) costs more in fresh memory pages than
+    the calls it saves.
     """
     small = [arr.reshape(-1) for arr in arrays if arr.size <= FLAT_ENTRIES]
     if small and not every_finite(np.concatenate(small)):
@@ -151,11 +159,8 @@ def arrays_finite(arrays: Sequence[FloatArray]) -> bool:
     large = [arr for arr in arrays if arr.size > FLAT_ENTRIES]
     if not large:
         return True
-    total = 0.0
     with np.errstate(over="ignore", invalid="ignore"):
-        for arr in large:
-            total += float(np.add.reduce(arr.ravel()))
-    return math.isfinite(total)
+        return all(all_finite(arr) for arr in large)
 
 
 def finite_results(
@@ -163,9 +168,9 @@ def finite_results(
 ) -> list[FloatArray]:
     """:func:`finite_result` of several arrays, decided by one :func:`arrays_finite`.
 
-    Each array is cast to ``dtype``; when the sum of them all is finite, they are
-    returned as they are, otherwise each goes through :func:`finite_result`, which
-    raises for the first that overflowed (naming it by its ``whats``).
+    Each array is cast to ``dtype``; when they are all finite, they are returned as
+    they are, otherwise each goes through :func:`finite_result`, which raises for the
+    first that overflowed (naming it by its ``whats``).
     """
     results = list(outs)
     if any(out.dtype != dtype for out in outs):
