@@ -47,7 +47,7 @@ from attention_from_scratch.explain import (
     explain_query,
     explain_score,
 )
-from attention_from_scratch.norms import layer_norm
+from attention_from_scratch.norms import layer_norm, layer_norm_stats
 from attention_from_scratch.pretrained._checkpoint import (
     EMBEDDING_TENSORS,
     LAYER_TENSORS,
@@ -391,9 +391,9 @@ class EmbeddingParts:
 
     :meth:`normalised` returns the :math:`u_{p,i}`; :meth:`EncoderRun.explain` carries
     them through the projections of layer 0. The statistics are recomputed here in
-    ``float64`` from the parts, as :func:`~attention_from_scratch.norms.layer_norm`
-    computes them (mean, then the biased variance of the centred values, then
-    :math:`\sqrt{\sigma^2 + \varepsilon}`); they agree with the encoder's own to
+    ``float64`` from the parts by :func:`~attention_from_scratch.norms.layer_norm_stats`,
+    the lines :func:`~attention_from_scratch.norms.layer_norm` runs (:math:`\sigma_i`
+    is the reciprocal of its ``rstd``); they agree with the encoder's own to
     rounding, and the test suite checks that ``normalised().sum(axis=0) + beta`` is
     :math:`H_0` to :math:`10^{-14}` on all-MiniLM-L6-v2.
 
@@ -451,14 +451,12 @@ def _embedding_parts(
         ]
     )  # (3, n, d_model)
     total = vectors.astype(np.float64).sum(axis=0)  # e_i: (n, d_model)
-    mean = total.mean(axis=-1)  # mu_i
-    var = ((total - mean[:, None]) ** 2).mean(axis=-1)  # biased variance, two passes
-    std = np.sqrt(var + eps)  # sigma_i = sqrt(Var + eps), as layer_norm divides
+    stats = layer_norm_stats(total, eps=eps)  # mu_i and 1 / sigma_i, by layer_norm's lines
     return EmbeddingParts(
         parts=("word", "position", "segment"),
         vectors=read_only(vectors),
-        mean=read_only(mean),
-        std=read_only(std),
+        mean=read_only(stats.mean),
+        std=read_only(1.0 / stats.rstd),  # sigma_i = sqrt(Var + eps)
         gamma=embeddings.gamma,
         beta=embeddings.beta,
     )
