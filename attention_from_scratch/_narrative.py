@@ -749,7 +749,7 @@ def _scale_sentence(why: ScoreFacts) -> str:
 def _value_sentence(why: ScoreFacts, q: str, k: str) -> str:
     """What the key passes on: its size, its share of the output, its largest entries."""
     passed = why.value_contribution
-    size = math.sqrt(float(passed @ passed)) if passed.size else 0.0
+    size = math.hypot(*passed.tolist())  # scaled: the squares do not overflow
     if size == 0.0:
         return f"It passes on {_fmt(why.weight)} x v({k}) = 0: nothing reaches the output of {q}."
     share = _fmt(100.0 * why.value_share)

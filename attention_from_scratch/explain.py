@@ -73,6 +73,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from attention_from_scratch._checks import as_float_array, check_finite, check_index
+from attention_from_scratch._kernel import scaled_rows
 from attention_from_scratch._narrative import query_narrative, score_narrative
 from attention_from_scratch._results import Attention, ProjectedAttention, notebook_display
 from attention_from_scratch.norms import l2_norm
@@ -253,6 +254,24 @@ def _row_logsumexp(scores: Float64Array, allowed: NDArray[np.bool_]) -> float:
     if not allowed.any():
         return -math.inf
     return float(_logsumexp(np.where(allowed, scores, -np.inf)))
+
+
+def _projection_share(part: Float64Array, whole: Float64Array) -> float:
+    """``(part . whole) / (whole . whole)``, 0 for a zero ``whole``, without overflow.
+
+    Both vectors are first divided by a power of two (exact) that brings their largest
+    entry into [1/2, 1), as :func:`~attention_from_scratch.norms.l2_norm` does, so
+    neither dot product overflows or underflows; the powers go back on at the end.
+    """
+    w, e_w = scaled_rows(whole, -1, whole, "output")
+    if not w.any():
+        return 0.0
+    p, e_p = scaled_rows(part, -1, part, "value contribution")
+    ratio = float(p @ w) / float(w @ w)  # w . w >= 1/4
+    try:
+        return math.ldexp(ratio, int(e_p[0]) - int(e_w[0]))
+    except OverflowError:  # an output cancelled to almost nothing: the share is beyond floats
+        return math.copysign(math.inf, ratio)
 
 
 def _row_weights(scores: Float64Array, allowed: NDArray[np.bool_]) -> Float64Array:
@@ -661,8 +680,7 @@ def explain_score(
     unscaled = _row_weights(raw_row + row.bias, allowed) if allowed.any() else np.zeros(m)
     passed = weight * row.v[j]  # (d_v,) what this key adds to the output
     output = row.weights @ row.v  # (m,) @ (m, d_v) -> (d_v,)
-    out_sq = float(output @ output)
-    share = float(passed @ output) / out_sq if out_sq > 0.0 else 0.0
+    share = _projection_share(passed, output)
     return ScoreExplanation(
         query=row.query,
         key=j,

@@ -1216,6 +1216,20 @@ def test_value_shares_sum_to_one() -> None:
         _close(np.sum(passed, axis=0), result.output[i])
 
 
+def test_value_share_and_length_of_huge_values() -> None:
+    """Values near the float maximum: the share and the length are those of the values
+    scaled down by 2**600 (exact), scaled back; no overflow warning, no NaN."""
+    rng = np.random.default_rng(4)
+    q, k, v = rng.normal(size=(3, 2)), rng.normal(size=(4, 2)), rng.normal(size=(4, 3))
+    small = scaled_dot_product_attention(q, k, v)
+    huge = scaled_dot_product_attention(q, k, v * 2.0**600)
+    for i, j in itertools.product(range(3), range(4)):
+        ref, why = explain_score(small, i, j), explain_score(huge, i, j)
+        assert why.value_share == ref.value_share
+        length = math.hypot(*ref.value_contribution.tolist()) * 2.0**600
+        assert f"a vector of length {length:.4g}" in " ".join(str(why).split())
+
+
 # --- graded claims: every qualitative word from a documented threshold ---------------
 
 
