@@ -27,6 +27,7 @@ may attend to nothing gets gradients that are exactly 0, never NaN.
 
 from __future__ import annotations
 
+import math
 from typing import Any, overload
 
 import numpy as np
@@ -38,10 +39,13 @@ from attention_from_scratch._checks import (
     all_finite,
     arrays_finite,
     as_float_array,
-    check_finite,
     every_finite,
+    fits,
     frozen,
     overflow_advice,
+    peak,
+    silenced,
+    sum_bound,
     working_dtype,
 )
 from attention_from_scratch._kernel import (
@@ -100,33 +104,36 @@ def _column_sums(arr: FloatArray) -> FloatArray:
 
 
 def _all_finished(
-    arrays: dict[str, FloatArray | None], dtype: np.dtype[Any]
+    arrays: dict[str, FloatArray | None], dtype: np.dtype[Any], *, proven: bool = False
 ) -> dict[str, FloatArray]:
     """:func:`_finished` of every array present (read-only), decided by one test of them all.
 
     :func:`~attention_from_scratch._checks.arrays_finite` tests them together; only when
     it fails is each array tested, and the first that overflowed is reported by name.
-    Arrays that are None are left out.
+    Arrays that are None are left out. ``proven``: a bound (:func:`_backward_bound`)
+    has shown them finite, and they are not tested.
     """
     out = {
         name: arr.astype(dtype, order="C", copy=False)
         for name, arr in arrays.items()
         if arr is not None
     }
-    if not arrays_finite(list(out.values())):
+    if not proven and not arrays_finite(list(out.values())):
         for name, arr in out.items():
             _finished(arr, dtype, name)
     return {name: frozen(arr) for name, arr in out.items()}  # results: read-only
 
 
-def _finished(arr: FloatArray, dtype: np.dtype[Any], name: str) -> FloatArray:
+def _finished(
+    arr: FloatArray, dtype: np.dtype[Any], name: str, *, proven: bool = False
+) -> FloatArray:
     """``arr`` in the result's dtype, read-only; FloatingPointError if it overflowed (float16).
 
     ``arr`` is a gradient this module has just computed: made read-only in place, as
-    every array of a returned result is.
+    every array of a returned result is. ``proven``: known finite, not tested.
     """
     out: FloatArray = arr.astype(dtype, order="C", copy=False)
-    if not every_finite(out):
+    if not proven and not every_finite(out):
         msg = (
             f"the gradient with respect to {name} overflowed {dtype}; "
             f"{overflow_advice(dtype, 'rescale the loss')}"
@@ -158,20 +165,29 @@ def _probabilities(
 
 
 def _attention_backward(
-    q: FloatArray, k: FloatArray, v: FloatArray, p: FloatArray, scale: float, d_out: FloatArray
+    q: FloatArray,
+    k: FloatArray,
+    v: FloatArray,
+    p: FloatArray,
+    scale: float,
+    d_out: FloatArray,
+    *,
+    proven: bool = False,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """dQ, dK, dV, dS of ``O = softmax(scale Q K^T + B) V`` for the upstream gradient dO.
 
     All arrays are in one working dtype; ``p`` and ``d_out`` have the full broadcast
     batch shape, and so do the returned gradients (not yet summed back to the shapes
     of ``q``, ``k``, ``v``). Runs inside :func:`attention_vjp`'s ``np.errstate``: an
-    overflow gives ``inf``, reported as :class:`FloatingPointError`.
+    overflow gives ``inf``, reported as :class:`FloatingPointError`. ``proven``: a
+    bound (:func:`_backward_bound`) has shown that nothing overflows: dP and dS are
+    not scanned.
     """
     # dV = P^T dO
     d_v = np.matmul(np.swapaxes(p, -1, -2), d_out)  # (..., m, n) @ (..., n, d_v)
     # dP = dO V^T
     d_p = np.matmul(d_out, np.swapaxes(v, -1, -2))  # (..., n, d_v) @ (..., d_v, m)
-    if not all_finite(d_p):
+    if not proven and not all_finite(d_p):
         msg = (
             f"the gradient with respect to the weights overflowed {d_p.dtype}; "
             f"{overflow_advice(d_p.dtype, 'rescale the loss')}"
@@ -181,7 +197,7 @@ def _attention_backward(
     row = sum_along(d_p * p, -1)  # (..., n, 1)
     d_s = np.subtract(d_p, row)  # (..., n, m), a new array: dP is kept for the check below
     d_s *= p  # in place: the same bits as p * (d_p - row), one temporary fewer
-    if not all_finite(d_s):  # |dP| near the largest float: rescaled rows
+    if not proven and not all_finite(d_s):  # |dP| near the largest float: rescaled rows
         d_s = softmax_vjp_rescaled(p, d_p, -1)
     # dQ = scale dS K,  dK = scale dS^T Q (scaled in place)
     d_q = np.matmul(d_s, k)  # (..., n, m) @ (..., m, d_k) -> (..., n, d_k)
@@ -191,8 +207,8 @@ def _attention_backward(
     return d_q, d_k, d_v, d_s
 
 
-def _grad_output(grad_output: object, output: FloatArray) -> FloatArray:
-    """Validate ``grad_output`` against the result's ``output``."""
+def _grad_output(grad_output: object, output: FloatArray) -> tuple[FloatArray, float]:
+    """Validate ``grad_output`` against the result's ``output``; return it and ``max |it|``."""
     grad = as_float_array(grad_output, "grad_output")
     if grad.shape != output.shape:
         msg = (
@@ -206,8 +222,7 @@ def _grad_output(grad_output: object, output: FloatArray) -> FloatArray:
             f"grad_output {grad.dtype}, output {output.dtype}"
         )
         raise TypeError(msg)
-    check_finite(grad, "grad_output")
-    return grad
+    return grad, peak(grad, "grad_output")
 
 
 @overload
@@ -340,11 +355,14 @@ def attention_vjp(
     """
     given: object = result  # typed, but callers may pass anything
     if isinstance(given, ProjectedAttention | Attention):
-        grad = _grad_output(grad_output, given.output)
-        # An overflow gives inf here silently; _finished reports it as FloatingPointError.
-        with np.errstate(over="ignore", invalid="ignore"):
-            if isinstance(given, ProjectedAttention):
-                return _projected_vjp(given, grad)
+        grad, peak_g = _grad_output(grad_output, given.output)
+        # Proven by a bound, nothing overflows; otherwise an overflow gives inf here
+        # silently, and _finished reports it as FloatingPointError.
+        if isinstance(given, ProjectedAttention):
+            proven = fits(_backward_bound(given, peak_g), given.output.dtype)
+            with silenced(proven):
+                return _projected_vjp(given, grad, proven=proven)
+        with silenced():
             return _plain_vjp(given, grad)
     msg = (
         "result must be an Attention or ProjectedAttention (a result of "
@@ -376,8 +394,57 @@ def _plain_vjp(result: Attention, grad: FloatArray) -> AttentionGrads:
     )
 
 
-def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> ProjectedGrads:
-    """The VJP of a :func:`self_attention` or :func:`multi_head_attention` result."""
+def _backward_bound(result: ProjectedAttention, peak_g: float) -> float:
+    """A bound of every array :func:`_projected_vjp` computes, from ``max |grad_output|``.
+
+    From the bounds of ``|q|``, ``|k|``, ``|v|`` that :func:`multi_head_attention`
+    proved, ``max |x|``, ``max |context|`` and ``max |params|``, each product bounded by
+    :func:`~attention_from_scratch._checks.sum_bound` (its number of terms times the
+    bounds of its factors, rounding included), the weights by 1; ``inf`` (nothing
+    proven) for a result that did not keep them.
+    """
+    if result._bounds is None:
+        return math.inf
+    bound_q, bound_kv, peak_x, peak_c = result._bounds
+    params = result.params
+    peak_p = params._max_abs()
+    h, h_kv = result.n_heads, result.n_kv_heads
+    g = h // h_kv
+    *batch, _, n, m = result.weights.shape  # (..., h, n, m): every batch axis broadcast
+    rows_x, rows_c = math.prod(batch) * n, math.prod(batch) * m  # N, M: the rows summed over
+    width_k, width_v = result.q.shape[-1], result.v.shape[-1]  # d_k, d_v
+    scale = abs(result.scale)
+    bounds = [peak_g]
+    d_o = peak_g  # dO: dY, or dY W_O^T
+    if params.w_o is not None:
+        merged = 2.0 * bound_kv  # each row of each head a weighted average of v's rows
+        bounds += [sum_bound(rows_x, merged, peak_g), sum_bound(rows_x, peak_g)]  # dW_O, db_O
+        d_o = sum_bound(params.w_o.shape[1], peak_g, peak_p)
+    d_p = sum_bound(width_v, d_o, bound_kv)  # dP = dO V^T
+    d_s = 2.0 * (d_p + sum_bound(m, d_p, 1.0))  # dS = P (dP - rowsum(dP P)), P <= 1
+    d_q = 2.0 * scale * sum_bound(m, d_s, bound_kv)  # scale dS K
+    d_k = sum_bound(g, 2.0 * scale * sum_bound(n, d_s, bound_q))  # scale dS^T Q, the group summed
+    d_vv = sum_bound(g, sum_bound(n, 1.0, d_o))  # P^T dO, the group summed
+    d_kv = max(d_k, d_vv)
+    d_c = 2.0 * (sum_bound(h_kv * width_k, d_k, peak_p) + sum_bound(h_kv * width_v, d_vv, peak_p))
+    d_x = sum_bound(h * width_k, d_q, peak_p)  # dQ W_Q^T
+    if result.context is None:
+        d_x = 2.0 * (d_x + d_c)  # + dK W_K^T + dV W_V^T
+    bounds += [d_p, d_s, d_q, d_kv, d_c, d_x]
+    bounds += [sum_bound(rows_x, peak_x, d_q), sum_bound(rows_c, peak_c, d_kv)]  # dW_Q, K, V
+    bounds += [sum_bound(rows_x, d_q), sum_bound(rows_c, d_kv)]  # db_Q, db_K, db_V
+    if result.bias is not None:  # dB: dS summed over what the bias was broadcast along
+        bounds.append(sum_bound(result.weights.size, d_s))
+    return math.inf if any(math.isnan(b) for b in bounds) else max(bounds)  # inf * 0: unknown
+
+
+def _projected_vjp(
+    result: ProjectedAttention, grad: FloatArray, *, proven: bool = False
+) -> ProjectedGrads:
+    """The VJP of a :func:`self_attention` or :func:`multi_head_attention` result.
+
+    ``proven``: :func:`_backward_bound` fits the dtype, and no gradient is scanned.
+    """
     dtype = result.output.dtype
     work = working_dtype(dtype)
     params = result.params
@@ -419,11 +486,13 @@ def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> ProjectedGra
         bias_h = bias_h.reshape(*batch, h_kv, g, n, m)
     p = _probabilities(stored, q_g, k_g, result.scale, mask_g, bias_h)
     d_o = d_heads.reshape(*batch, h_kv, g, n, d_v_width)  # (..., h_kv, g, n, d_v)
-    d_q_g, d_k_g, d_v_g, d_s_g = _attention_backward(q_g, k_g, v_g, p, result.scale, d_o)
+    d_q_g, d_k_g, d_v_g, d_s_g = _attention_backward(
+        q_g, k_g, v_g, p, result.scale, d_o, proven=proven
+    )
     d_bias = None
     if result.bias is not None:  # dB = dS, summed over what the bias was broadcast along
         d_s = result.as_returned(d_s_g.reshape(weights.shape))  # (..., h, n, m) as returned
-        d_bias = _finished(_sum_to(d_s, result.bias.shape), dtype, "bias")
+        d_bias = _finished(_sum_to(d_s, result.bias.shape), dtype, "bias", proven=proven)
     d_q = _sum_to(d_q_g, q_g.shape).reshape(q.shape)  # (..., h, n, d_k)
     d_k = _sum_to(d_k_g, k_g.shape).reshape(k.shape)  # sum over the group: (..., h_kv, m, d_k)
     d_v = _sum_to(d_v_g, v_g.shape).reshape(v.shape)  # (..., h_kv, m, d_v)
@@ -464,6 +533,7 @@ def _projected_vjp(result: ProjectedAttention, grad: FloatArray) -> ProjectedGra
             "context": None if result.context is None else d_c,
         },
         dtype,
+        proven=proven,
     )
     # New arrays of the shapes of params' own, finite and read-only: not checked again
     grad_params = AttentionParams._trusted(

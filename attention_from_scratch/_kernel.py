@@ -48,8 +48,12 @@ from attention_from_scratch._checks import (
     check_row_max,
     every_finite,
     finite_result,
+    fits,
+    largest,
     overflow_advice,
     peak,
+    silenced,
+    sum_bound,
     working_dtype,
 )
 
@@ -74,6 +78,7 @@ __all__ = [
     "layer_norm_rows",
     "layer_norm_stats",
     "layer_norm_vjp_rows",
+    "linear_bound",
     "masked_softmax",
     "matmul_rows",
     "max_along",
@@ -279,15 +284,25 @@ def score_bound(peak_qk: float, d_k: int, scale: float, peak_b: float) -> float:
     """An upper bound of ``|scores|``: ``|q_i . k_j| * |scale| <= d_k max|q| max|k| |scale|``.
 
     Plus ``peak_b``, the bias's largest finite ``|b|`` (:func:`bias_peak`). q and k are
-    finite, so only a bound near the largest float can let the scores overflow.
+    finite, so only a bound near the largest float can let the scores overflow. In
+    Python floats: a product beyond them is ``inf``, silently.
     """
-    with np.errstate(over="ignore"):
-        return peak_qk * d_k * abs(scale) + peak_b
+    return float(peak_qk) * d_k * abs(scale) + peak_b
 
 
 def may_overflow(bound: float, dtype: np.dtype[Any]) -> bool:
     """Whether scores bounded by ``bound`` may overflow ``dtype`` (then they are scanned)."""
-    return bound >= float(np.finfo(dtype).max) / 2
+    return bound >= largest(dtype) / 2
+
+
+def near_top(peak_v: float, dtype: np.dtype[Any]) -> bool:
+    """Whether averages of values up to ``peak_v`` may round past the top of ``dtype``.
+
+    A computed convex combination exceeds ``max|v|`` by a factor below 4, rounding of
+    the weights and of the sum included, so below a quarter of the range it cannot; only
+    above it does :func:`within_values` run.
+    """
+    return peak_v >= largest(dtype) / 4
 
 
 def check_overflow(
@@ -331,16 +346,6 @@ def never_attended(scores: FloatArray, bias: FloatArray | None) -> FloatArray:
         return scores
     out: FloatArray = np.where(np.isneginf(bias), -np.inf, scores)
     return out
-
-
-def near_top(peak_v: float, dtype: np.dtype[Any]) -> bool:
-    """Whether averages of values up to ``peak_v`` may round past the top of ``dtype``.
-
-    A computed convex combination exceeds ``max|v|`` by a factor below 4, rounding of
-    the weights and of the sum included, so below a quarter of the range it cannot; only
-    above it does :func:`within_values` run.
-    """
-    return peak_v >= float(np.finfo(dtype).max) / 4
 
 
 def within_values(output: FloatArray, v: FloatArray, dtype: np.dtype[Any]) -> None:
@@ -568,19 +573,39 @@ def matmul_rows(a: FloatArray, b: FloatArray) -> FloatArray:
     return stacked
 
 
+def linear_bound(d_in: int, peak_x: float, peak_w: float, peak_b: float) -> float:
+    """A bound of the computed ``x @ w + b``: ``|x_i . w_j + b_j| <= d_in max|x| max|w| + max|b|``.
+
+    Through :func:`sum_bound` (rounding included), the bias counted as one more term.
+    """
+    return sum_bound(d_in, peak_x, peak_w) + 2.0 * peak_b
+
+
 def affine(
-    x: FloatArray, weight: FloatArray, bias: FloatArray | None, what: str = "x @ weight + bias"
+    x: FloatArray,
+    weight: FloatArray,
+    bias: FloatArray | None,
+    what: str = "x @ weight + bias",
+    *,
+    bound: float | None = None,
 ) -> FloatArray:
     """``x @ weight + bias`` on validated arrays of one dtype, float16 in float32.
 
     The operands are made C-contiguous first, so the result does not depend on the
     memory layout of ``x`` (Fortran order, negative strides). Finite inputs whose
     products or sums overflow the dtype raise :class:`FloatingPointError` (naming
-    ``what``) instead of returning ``inf`` with a ``RuntimeWarning``.
+    ``what``) instead of returning ``inf`` with a ``RuntimeWarning``. ``bound`` is a
+    bound of the result the caller knows (:func:`linear_bound`): when it :func:`fits`
+    the dtype, nothing can overflow and the result is not scanned.
     """
     xw = as_working(x)  # (..., d_in), C order, float16 -> float32
     ww = as_working(weight)  # (d_in, d_out)
     bw = None if bias is None else as_working(bias)  # (d_out,)
+    if bound is not None and fits(bound, x.dtype):  # proven finite: the same lines, unguarded
+        proven = matmul_rows(xw, ww)  # (..., d_in) @ (d_in, d_out) -> (..., d_out)
+        if bw is not None:
+            proven += bw
+        return proven.astype(x.dtype, copy=False)  # float16: fits, by the bound
     with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
         out = matmul_rows(xw, ww)  # (..., d_in) @ (d_in, d_out) -> (..., d_out)
         if bw is not None:
@@ -1066,19 +1091,25 @@ def layer_norm_vjp_rows(
 
 
 def layer_norm_grads_rows(
-    x_hat: FloatArray, rstd: FloatArray, grad: FloatArray, gamma: FloatArray | None
+    x_hat: FloatArray,
+    rstd: FloatArray,
+    grad: FloatArray,
+    gamma: FloatArray | None,
+    *,
+    proven: bool = False,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """``dx (R, d), dgamma (d,), dbeta (d,)`` from the statistics of :func:`layer_norm_stats`.
 
     ``x_hat (R, d)`` and ``rstd (R, 1)`` in the working dtype (neither is written to),
     ``grad`` of ``R * d`` entries, ``gamma`` (d,) or None: the backward formulas of
     :func:`layer_norm_vjp_rows`, also for statistics the forward pass kept
-    (:class:`~attention_from_scratch.norms.LayerNormStats`). Not yet checked for overflow.
+    (:class:`~attention_from_scratch.norms.LayerNormStats`). Not yet checked for overflow;
+    ``proven``: the caller has shown that nothing overflows (no ``np.errstate`` needed).
     """
     d = x_hat.shape[-1]
     g = np.ascontiguousarray(grad, dtype=x_hat.dtype).reshape(x_hat.shape)  # dL/dy: (R, d)
     column = ones(len(g), g.dtype)  # sums over the rows: column @ (R, d)
-    with np.errstate(over="ignore", invalid="ignore"):  # reported by the caller
+    with silenced(proven):  # otherwise reported by the caller
         g_hat = g if gamma is None else g * gamma.astype(g.dtype, copy=False)  # dL/dx_hat
         # dx = rstd (g - mean(g) - x_hat mean(g x_hat)), g = dL/dx_hat
         inner = g_hat - x_hat * (row_sums(g_hat * x_hat)[:, None] / d)

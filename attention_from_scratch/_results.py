@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -335,6 +335,10 @@ class ProjectedAttention:
     context: FloatArray | None = None
     has_head_axis: bool = True
     bias: FloatArray | None = None
+    # Bounds of |q| and of |k|, |v| the forward pass proved, and max |x|, max |context|
+    # (None: not known), for the backward pass's own bounds. Not a dataclass field
+    # (fields() lists the results): set by multi_head_attention only, before returning.
+    _bounds: ClassVar[tuple[float, float, float, float] | None] = None
 
     def with_head_axis(self, arr: FloatArray) -> FloatArray:
         """``arr`` (one of this result's per-head arrays) with its head axis, ``(..., h, a, b)``."""

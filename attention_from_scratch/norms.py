@@ -44,6 +44,7 @@ fluffy's key is ``k = [1, 1, 0, 0]`` ("is an adjective, is a texture"): their sc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, overload
 
@@ -66,11 +67,16 @@ from attention_from_scratch._checks import (
     finite_result,
     finite_results,
     first_index,
+    fits,
     frozen,
+    gradient_peak,
     non_negative_finite,
     normalize_axis,
+    peak,
     positive_finite,
     read_only,
+    silenced,
+    sum_bound,
     working_dtype,
 )
 from attention_from_scratch._kernel import (
@@ -112,6 +118,22 @@ def _non_empty_last_axis(arr: FloatArray, name: str) -> None:
 
 def _elementwise_param(param: object, name: str, x: FloatArray) -> FloatArray | None:
     """Validate an elementwise weight or bias of shape ``(d,)`` against ``x (..., d)``."""
+    arr = _elementwise_array(param, name, x)
+    if arr is not None:
+        check_finite(arr, name)
+    return arr
+
+
+def _elementwise_peak(
+    param: object, name: str, x: FloatArray, absent: float
+) -> tuple[FloatArray | None, float]:
+    """:func:`_elementwise_param`, and ``max |param|`` (``absent`` when it is None)."""
+    arr = _elementwise_array(param, name, x)
+    return arr, absent if arr is None else peak(arr, name)
+
+
+def _elementwise_array(param: object, name: str, x: FloatArray) -> FloatArray | None:
+    """The shape and dtype checks of :func:`_elementwise_param` (not whether it is finite)."""
     if param is None:
         return None
     arr = as_float_array(param, name)
@@ -124,7 +146,6 @@ def _elementwise_param(param: object, name: str, x: FloatArray) -> FloatArray | 
         raise ValueError(msg)
     if arr.dtype != x.dtype:
         check_same_dtype(x=x, **{name: arr})  # raises, naming both
-    check_finite(arr, name)
     return arr
 
 
@@ -926,15 +947,23 @@ def layer_norm(
 def _layer_norm_from(
     stats: LayerNormStats, gamma: ArrayLike | None, beta: ArrayLike | None
 ) -> FloatArray:
-    """``x_hat * gamma + beta`` from kept statistics: :func:`layer_norm`'s last lines."""
+    """``x_hat * gamma + beta`` from kept statistics: :func:`layer_norm`'s last lines.
+
+    ``|x_hat| <= sqrt(d)`` (the Cauchy-Schwarz inequality on a centred row): where
+    ``2 sqrt(d) max|gamma| + max|beta|`` fits the dtype, so does every result, and it
+    is not scanned for overflow.
+    """
     arr = stats.x
-    g = _elementwise_param(gamma, "gamma", arr)
-    b = _elementwise_param(beta, "beta", arr)
+    g, peak_g = _elementwise_peak(gamma, "gamma", arr, 1.0)
+    b, peak_b = _elementwise_peak(beta, "beta", arr, 0.0)
     x_hat = stats._x_hat_w  # working dtype, read-only: not written to
-    with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_result
+    proven = fits(sum_bound(1, 2.0 * math.sqrt(arr.shape[-1]), peak_g) + 2.0 * peak_b, arr.dtype)
+    with silenced(proven):  # otherwise reported by finite_result
         out = np.array(x_hat) if g is None else x_hat * g.astype(x_hat.dtype, copy=False)
         if b is not None:
             out += b.astype(x_hat.dtype, copy=False)  # + beta
+    if proven:
+        return out.astype(arr.dtype, copy=False)
     return finite_result(out, arr.dtype, "layer_norm(x)")
 
 
@@ -1241,8 +1270,9 @@ def layer_norm_vjp(
     of = "x (and of y = layer_norm(x))"
     if stats is not None:
         st = _given_stats(x, stats, eps)
-        g_given = as_gradient(grad, st.x.shape, st.x.dtype, of)
-        return _layer_norm_vjp_from(st, g_given, _elementwise_param(gamma, "gamma", st.x))
+        g_given, peak_g = gradient_peak(grad, st.x.shape, st.x.dtype, of)
+        gam, peak_gamma = _elementwise_peak(gamma, "gamma", st.x, 1.0)
+        return _layer_norm_vjp_from(st, g_given, gam, (peak_g, peak_gamma))
     arr, g_arr, gam, eps_f = _norm_inputs(x, grad, gamma, eps, of)
     fast = layer_norm_vjp_rows(arr, g_arr, gam, eps_f)  # the lines below, rows side by side
     if fast is not None:  # (None: the rows need the scaling by powers of two)
@@ -1260,26 +1290,54 @@ def layer_norm_vjp(
 
 
 def _layer_norm_vjp_from(
-    stats: LayerNormStats, g_arr: FloatArray, gam: FloatArray | None
+    stats: LayerNormStats,
+    g_arr: FloatArray,
+    gam: FloatArray | None,
+    peaks: tuple[float, float] = (math.inf, 1.0),
 ) -> LayerNormGrads:
-    """:func:`layer_norm_vjp` from kept statistics: its lines after the statistics."""
+    """:func:`layer_norm_vjp` from kept statistics: its lines after the statistics.
+
+    ``peaks`` are ``max |grad|`` and ``max |gamma|`` (1 without one): where
+    :func:`_vjp_bound` fits the dtype, nothing can overflow and nothing is scanned.
+    """
     x_hat = stats._x_hat_w  # x's shape, working dtype
     rstd = stats._rstd_w  # (..., 1), working dtype
+    d = x_hat.shape[-1]
+    proven = fits(_vjp_bound(d, x_hat.size // d, stats.eps, *peaks), stats.x.dtype)
     if stats._rows:  # made by the kernel: its backward lines
-        d = x_hat.shape[-1]
         d_x, d_gamma, d_beta = layer_norm_grads_rows(
-            x_hat.reshape(-1, d), rstd.reshape(-1, 1), g_arr, gam
+            x_hat.reshape(-1, d), rstd.reshape(-1, 1), g_arr, gam, proven=proven
         )
         d_x = d_x.reshape(x_hat.shape)
     else:  # the scaled lines of layer_norm_vjp
         d_x, d_gamma, d_beta = _scaled_grads(x_hat, rstd, g_arr, gam)
-    results = finite_results(
-        (d_x, d_gamma, d_beta),
-        stats.x.dtype,
-        [f"layer_norm_vjp: {what}" for what in ("dL/dx", "dL/dgamma", "dL/dbeta")],
-    )
+    if proven:
+        results = [out.astype(stats.x.dtype, copy=False) for out in (d_x, d_gamma, d_beta)]
+    else:
+        results = finite_results(
+            (d_x, d_gamma, d_beta),
+            stats.x.dtype,
+            [f"layer_norm_vjp: {what}" for what in ("dL/dx", "dL/dgamma", "dL/dbeta")],
+        )
     d_x, d_gamma, d_beta = (frozen(result) for result in results)
     return LayerNormGrads(d_x, d_gamma, d_beta, mean=stats.mean, rstd=stats.rstd)
+
+
+def _vjp_bound(d: int, rows: int, eps: float, peak_g: float, peak_gamma: float) -> float:
+    """A bound of every array :func:`layer_norm_vjp` computes (:func:`sum_bound`'s rules).
+
+    From ``|x_hat| <= sqrt(d)``, ``rstd <= 1 / sqrt(eps)``, ``max |grad|`` and
+    ``max |gamma|``: ``dx = rstd (g - mean(g) - x_hat mean(g x_hat))`` with
+    ``g = grad * gamma``, ``dgamma`` and ``dbeta`` sums over the ``rows``; ``inf`` when
+    ``eps = 0`` (nothing bounds ``rstd``).
+    """
+    if eps <= 0.0:
+        return math.inf
+    x_hat = 2.0 * math.sqrt(d)
+    g = sum_bound(1, peak_g, peak_gamma)  # grad * gamma
+    inner = 2.0 * (g + sum_bound(1, x_hat, sum_bound(d, g, x_hat)) + sum_bound(d, g))
+    d_x = sum_bound(1, inner, 2.0 / math.sqrt(eps))
+    return max(d_x, sum_bound(rows, peak_g, x_hat), sum_bound(rows, peak_g))
 
 
 def rms_norm_vjp(

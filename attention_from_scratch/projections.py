@@ -64,7 +64,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, ClassVar, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
@@ -73,10 +73,9 @@ from attention_from_scratch._checks import (
     F,
     Float64Like,
     FloatArray,
-    arrays_finite,
+    arrays_peak,
     as_float_array,
     as_generator,
-    as_gradient,
     as_working,
     at_least_ndim,
     check_bool,
@@ -85,12 +84,17 @@ from attention_from_scratch._checks import (
     check_instance,
     check_same_dtype,
     finite_results,
+    fits,
     float_dtype,
     frozen,
+    gradient_peak,
+    peak,
     positive_int,
     read_only,
+    silenced,
+    sum_bound,
 )
-from attention_from_scratch._kernel import affine, matmul_rows, ones
+from attention_from_scratch._kernel import affine, linear_bound, matmul_rows, ones
 
 __all__ = [
     "AttentionParams",
@@ -109,8 +113,12 @@ _FIELDS = (*_WEIGHTS, *_BIASES)
 
 def _checked_linear(
     x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None
-) -> tuple[FloatArray, FloatArray, FloatArray | None]:
-    """The checks of :func:`linear` and :func:`linear_vjp`: shapes, one dtype, finite."""
+) -> tuple[FloatArray, FloatArray, FloatArray | None, tuple[float, float, float]]:
+    """The checks of :func:`linear` and :func:`linear_vjp`: shapes, one dtype, finite.
+
+    Returns the arrays and their peaks ``max|x|, max|weight|, max|bias|`` (0 without a
+    bias), which the finiteness checks find on the way (:func:`peak`).
+    """
     x_arr = as_float_array(x, "x")
     w_arr = as_float_array(weight, "weight")
     at_least_ndim(x_arr, 1, "x", "(..., d_in)")
@@ -127,6 +135,7 @@ def _checked_linear(
         )
         raise ValueError(msg)
     b_arr: FloatArray | None = None
+    peak_b = 0.0
     if bias is not None:
         b_arr = as_float_array(bias, "bias")
         if b_arr.shape != (w_arr.shape[1],):
@@ -137,12 +146,11 @@ def _checked_linear(
             raise ValueError(msg)
         if not x_arr.dtype == w_arr.dtype == b_arr.dtype:
             check_same_dtype(x=x_arr, weight=w_arr, bias=b_arr)  # raises, naming them
-        check_finite(b_arr, "bias")
+        peak_b = peak(b_arr, "bias")
     elif x_arr.dtype != w_arr.dtype:
         check_same_dtype(x=x_arr, weight=w_arr)  # raises, naming both
-    check_finite(x_arr, "x")
-    check_finite(w_arr, "weight")
-    return x_arr, w_arr, b_arr
+    peaks = (peak(x_arr, "x"), peak(w_arr, "weight"), peak_b)
+    return x_arr, w_arr, b_arr, peaks
 
 
 @overload
@@ -229,8 +237,8 @@ def linear(x: ArrayLike, weight: ArrayLike, /, bias: ArrayLike | None = None) ->
      [0.5 0.  0.  0. ]
      [3.5 1.  0.  0. ]]
     """
-    x_arr, w_arr, b_arr = _checked_linear(x, weight, bias)
-    return affine(x_arr, w_arr, b_arr)
+    x_arr, w_arr, b_arr, (peak_x, peak_w, peak_b) = _checked_linear(x, weight, bias)
+    return affine(x_arr, w_arr, b_arr, bound=linear_bound(len(w_arr), peak_x, peak_w, peak_b))
 
 
 @dataclass(frozen=True, eq=False)
@@ -325,18 +333,27 @@ def linear_vjp(x: ArrayLike, weight: ArrayLike, grad: ArrayLike, /) -> LinearGra
     >>> print(grads.weight[:, 0], grads.x[2], grads.bias)
     [1. 0. 0. 0.] [3. 0. 0. 0.] [1. 0. 0. 0.]
     """
-    x_arr, w_arr, _ = _checked_linear(x, weight, None)
+    x_arr, w_arr, _, (peak_x, peak_w, _) = _checked_linear(x, weight, None)
     shape = (*x_arr.shape[:-1], w_arr.shape[1])
-    g_arr = as_gradient(grad, shape, x_arr.dtype, "y = linear(x, weight)")
+    g_arr, peak_g = gradient_peak(grad, shape, x_arr.dtype, "y = linear(x, weight)")
     xw, ww, g = as_working(x_arr), as_working(w_arr), as_working(g_arr)
     rows_x = xw.reshape(-1, xw.shape[-1])  # (N, d_in): every row of every batch entry
     rows_g = g.reshape(-1, g.shape[-1])  # (N, d_out)
-    with np.errstate(over="ignore", invalid="ignore"):  # reported by finite_results
+    n, d_out = rows_g.shape
+    # |dX| <= d_out max|dY| max|W|, |dW| <= N max|X| max|dY|, |db| <= N max|dY|
+    bound = max(
+        sum_bound(d_out, peak_g, peak_w), sum_bound(n, peak_x, peak_g), sum_bound(n, peak_g)
+    )
+    proven = fits(bound, x_arr.dtype)  # no gradient can overflow: nothing to scan
+    with silenced(proven):  # otherwise an overflow is reported by finite_results
         d_x = matmul_rows(g, ww.T)  # dX = dY W^T: (..., d_out) @ (d_out, d_in) -> (..., d_in)
         d_w = rows_x.T @ rows_g  # dW = X^T dY: (d_in, N) @ (N, d_out) -> (d_in, d_out)
-        d_b = ones(len(rows_g), g.dtype) @ rows_g  # db = dY^T 1: (N, d_out) -> (d_out,)
-    whats = ("linear_vjp: dL/dx", "linear_vjp: dL/dweight", "linear_vjp: dL/dbias")
-    out_x, out_w, out_b = finite_results((d_x, d_w, d_b), x_arr.dtype, whats)
+        d_b = ones(n, g.dtype) @ rows_g  # db = dY^T 1: (N, d_out) -> (d_out,)
+    if proven:
+        out_x, out_w, out_b = (d.astype(x_arr.dtype, copy=False) for d in (d_x, d_w, d_b))
+    else:
+        whats = ("linear_vjp: dL/dx", "linear_vjp: dL/dweight", "linear_vjp: dL/dbias")
+        out_x, out_w, out_b = finite_results((d_x, d_w, d_b), x_arr.dtype, whats)
     return LinearGrads(x=frozen(out_x), weight=frozen(out_w), bias=frozen(out_b))
 
 
@@ -423,6 +440,9 @@ class AttentionParams:
     b_k: FloatArray | None = None
     b_v: FloatArray | None = None
     b_o: FloatArray | None = None
+    # max |entry| of every array, found by their validation (None: not yet known). Not
+    # a dataclass field (fields() lists the arrays only): set on each object, once.
+    _peak: ClassVar[float | None] = None
 
     def __post_init__(self) -> None:
         """Convert, validate and freeze every array."""
@@ -443,9 +463,11 @@ class AttentionParams:
             arrays[name] = arr
         check_same_dtype(**arrays)
         self._check_shapes(arrays)
+        top = 0.0
         for name, arr in arrays.items():
-            check_finite(arr, name)
+            top = max(top, peak(arr, name))  # raises, naming it, if arr is not finite
             object.__setattr__(self, name, read_only(arr))
+        object.__setattr__(self, "_peak", top)
 
     @staticmethod
     def _check_shapes(arrays: dict[str, FloatArray]) -> None:
@@ -494,12 +516,29 @@ class AttentionParams:
                     raise ValueError(msg)
 
     @classmethod
-    def _trusted(cls, arrays: Mapping[str, FloatArray | None]) -> AttentionParams:
-        """Parameters from arrays already validated, owned and read-only: no checks, no copies."""
+    def _trusted(
+        cls, arrays: Mapping[str, FloatArray | None], peak: float | None = None
+    ) -> AttentionParams:
+        """Parameters from arrays already validated, owned and read-only: no checks, no copies.
+
+        ``peak`` is their ``max |entry|`` if the caller found it (None: found when needed).
+        """
         params = object.__new__(cls)
         for name in _FIELDS:
             object.__setattr__(params, name, arrays.get(name))
+        object.__setattr__(params, "_peak", peak)
         return params
+
+    def _max_abs(self) -> float:
+        """``max |entry|`` over every array: bounds the projections (:func:`linear_bound`).
+
+        Found when the arrays were validated, or else now, once.
+        """
+        top = self._peak
+        if top is None:
+            top = arrays_peak(list(self.arrays().values()))  # finite: validated
+            object.__setattr__(self, "_peak", top)
+        return top
 
     def arrays(self) -> dict[str, FloatArray]:
         """Every array present, by field name (``w_q, w_k, w_v, w_o, b_q, b_k, b_v, b_o``).
@@ -609,13 +648,14 @@ class AttentionParams:
                 check_same_dtype(**{name: param, what: out})
             new[name] = out
         updated = {name: arr for name, arr in new.items() if arr is not None}
-        if not arrays_finite(list(updated.values())):
+        top = arrays_peak(list(updated.values()))  # NaN if one is not finite
+        if not math.isfinite(top):
             for name, arr in updated.items():  # one is not finite: name it
                 check_finite(arr, f"fn(params.{name}, grads.{name})")
         for name, arr in updated.items():
             if not (arr is getattr(self, name) or arr is getattr(grads, name)):
                 new[name] = read_only(arr)  # a copy of its own, so no caller can change it
-        return AttentionParams._trusted(new)
+        return AttentionParams._trusted(new, top)
 
     @property
     def output_weight(self) -> FloatArray:
@@ -872,9 +912,9 @@ def project_qkv(
     (3, 4) (2, 4) (2, 4)
     """
     check_instance(params, AttentionParams, "params")
-    x_arr = check_embeddings(x, "x", params.w_q)
+    x_arr, _ = check_embeddings(x, "x", params.w_q)
     c_name = "x" if context is None else "context"
-    c_arr = x_arr if context is None else check_embeddings(context, "context", params.w_q)
+    c_arr = x_arr if context is None else check_embeddings(context, "context", params.w_q)[0]
     q = affine(x_arr, params.w_q, params.b_q, "q = x @ w_q + b_q")  # (..., n, h * d_k)
     k = affine(c_arr, params.w_k, params.b_k, f"k = {c_name} @ w_k + b_k")  # (..., m, h_kv d_k)
     v = affine(c_arr, params.w_v, params.b_v, f"v = {c_name} @ w_v + b_v")  # (..., m, h_kv d_v)

@@ -64,12 +64,14 @@ from attention_from_scratch._checks import (
     finite_real,
     non_negative_int,
     positive_int,
+    silenced,
     working_dtype,
 )
 from attention_from_scratch._kernel import (
     affine,
     attention,
     bias_peak,
+    linear_bound,
     masked_softmax,
     may_overflow,
     merge_heads,
@@ -441,6 +443,8 @@ def _attention(
     """
     given = q.dtype
     dtype = working_dtype(given)  # float16 is computed in float32
+    # Bounds known to fit: the scores, the softmax and the output cannot overflow
+    proven = guard is False and peak_v is not None and not near_top(peak_v, given)
     if math.prod(shape) * dtype.itemsize > _READABLE_BYTES:
         output, weights = attention(  # the same computation, arranged for speed
             q, k, v, shape, scale=scale, mask=mask, bias=bias, guard=guard, peak_b=peak_b
@@ -448,7 +452,7 @@ def _attention(
     else:
         q_scaled, k = scaled_operands(q, k, scale, dtype)  # C order: layout changes no bit
         v = as_working(v)
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow: the guard reports it
+        with silenced(proven):  # otherwise an overflow: the guard reports it
             # S = Q K^T / sqrt(d_k) + B                      (..., n, d_k) @ (..., d_k, m)
             scores = q_scaled @ np.swapaxes(k, -1, -2)
             if bias is not None:
@@ -563,7 +567,7 @@ def multi_head_attention(
      [1. 1. 1.]
      [1. 1. 1.]]
     """
-    x_arr, keys, source, h, h_kv, applied, batch = _check_multi_head(
+    x_arr, keys, source, h, h_kv, applied, batch, peak_x, peak_c = _check_multi_head(
         x, params, n_heads, n_kv_heads, context, mask, is_causal, lengths
     )
     n, m = x_arr.shape[-2], keys.shape[-2]
@@ -573,10 +577,17 @@ def multi_head_attention(
         if bias is None
         else _check_bias(bias, (*batch, h, n, m), x_arr.dtype, "the scores (..., h, n, m)")
     )
+    # Bounds of |q|, |k| and |v| (Cauchy-Schwarz, from max|x|, max|context|, max|params|):
+    # where they fit the dtype, no overflow is possible and no result needs a scan.
+    peak_p, d_model = params._max_abs(), x_arr.shape[-1]
+    bound_q = linear_bound(d_model, peak_x, peak_p, peak_p)
+    bound_kv = linear_bound(d_model, peak_c, peak_p, peak_p)
     # Q = X W_Q + b_Q;  K = C W_K + b_K,  V = C W_V + b_V with C = X or the context
-    q = affine(x_arr, params.w_q, params.b_q, "q = x @ w_q + b_q")  # (..., n, h d_k)
-    k = affine(keys, params.w_k, params.b_k, f"k = {source} @ w_k + b_k")  # (..., m, h_kv d_k)
-    v = affine(keys, params.w_v, params.b_v, f"v = {source} @ w_v + b_v")  # (..., m, h_kv d_v)
+    q = affine(
+        x_arr, params.w_q, params.b_q, "q = x @ w_q + b_q", bound=bound_q
+    )  # (..., n, h d_k)
+    k = affine(keys, params.w_k, params.b_k, f"k = {source} @ w_k + b_k", bound=bound_kv)
+    v = affine(keys, params.w_v, params.b_v, f"v = {source} @ w_v + b_v", bound=bound_kv)
     # Each head's rows C-contiguous, copied once: the products and the result share them
     q_heads = np.ascontiguousarray(split_heads(q, h))  # (..., n, h d_k) -> (..., h, n, d_k)
     k_heads = np.ascontiguousarray(split_heads(k, h_kv))  # -> (..., h_kv, m, d_k)
@@ -586,6 +597,7 @@ def multi_head_attention(
     q_grouped = q_heads.reshape(*q_heads.shape[:-3], h_kv, g, n, d_k)  # (..., h_kv, g, n, d_k)
     grouped_shape = (*batch, h_kv, g, n, m)  # the scores', every head
     scale = 1.0 / math.sqrt(d_k)
+    peak_b = bias_peak(bias_arr)
     # head_i = Attention(Q_i, K_g(i), V_g(i))   (Eq. 1, every head at once)
     outputs, weights = _attention(
         q_grouped,
@@ -595,14 +607,19 @@ def multi_head_attention(
         scale=scale,
         mask=None if applied is None else applied[..., None, None, :, :],
         bias=None if bias_arr is None else _grouped_bias(bias_arr, grouped_shape),
+        guard=may_overflow(score_bound(bound_q * bound_kv, d_k, scale, peak_b), x_arr.dtype),
+        peak_v=bound_kv,
+        peak_b=peak_b,
     )
     head_outputs = outputs.reshape(*batch, h, n, d_v)  # (..., h_kv, g, n, d_v) -> (..., h, n, d_v)
     merged = frozen(merge_heads(head_outputs))  # (..., h, n, d_v) -> (..., n, h d_v), a copy
     # MultiHead = Concat(head_1, ..., head_h) W_O + b_O
     output = merged
-    if params.w_o is not None:
-        output = affine(merged, params.w_o, params.b_o, "output = concat(heads) @ w_o + b_o")
-    return ProjectedAttention(
+    if params.w_o is not None:  # |merged| <= 2 max|v|: each row a weighted average of v's
+        bound_o = linear_bound(h * d_v, 2.0 * bound_kv, peak_p, peak_p)
+        what = "output = concat(heads) @ w_o + b_o"
+        output = affine(merged, params.w_o, params.b_o, what, bound=bound_o)
+    result = ProjectedAttention(
         output=frozen(np.ascontiguousarray(output)),
         weights=frozen(weights.reshape(*batch, h, n, m)),  # (..., h_kv, g, n, m) -> (..., h, n, m)
         q=frozen(q_heads),
@@ -619,6 +636,8 @@ def multi_head_attention(
         has_head_axis=True,
         bias=kept(bias_arr),
     )
+    object.__setattr__(result, "_bounds", (bound_q, bound_kv, peak_x, peak_c))  # attention_vjp
+    return result
 
 
 def _grouped_bias(bias: FloatArray, grouped_shape: tuple[int, ...]) -> FloatArray:
@@ -638,19 +657,22 @@ def _check_multi_head(
     mask: ArrayLike | None,
     is_causal: bool,
     lengths: ArrayLike | None = None,
-) -> tuple[FloatArray, FloatArray, str, int, int, BoolArray | None, tuple[int, ...]]:
+) -> tuple[FloatArray, FloatArray, str, int, int, BoolArray | None, tuple[int, ...], float, float]:
     """The checks of :func:`multi_head_attention`, once.
 
     Returns ``x``, the rows keys and values come from (``x`` or the context) and the
     name to quote for them, the head counts, the applied mask (mask AND causal)
-    broadcast to the scores (..., n, m), and the batch shape ``...``.
+    broadcast to the scores (..., n, m), the batch shape ``...``, and ``max |x|`` and
+    ``max |keys|`` (found by their finiteness checks).
     """
     check_instance(params, AttentionParams, "params")
     h = positive_int(n_heads, "n_heads")
     h_kv = h if n_kv_heads is None else positive_int(n_kv_heads, "n_kv_heads")
     _check_heads(params, h, h_kv)
-    x_arr = check_embeddings(x, "x", params.w_q)  # (..., n, d_model)
-    c_arr = None if context is None else check_embeddings(context, "context", params.w_q)
+    x_arr, peak_x = check_embeddings(x, "x", params.w_q)  # (..., n, d_model)
+    c_arr, peak_c = (
+        (None, peak_x) if context is None else check_embeddings(context, "context", params.w_q)
+    )
     # Errors about the keys quote the user's shapes, not the grouped (..., h_kv, g, m, d).
     source, keys = ("x", x_arr) if c_arr is None else ("context", c_arr)
     if keys.shape[-2] == 0:
@@ -682,7 +704,7 @@ def _check_multi_head(
         padding = _key_padding(lengths, keys.shape[:-2], m)  # (..., 1, m)
         mask_arr = padding if mask_arr is None else mask_arr & padding
     applied = _applied_mask(mask_arr, check_bool(is_causal, "is_causal"), (*batch, n, m))
-    return x_arr, keys, source, h, h_kv, applied, batch
+    return x_arr, keys, source, h, h_kv, applied, batch, peak_x, peak_c
 
 
 def _key_padding(lengths: ArrayLike, batch: tuple[int, ...], m: int) -> BoolArray:
@@ -807,7 +829,7 @@ def self_attention(
     >>> print(np.round(result.output[2], 4) + 0.0)
     [0.     0.     0.3482 0.5741]
     """
-    x_arr, _, _, _, _, applied, batch = _check_multi_head(
+    x_arr, _, _, _, _, applied, batch, _, _ = _check_multi_head(
         x, params, 1, None, None, mask, is_causal, lengths
     )
     n = x_arr.shape[-2]

@@ -33,6 +33,7 @@ tokens ``x = [[1, 0, 1, 0], [0, 2, 0, 2], [1, 1, 1, 1]]`` attending to each othe
 
 from __future__ import annotations
 
+import math
 from typing import Any, overload
 
 import numpy as np
@@ -45,7 +46,6 @@ from attention_from_scratch._checks import (
     FloatArray,
     as_bool_mask,
     as_float_array,
-    as_gradient,
     as_working,
     at_least_ndim,
     broadcast_to_shape,
@@ -56,8 +56,12 @@ from attention_from_scratch._checks import (
     check_same_shape,
     every_finite,
     finite_result,
+    fits,
+    gradient_peak,
     normalize_axis,
     positive_finite,
+    silenced,
+    sum_bound,
     working_dtype,
 )
 from attention_from_scratch._kernel import (
@@ -832,13 +836,19 @@ def log_softmax_vjp(log_p: ArrayLike, grad: ArrayLike, /, *, axis: int = -1) -> 
     lp = as_float_array(log_p, "log_p")
     _at_least_1d(lp, "log_p")
     ax = normalize_axis(axis, lp.ndim)
-    g_arr = as_gradient(grad, lp.shape, lp.dtype, "log_p")
-    check_finite(lp, "log_p", allow_neg_inf=True)
+    g_arr, peak_g = gradient_peak(grad, lp.shape, lp.dtype, "log_p")
+    top = float(np.maximum.reduce(lp.reshape(-1))) if lp.size else -math.inf  # NaN propagates
+    if not top < math.inf:  # a NaN or a +inf (-inf is allowed: p = 0)
+        check_finite(lp, "log_p", allow_neg_inf=True)  # raises, naming the first
     work = as_working(lp)
     g = as_working(g_arr)
-    p = np.exp(work)  # p = exp(log p) in [0, 1]; exp(-inf) = 0
-    with np.errstate(over="ignore", invalid="ignore"):  # handled below
+    # log p <= 0: |g_j - p_j sum_i g_i| <= max|g| + m max|g|, and nothing can overflow
+    proven = top <= 0.0 and fits(2.0 * (peak_g + sum_bound(lp.shape[ax], peak_g)), lp.dtype)
+    with silenced(proven):  # otherwise handled below
+        p = np.exp(work)  # p = exp(log p) in [0, 1]; exp(-inf) = 0
         out = g - p * sum_along(g, ax)  # g_j - p_j sum_i g_i
+    if proven:
+        return out.astype(lp.dtype, copy=False)
     if every_finite(out):
         if out.dtype == lp.dtype:
             return out  # the common case: tested once

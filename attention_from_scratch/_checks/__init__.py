@@ -39,6 +39,7 @@ from attention_from_scratch._checks.finite import (
     FLAT_ENTRIES,
     all_finite,
     arrays_finite,
+    arrays_peak,
     check_cast,
     check_finite,
     check_row_max,
@@ -46,8 +47,12 @@ from attention_from_scratch._checks.finite import (
     every_finite,
     finite_result,
     finite_results,
+    fits,
+    largest,
     overflow_advice,
     peak,
+    silenced,
+    sum_bound,
 )
 from attention_from_scratch._checks.indices import batch_index, check_index, int_index
 from attention_from_scratch._checks.scalars import (
@@ -66,6 +71,7 @@ from attention_from_scratch._checks.shapes import (
     broadcast_to_shape,
     check_same_dtype,
     check_same_shape,
+    gradient_peak,
     normalize_axis,
 )
 from attention_from_scratch.arrays import BoolArray, F, Float64Like, FloatArray, IntArray
@@ -80,6 +86,7 @@ __all__ = [
     "IntArray",
     "all_finite",
     "arrays_finite",
+    "arrays_peak",
     "as_bool_mask",
     "as_float_array",
     "as_generator",
@@ -105,9 +112,12 @@ __all__ = [
     "finite_result",
     "finite_results",
     "first_index",
+    "fits",
     "float_dtype",
     "frozen",
+    "gradient_peak",
     "int_index",
+    "largest",
     "non_negative_finite",
     "non_negative_int",
     "normalize_axis",
@@ -116,5 +126,7 @@ __all__ = [
     "positive_finite",
     "positive_int",
     "read_only",
+    "silenced",
+    "sum_bound",
     "working_dtype",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from attention_from_scratch._checks.arrays import as_float_array
-from attention_from_scratch._checks.finite import check_finite, peak
+from attention_from_scratch._checks.finite import peak
 from attention_from_scratch._checks.shapes import at_least_ndim, check_same_dtype
 from attention_from_scratch.arrays import FloatArray
 
@@ -44,10 +44,11 @@ def check_qkv(
     return q_arr, k_arr, v_arr, batch, peak_qk, peak(v_arr, "v")
 
 
-def check_embeddings(x: object, name: str, w_q: FloatArray) -> FloatArray:
+def check_embeddings(x: object, name: str, w_q: FloatArray) -> tuple[FloatArray, float]:
     """Validate ``x`` as ``(..., n, d_model)`` rows in the dtype of the weight ``w_q``.
 
     ``d_model`` is the number of rows of ``w_q`` (d_model, h d_k); ``x`` must be finite.
+    Returns ``x`` and ``max |x|``, which its finiteness check finds (:func:`peak`).
     """
     arr = as_float_array(x, name)
     at_least_ndim(arr, 2, name, "(..., n, d_model)")
@@ -63,5 +64,4 @@ def check_embeddings(x: object, name: str, w_q: FloatArray) -> FloatArray:
             f"got {name} {arr.dtype}, params {w_q.dtype}"
         )
         raise TypeError(msg)
-    check_finite(arr, name)
-    return arr
+    return arr, peak(arr, name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ __all__ = [
     "FLAT_ENTRIES",
     "all_finite",
     "arrays_finite",
+    "arrays_peak",
     "check_cast",
     "check_finite",
     "check_row_max",
@@ -23,8 +25,12 @@ __all__ = [
     "every_finite",
     "finite_result",
     "finite_results",
+    "fits",
+    "largest",
     "overflow_advice",
     "peak",
+    "silenced",
+    "sum_bound",
 ]
 
 
@@ -163,6 +169,26 @@ def arrays_finite(arrays: Sequence[FloatArray]) -> bool:
         return all(all_finite(arr) for arr in large)
 
 
+def arrays_peak(arrays: Sequence[FloatArray]) -> float:
+    """``max |entry|`` over every array, NaN if one holds a NaN or an infinity (0 if empty).
+
+    The small arrays are tested together, as :func:`arrays_finite` tests them: one flat
+    copy, its largest and smallest entry (:func:`peak`'s two reductions). The caller
+    names the array at fault when the result is NaN.
+    """
+    small = [arr.reshape(-1) for arr in arrays if arr.size <= FLAT_ENTRIES]
+    flats = [np.concatenate(small)] if small else []
+    flats += [arr.reshape(-1) for arr in arrays if arr.size > FLAT_ENTRIES]
+    top = 0.0
+    for flat in flats:
+        if flat.size:
+            high, low = float(np.maximum.reduce(flat)), float(np.minimum.reduce(flat))
+            if not (math.isfinite(high) and math.isfinite(low)):
+                return math.nan
+            top = max(top, high, -low)
+    return top
+
+
 def finite_results(
     outs: Sequence[FloatArray], dtype: np.dtype[Any], whats: Sequence[str]
 ) -> list[FloatArray]:
@@ -201,14 +227,64 @@ def peak(arr: FloatArray, name: str) -> float:
 
     The largest and the smallest entry are NaN or infinite exactly when ``arr`` holds a
     NaN or an infinity, so two reductions, without a temporary array, both bound the
-    scores and check that ``arr`` is finite.
+    scores and check that ``arr`` is finite. (The ufuncs' own ``reduce``: ``np.max``
+    adds a Python wrapper that costs as much as the reduction on small arrays.)
     """
     if arr.size == 0:
         return 0.0
-    high, low = float(np.max(arr)), float(np.min(arr))
+    flat = arr.reshape(-1)
+    high, low = float(np.maximum.reduce(flat)), float(np.minimum.reduce(flat))
     if not (math.isfinite(high) and math.isfinite(low)):
         check_finite(arr, name)  # raises, naming the first bad index
     return max(high, -low)
+
+
+def sum_bound(terms: int, *peaks: float) -> float:
+    """A bound of ``|fl(sum of terms products)|`` whose factors are bounded by ``peaks``.
+
+    ``|sum_k a_k b_k| <= terms * max|a| * max|b|`` exactly, and the computed sum, in any
+    order, is within a factor ``1 + gamma_terms < 2`` of the sum of the magnitudes
+    (:cite:t:`higham2002accuracy`, §3.1, with ``terms * u < 1/2``); so twice the product
+    bounds the computed value, every partial sum and every product on the way. Bounds
+    chain: a bound of a computed array is a peak for the next product. In Python floats:
+    a product too large for them is ``inf``, which :func:`fits` refuses (and so is
+    ``inf * 0``, which would be NaN).
+    """
+    bound = 2.0 * terms
+    for value in peaks:
+        bound *= value
+    return math.inf if math.isnan(bound) else bound  # inf * 0: nothing is proven
+
+
+def fits(bound: float, dtype: np.dtype[Any]) -> bool:
+    """Whether computed values bounded by ``bound`` (:func:`sum_bound`) are finite in ``dtype``.
+
+    A result proven finite this way needs no scan for overflow, and its lines need no
+    ``np.errstate``: no operation on the way can overflow. Half the largest float leaves
+    room for the rounding of ``bound`` itself.
+    """
+    return bound <= _LARGEST[np.dtype(dtype).char] / 2
+
+
+def largest(dtype: np.dtype[Any]) -> float:
+    """``np.finfo(dtype).max`` of a float dtype, looked up (``np.finfo`` takes a microsecond)."""
+    return _LARGEST[np.dtype(dtype).char]
+
+
+_LARGEST = {np.dtype(t).char: float(np.finfo(t).max) for t in FLOAT_DTYPES}
+
+
+def silenced(proven: bool = False) -> AbstractContextManager[object]:
+    """``np.errstate(over="ignore", invalid="ignore")``, or nothing when ``proven``.
+
+    Lines that may overflow run silenced and report an overflow themselves
+    (:func:`finite_result`); lines whose results a bound has proven finite
+    (:func:`fits`) cannot overflow, and skip the cost of entering ``np.errstate``.
+    """
+    return _NOTHING if proven else np.errstate(over="ignore", invalid="ignore")
+
+
+_NOTHING = nullcontext()
 
 
 def check_cast(before: FloatArray, after: FloatArray, name: str) -> None:

@@ -10,7 +10,7 @@ from numpy.lib.array_utils import normalize_axis_index
 from numpy.typing import NDArray
 
 from attention_from_scratch._checks.arrays import as_float_array, describe
-from attention_from_scratch._checks.finite import check_finite
+from attention_from_scratch._checks.finite import check_finite, peak
 from attention_from_scratch.arrays import FloatArray
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "broadcast_to_shape",
     "check_same_dtype",
     "check_same_shape",
+    "gradient_peak",
     "normalize_axis",
 ]
 
@@ -98,6 +99,22 @@ def as_gradient(
     It must be a real array of exactly ``shape`` and ``dtype``, those of the forward
     pass's output ``of`` (integers become ``float64`` first), and finite.
     """
+    arr = _gradient_array(grad, shape, dtype, of, name)
+    check_finite(arr, name)
+    return arr
+
+
+def gradient_peak(
+    grad: object, shape: tuple[int, ...], dtype: np.dtype[Any], of: str, name: str = "grad"
+) -> tuple[FloatArray, float]:
+    """:func:`as_gradient`, and ``max |grad|`` found by its finiteness check (:func:`peak`)."""
+    arr = _gradient_array(grad, shape, dtype, of, name)
+    return arr, peak(arr, name)
+
+
+def _gradient_array(
+    grad: object, shape: tuple[int, ...], dtype: np.dtype[Any], of: str, name: str
+) -> FloatArray:
     arr = as_float_array(grad, name)
     if arr.shape != shape:
         msg = f"{name} must have the shape of {of} {shape}, got {name} {arr.shape}"
@@ -105,5 +122,4 @@ def as_gradient(
     if arr.dtype != dtype:
         msg = f"{name} must have the dtype of {of} ({dtype}), got {name} {arr.dtype}"
         raise TypeError(msg)
-    check_finite(arr, name)
     return arr
