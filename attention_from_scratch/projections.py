@@ -639,7 +639,9 @@ class AttentionParams:
                 raise ValueError(msg)
             if grad.dtype != param.dtype:
                 check_same_dtype(**{name: param, f"grads.{name}": grad})  # raises
-            out = as_float_array(fn(param, grad), f"fn(params.{name}, grads.{name})")
+            out = fn(param, grad)
+            if not (type(out) is np.ndarray and out.dtype.kind == "f"):  # else: as it is
+                out = as_float_array(out, f"fn(params.{name}, grads.{name})")
             if out.shape != param.shape or out.dtype != param.dtype:
                 what = f"fn(params.{name}, grads.{name})"
                 if out.shape != param.shape:

@@ -664,8 +664,8 @@ def test_short_row_reductions_are_numpys_bit_for_bit(
     dtype: type[np.floating[Any]], d: int
 ) -> None:
     """max_along and sum_along by columns give np.max's and np.sum's results, bit for bit."""
-    rows = _short_rows_with_specials(np.random.default_rng(d), (9, 10, d), dtype)
-    assert rows.size >= SHORT_ROWS * d  # many short rows: the column-by-column path
+    rows = _short_rows_with_specials(np.random.default_rng(d), (9, 72, d), dtype)
+    assert rows.size >= SHORT_ROWS * d * d  # many short rows: the column-by-column path
     with np.errstate(over="ignore", invalid="ignore"):
         total, expected_total = sum_along(rows, -1), np.sum(rows, axis=-1, keepdims=True)
     np.testing.assert_array_equal(total, expected_total)  # NaN where NaN
@@ -682,7 +682,7 @@ def test_short_row_reductions_leave_other_shapes_to_numpy() -> None:
     rng = np.random.default_rng(3)
     cases: list[tuple[NDArray[np.floating[Any]], int]] = [
         (rng.normal(size=(100, DOT_FEATURES + 1)), -1),  # rows too long
-        (rng.normal(size=(SHORT_ROWS - 1, 4)), -1),  # too few rows
+        (rng.normal(size=(SHORT_ROWS * 4 - 1, 4)), -1),  # too few rows
         (rng.normal(size=(100, 4)), 0),  # not the last axis
         (rng.normal(size=(100, 4)).astype(np.float16), -1),  # float16 sums
     ]
@@ -692,7 +692,7 @@ def test_short_row_reductions_leave_other_shapes_to_numpy() -> None:
 
 
 @given(
-    shape=st.tuples(st.integers(1, 5), st.integers(1, 40), st.integers(1, DOT_FEATURES)),
+    shape=st.tuples(st.integers(1, 5), st.integers(1, 160), st.integers(1, DOT_FEATURES)),
     dtype=st.sampled_from([np.float32, np.float64]),
     seed=st.integers(0, 2**32 - 1),
 )

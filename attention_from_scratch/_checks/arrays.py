@@ -152,9 +152,12 @@ def first_index(flags: NDArray[np.bool_]) -> tuple[int, ...]:
 
 def working_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
     """The dtype arithmetic is done in: float16 accumulates in float32."""
-    if dtype == np.float16:
-        return np.dtype(np.float32)
+    if dtype.char == "e":  # float16 (its one-letter code: cheaper than dtype == np.float16)
+        return _FLOAT32
     return dtype
+
+
+_FLOAT32 = np.dtype(np.float32)
 
 
 def as_working(arr: FloatArray) -> FloatArray:

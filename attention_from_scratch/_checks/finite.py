@@ -232,8 +232,8 @@ def peak(arr: FloatArray, name: str) -> float:
     """
     if arr.size == 0:
         return 0.0
-    flat = arr.reshape(-1)
-    high, low = float(np.maximum.reduce(flat)), float(np.minimum.reduce(flat))
+    high = float(np.maximum.reduce(arr, axis=None))
+    low = float(np.minimum.reduce(arr, axis=None))
     if not (math.isfinite(high) and math.isfinite(low)):
         check_finite(arr, name)  # raises, naming the first bad index
     return max(high, -low)
@@ -263,12 +263,12 @@ def fits(bound: float, dtype: np.dtype[Any]) -> bool:
     ``np.errstate``: no operation on the way can overflow. Half the largest float leaves
     room for the rounding of ``bound`` itself.
     """
-    return bound <= _LARGEST[np.dtype(dtype).char] / 2
+    return bound <= _LARGEST[dtype.char] / 2
 
 
 def largest(dtype: np.dtype[Any]) -> float:
     """``np.finfo(dtype).max`` of a float dtype, looked up (``np.finfo`` takes a microsecond)."""
-    return _LARGEST[np.dtype(dtype).char]
+    return _LARGEST[dtype.char]
 
 
 _LARGEST = {np.dtype(t).char: float(np.finfo(t).max) for t in FLOAT_DTYPES}
