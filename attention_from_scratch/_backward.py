@@ -324,7 +324,12 @@ def attention_vjp(
     and adds finite numbers (no exponential, no division), in the working dtype: a
     float16 result's weights are recomputed in float32 by the forward pass's stable
     softmax rather than read back rounded, and a gradient too large for the result's
-    dtype raises instead of becoming ``inf``. When :math:`P` is one-hot,
+    dtype raises instead of becoming ``inf``. For a result of
+    :func:`multi_head_attention`, whether one can be too large is decided first: the
+    bounds of :math:`|q|, |k|, |v|` the forward pass proved, :math:`\max|dY|` (found by
+    the check that ``grad_output`` is finite), :math:`P \le 1` and the number of terms
+    of each product bound every gradient above; where all fit the dtype, none is
+    scanned. When :math:`P` is one-hot,
     :math:`dS = 0`: a saturated softmax passes back no gradient, the reason for the
     :math:`1/\sqrt{d_k}` scale :cite:p:`vaswani2017attention`.
 

@@ -902,7 +902,10 @@ def layer_norm(
     is scaled with it. Where it cannot matter (no square overflows, and ``eps`` is far
     above any variance that could underflow, as ``1e-5`` is) the package skips it and
     normalises every row at once (sums in another order, within 2 ulp of each row's
-    largest entry of the exact result).
+    largest entry of the exact result). With ``stats``, :math:`|\hat x_i| \le \sqrt{d}`
+    (Cauchy–Schwarz on a centred row) bounds the result by
+    :math:`2 \sqrt{d} \max|\gamma| + \max|\beta|` with rounding; where that is below half
+    the largest float, the result is not scanned for overflow.
 
     References
     ----------
@@ -1253,7 +1256,10 @@ def layer_norm_vjp(
     could over- or underflow), so :math:`\hat x` is the forward pass's bit for bit;
     with ``stats`` (:func:`layer_norm_stats`) they are the forward pass's. The two means
     subtracted make :math:`dx` sum to zero over each row and be orthogonal to
-    :math:`\hat x`, as the exact gradient is.
+    :math:`\hat x`, as the exact gradient is. With ``stats``, :math:`|\hat x| \le
+    \sqrt{d}`, :math:`r \le 1/\sqrt{\varepsilon}` and the largest :math:`|g|` and
+    :math:`|\gamma|` bound every gradient; where the bounds fit the dtype, none is
+    scanned for overflow.
 
     References
     ----------

@@ -214,7 +214,11 @@ def linear(x: ArrayLike, weight: ArrayLike, /, bias: ArrayLike | None = None) ->
     accumulated in ``float32`` and rounded once, so long sums do not lose the
     low bits at every step :cite:p:`higham2002accuracy`. The only failure left is a
     result beyond the largest float of the dtype, which is reported, never returned
-    as ``inf``.
+    as ``inf``. It is looked for only when it is possible: the finiteness checks of
+    the inputs find :math:`\max|x|`, :math:`\max|W|` and :math:`\max|b|` on the way,
+    and :math:`|y_j| \le d_{in} \max|x| \max|W| + \max|b|` (twice that bounds the
+    rounded sums too); where that bound is below half the largest float, nothing can
+    overflow and the result is not scanned.
 
     References
     ----------
@@ -313,6 +317,11 @@ def linear_vjp(x: ArrayLike, weight: ArrayLike, grad: ArrayLike, /) -> LinearGra
 
     the back-propagation rule of a matrix product :cite:p:`goodfellow2016deep`. Sums of
     products of finite numbers; float16 accumulates in float32 and is rounded once.
+    An overflow is looked for only when a bound allows one: with :math:`N` rows,
+    :math:`|dX| \le d_{out} \max|dY| \max|W|`, :math:`|dW| \le N \max|X| \max|dY|` and
+    :math:`|db| \le N \max|dY|` (the maxima found by the inputs' finiteness checks);
+    twice the largest of them below half the largest float proves every gradient
+    finite, and none is scanned.
 
     References
     ----------

@@ -545,7 +545,13 @@ def multi_head_attention(
     with :math:`C = X` (self-attention) or the context, and :math:`g(i) = \lfloor i /
     (h / h_{kv}) \rfloor` :cite:p:`vaswani2017attention,ainslie2023gqa`. The key/value
     heads are broadcast to their query heads by a reshape, never copied. The numerics are
-    those of :func:`scaled_dot_product_attention`.
+    those of :func:`scaled_dot_product_attention`. Overflow is looked for only where it
+    is possible: from :math:`\max|x|` (found by the check that :math:`x` is finite) and
+    the largest entry of the parameters, :math:`|q|, |k|, |v| \le d_{model} \max|x|
+    \max|W| + \max|b|`, each score by :math:`d_k \max|q| \max|k|` scaled, and each row
+    of a head's output is a weighted average of rows of :math:`v`. Where these bounds
+    (twice each, for the rounding) are below half the largest float, nothing can
+    overflow, and neither the projections nor the scores are scanned.
 
     References
     ----------

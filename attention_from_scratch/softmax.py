@@ -817,7 +817,10 @@ def log_softmax_vjp(log_p: ArrayLike, grad: ArrayLike, /, *, axis: int = -1) -> 
     :math:`p = e^{\log p} \le 1` never overflows, and a ``-inf`` entry has :math:`p_j = 0`
     exactly. When ``grad`` is so large that its row sum overflows, the row is divided
     by a power of two first and multiplied back at the end (exact scalings)
-    :cite:p:`blanchard2021accurately`.
+    :cite:p:`blanchard2021accurately`. That is looked for only when it is possible:
+    with :math:`\log p \le 0`, :math:`|g_j - p_j \sum_i g_i| \le (1 + m) \max|g|` for
+    rows of :math:`m` entries, and where twice that fits the dtype the result is not
+    scanned.
 
     References
     ----------
