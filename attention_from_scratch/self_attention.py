@@ -595,7 +595,8 @@ def multi_head_attention(
     k = affine(keys, params.w_k, params.b_k, f"k = {source} @ w_k + b_k", bound=bound_kv)
     v = affine(keys, params.w_v, params.b_v, f"v = {source} @ w_v + b_v", bound=bound_kv)
     # Each head's rows C-contiguous, copied once: the products and the result share them
-    q_heads = np.ascontiguousarray(split_heads(q, h))  # (..., n, h d_k) -> (..., h, n, d_k)
+    # (the queries are copied C-contiguous when they are scaled, below)
+    q_heads = split_heads(q, h)  # (..., n, h d_k) -> (..., h, n, d_k), a view
     k_heads = np.ascontiguousarray(split_heads(k, h_kv))  # -> (..., h_kv, m, d_k)
     v_heads = np.ascontiguousarray(split_heads(v, h_kv))  # -> (..., h_kv, m, d_v)
     # Query head i = j g + r uses key/value head j: group the query heads, broadcast k, v.
