@@ -49,9 +49,6 @@ HTML, so a token such as ``<script>`` is shown, not run.
 
 from __future__ import annotations
 
-import base64
-import html
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -977,14 +974,29 @@ def joint_map(
 # --------------------------------------------------------------------------- the page's data
 
 
+def _escape(text: str) -> str:
+    """``html.escape``: the module is imported when a page is made, not with the package.
+
+    (``html`` brings ``html.entities``, a table of every named character, a few
+    milliseconds of ``import attention_from_scratch`` that most uses never need.)
+    """
+    import html  # noqa: PLC0415 - only for a page
+
+    return html.escape(text)
+
+
 def _safe_json(payload: Any) -> str:
     """JSON that cannot close its ``<script>`` element or start markup."""
+    import json  # noqa: PLC0415 - only for a page (json, html, base64: not at import)
+
     text = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def _b64(arr: ArrayLike) -> str:
     """The float64 values of ``arr`` (C order, little-endian) in base64: exact and compact."""
+    import base64  # noqa: PLC0415 - only for a page
+
     raw = np.ascontiguousarray(np.asarray(arr, dtype="<f8")).tobytes()
     return base64.b64encode(raw).decode("ascii")
 
@@ -1342,7 +1354,7 @@ def _page(
     payload: dict[str, Any], *, title: str | None, fragment: bool, total_heads: int, note: str = ""
 ) -> str:
     """The view's HTML around ``payload``: a page, or its ``<div>`` when ``fragment``."""
-    heading = html.escape(title if title is not None else "Attention")
+    heading = _escape(title if title is not None else "Attention")
     layers = payload["layers"]
     labels = [head["label"] for head in layers[0]["heads"]]
     subtitle = f"{len(payload['query_tokens'])} queries x {len(payload['key_tokens'])} keys"
@@ -1355,7 +1367,7 @@ def _page(
         subtitle += f", {total_heads} heads" + (" each" if len(layers) > 1 else "")
     body = (
         f'<div class="afs-view"><style>{_CSS}</style>'
-        f'<h1>{heading}</h1><div class="afs-sub">{html.escape(subtitle)}</div>{note}'
+        f'<h1>{heading}</h1><div class="afs-sub">{_escape(subtitle)}</div>{note}'
         f'<div class="afs-root"></div>'
         f'<script type="application/json" class="afs-data">{_safe_json(payload)}</script>'
         f"<script>{_JS}</script></div>"
@@ -1454,7 +1466,7 @@ def notebook_html(result: Attention | ProjectedAttention, /) -> str | None:
         rest = f"to_html(result, heads=range({len(shown)}, {n_heads}))"
         note = (
             f'<p class="afs-sub">Heads 0 to {len(shown) - 1} of {n_heads} are shown here; '
-            f"the others: <code>{html.escape(rest)}</code> (a page; "
+            f"the others: <code>{_escape(rest)}</code> (a page; "
             "<code>from attention_from_scratch.view import to_html</code>).</p>"
         )
     return _page(payload, title=None, fragment=True, total_heads=n_heads, note=note)
@@ -1469,7 +1481,7 @@ def _summary_html(n_heads: int, n: int, m: int) -> str:
         ("one query, why", f"print(explain_query(result, 0{', head=0' if n_heads > 1 else ''}))"),
     ]
     items = "".join(
-        f"<li>{html.escape(what)}: <code>{html.escape(call)}</code></li>" for what, call in calls
+        f"<li>{_escape(what)}: <code>{_escape(call)}</code></li>" for what, call in calls
     )
     return (
         f'<div class="afs-view"><style>{_BASE_CSS}</style><h1>Attention</h1>'
@@ -1490,7 +1502,7 @@ def _text_html(text: str) -> str:
     """
     return (
         f'<div class="afs-view"><style>{_BASE_CSS}</style>'
-        f'<pre class="afs-text">{html.escape(_paragraphs(text))}</pre></div>'
+        f'<pre class="afs-text">{_escape(_paragraphs(text))}</pre></div>'
     )
 
 
