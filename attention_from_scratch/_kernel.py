@@ -226,7 +226,7 @@ def report_rows(
 
 
 def scaled_operands(
-    q: FloatArray, k: FloatArray, scale: float, dtype: np.dtype[Any]
+    q: FloatArray, k: FloatArray, scale: float, dtype: np.dtype[Any], *, own_k: bool = False
 ) -> tuple[FloatArray, FloatArray]:
     """``(q * scale, k)`` in ``dtype``, C order; ``(q, k * scale)`` if ``q * scale`` overflows.
 
@@ -234,6 +234,8 @@ def scaled_operands(
     :math:`(q s) k^\top = q (k s)^\top`, so the scale goes on whichever side stays finite
     (q and k are finite: a query of 1.7e38 with a scale of 2 and keys of 0 has scores 0,
     not NaN). C-contiguous operands make the bits independent of the inputs' layout.
+    ``own_k``: ``k`` is the package's own array, in one layout whatever the input's (the
+    heads of a projection), and is used as it is when it needs no scaling.
 
     Raises
     ------
@@ -242,7 +244,7 @@ def scaled_operands(
     """
     s = dtype.type(scale)
     if abs(scale) <= 1.0:  # |q| scale <= |q|: finite q stays finite (the default 1/sqrt(d_k))
-        return np.multiply(q, s, dtype=dtype, order="C"), as_working(k)
+        return np.multiply(q, s, dtype=dtype, order="C"), _operand(k, dtype, own=own_k)
     with np.errstate(over="ignore", invalid="ignore"):
         q_scaled = np.multiply(q, s, dtype=dtype, order="C")  # (..., n, d_k)
         if every_finite(q_scaled):
@@ -255,6 +257,11 @@ def scaled_operands(
         f"{float(np.finfo(dtype).max):.3g}; rescale q and k"
     )
     raise FloatingPointError(msg)
+
+
+def _operand(arr: FloatArray, dtype: np.dtype[Any], *, own: bool) -> FloatArray:
+    """``arr`` in ``dtype``: as it is if it is the package's own (``own``), else C order."""
+    return arr if own and arr.dtype == dtype else as_working(arr)
 
 
 def raw_scores(q: FloatArray, k: FloatArray, scale: float, dtype: np.dtype[Any]) -> FloatArray:

@@ -432,6 +432,7 @@ def _attention(
     guard: bool | None = None,
     peak_v: float | None = None,
     peak_b: float | None = None,
+    own: bool = False,
 ) -> tuple[FloatArray, FloatArray]:
     """Eq. 1 on checked arrays: ``(output, weights)`` in ``q``'s dtype.
 
@@ -439,7 +440,8 @@ def _attention(
     ``shape`` is the scores' (..., n, m), mask and bias broadcast to it; ``guard`` says
     whether the scores may have overflowed and must be scanned (None: not known, the
     kernel decides); ``peak_v`` is ``max |v|`` (None: not known, the output is
-    scanned); ``peak_b`` is the bias's largest finite ``|b|`` (None: the kernel scans it).
+    scanned); ``peak_b`` is the bias's largest finite ``|b|`` (None: the kernel scans it);
+    ``own``: k and v are the package's own heads, in one layout, used as they are.
     """
     given = q.dtype
     dtype = working_dtype(given)  # float16 is computed in float32
@@ -450,8 +452,9 @@ def _attention(
             q, k, v, shape, scale=scale, mask=mask, bias=bias, guard=guard, peak_b=peak_b
         )
     else:
-        q_scaled, k = scaled_operands(q, k, scale, dtype)  # C order: layout changes no bit
-        v = as_working(v)
+        # C order, or the package's own layout: the caller's layout changes no bit
+        q_scaled, k = scaled_operands(q, k, scale, dtype, own_k=own)
+        v = v if own and v.dtype == dtype else as_working(v)
         with silenced(proven):  # otherwise an overflow: the guard reports it
             # S = Q K^T / sqrt(d_k) + B                      (..., n, d_k) @ (..., d_k, m)
             scores = q_scaled @ np.swapaxes(k, -1, -2)
@@ -594,11 +597,11 @@ def multi_head_attention(
     )  # (..., n, h d_k)
     k = affine(keys, params.w_k, params.b_k, f"k = {source} @ w_k + b_k", bound=bound_kv)
     v = affine(keys, params.w_v, params.b_v, f"v = {source} @ w_v + b_v", bound=bound_kv)
-    # Each head's rows C-contiguous, copied once: the products and the result share them
-    # (the queries are copied C-contiguous when they are scaled, below)
-    q_heads = split_heads(q, h)  # (..., n, h d_k) -> (..., h, n, d_k), a view
-    k_heads = np.ascontiguousarray(split_heads(k, h_kv))  # -> (..., h_kv, m, d_k)
-    v_heads = np.ascontiguousarray(split_heads(v, h_kv))  # -> (..., h_kv, m, d_v)
+    # Each head a view: the heads of q, k, v (and so the products) have one layout
+    # whatever x's (x is made C-contiguous for the projections); q is copied once, scaled.
+    q_heads = split_heads(q, h)  # (..., n, h d_k) -> (..., h, n, d_k)
+    k_heads = split_heads(k, h_kv)  # -> (..., h_kv, m, d_k)
+    v_heads = split_heads(v, h_kv)  # -> (..., h_kv, m, d_v)
     # Query head i = j g + r uses key/value head j: group the query heads, broadcast k, v.
     d_k, d_v = q_heads.shape[-1], v_heads.shape[-1]
     q_grouped = q_heads.reshape(*q_heads.shape[:-3], h_kv, g, n, d_k)  # (..., h_kv, g, n, d_k)
@@ -617,6 +620,7 @@ def multi_head_attention(
         guard=may_overflow(score_bound(bound_q * bound_kv, d_k, scale, peak_b), x_arr.dtype),
         peak_v=bound_kv,
         peak_b=peak_b,
+        own=True,
     )
     head_outputs = outputs.reshape(*batch, h, n, d_v)  # (..., h_kv, g, n, d_v) -> (..., h, n, d_v)
     merged = frozen(merge_heads(head_outputs))  # (..., h, n, d_v) -> (..., n, h d_v), a copy
