@@ -30,6 +30,7 @@ import attention_from_scratch.projections as projections_module
 import attention_from_scratch.self_attention as self_attention_module
 import attention_from_scratch.softmax as softmax_module
 from attention_from_scratch._checks import fits, largest, peak, sum_bound
+from attention_from_scratch._checks.finite import MOST_TERMS
 from attention_from_scratch.norms import layer_norm, layer_norm_stats, layer_norm_vjp
 from attention_from_scratch.projections import AttentionParams, linear, linear_vjp
 from attention_from_scratch.self_attention import attention_vjp, multi_head_attention
@@ -43,6 +44,8 @@ def test_sum_bound_counts_the_terms_the_peaks_and_the_rounding() -> None:
     assert sum_bound(4) == 8.0
     assert sum_bound(3, 1e200, 1e200) == math.inf  # beyond Python floats: nothing proven
     assert sum_bound(0, 1e200, 1e200) == 0.0  # no terms: the sum is 0
+    assert sum_bound(MOST_TERMS, 1.0) == 2.0 * MOST_TERMS
+    assert sum_bound(MOST_TERMS + 1, 1.0) == math.inf  # too many terms for the factor 2
     assert sum_bound(2, 1e200, 1e200, 0.0) == math.inf  # inf * 0 would be NaN: unknown
 
 

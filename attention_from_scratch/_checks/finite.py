@@ -16,6 +16,7 @@ from attention_from_scratch.arrays import FloatArray
 __all__ = [
     "ABS_ENTRIES",
     "FLAT_ENTRIES",
+    "MOST_TERMS",
     "all_finite",
     "arrays_finite",
     "arrays_peak",
@@ -265,10 +266,18 @@ def sum_bound(terms: int, *peaks: float) -> float:
     a product too large for them is ``inf``, which :func:`fits` refuses (and so is
     ``inf * 0``, which would be NaN).
     """
+    if terms > MOST_TERMS:
+        return math.inf  # the factor 2 needs terms * u < 1/2: nothing is proven
     bound = 2.0 * terms
     for value in peaks:
         bound *= value
     return math.inf if math.isnan(bound) else bound  # inf * 0: nothing is proven
+
+
+#: The most terms :func:`sum_bound` bounds: ``terms * u < 1/2`` with the unit roundoff
+#: ``u = 2**-24`` of float32, the narrowest dtype the package sums in (float16 sums in
+#: float32), with room to spare.
+MOST_TERMS = 1 << 22
 
 
 def fits(bound: float, dtype: np.dtype[Any]) -> bool:
