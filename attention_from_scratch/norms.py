@@ -1311,12 +1311,12 @@ def _layer_norm_vjp_from(
     """:func:`layer_norm_vjp` from kept statistics: its lines after the statistics.
 
     ``peaks`` are ``max |grad|`` and ``max |gamma|`` (1 without one): where
-    :func:`_vjp_bound` fits the dtype, nothing can overflow and nothing is scanned.
+    :func:`_layer_norm_vjp_bound` fits the dtype, nothing can overflow and nothing is scanned.
     """
     x_hat = stats._x_hat_w  # x's shape, working dtype
     rstd = stats._rstd_w  # (..., 1), working dtype
     d = x_hat.shape[-1]
-    proven = fits(_vjp_bound(d, x_hat.size // d, stats.eps, *peaks), stats.x.dtype)
+    proven = fits(_layer_norm_vjp_bound(d, x_hat.size // d, stats.eps, *peaks), stats.x.dtype)
     if stats._rows:  # made by the kernel: its backward lines
         d_x, d_gamma, d_beta = layer_norm_grads_rows(
             x_hat.reshape(-1, d), rstd.reshape(-1, 1), g_arr, gam, proven=proven
@@ -1336,7 +1336,9 @@ def _layer_norm_vjp_from(
     return LayerNormGrads(d_x, d_gamma, d_beta, mean=stats.mean, rstd=stats.rstd)
 
 
-def _vjp_bound(d: int, rows: int, eps: float, peak_g: float, peak_gamma: float) -> float:
+def _layer_norm_vjp_bound(
+    d: int, rows: int, eps: float, peak_g: float, peak_gamma: float
+) -> float:
     """A bound of every array :func:`layer_norm_vjp` computes (:func:`sum_bound`'s rules).
 
     From ``|x_hat| <= sqrt(d)``, ``rstd <= 1 / sqrt(eps)``, ``max |grad|`` and

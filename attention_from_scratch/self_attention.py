@@ -592,9 +592,8 @@ def multi_head_attention(
     bound_q = linear_bound(d_model, peak_x, peak_p, peak_p)
     bound_kv = linear_bound(d_model, peak_c, peak_p, peak_p)
     # Q = X W_Q + b_Q;  K = C W_K + b_K,  V = C W_V + b_V with C = X or the context
-    q = affine(
-        x_arr, params.w_q, params.b_q, "q = x @ w_q + b_q", bound=bound_q
-    )  # (..., n, h d_k)
+    # (..., n, h d_k), (..., m, h_kv d_k), (..., m, h_kv d_v)
+    q = affine(x_arr, params.w_q, params.b_q, "q = x @ w_q + b_q", bound=bound_q)
     k = affine(keys, params.w_k, params.b_k, f"k = {source} @ w_k + b_k", bound=bound_kv)
     v = affine(keys, params.w_v, params.b_v, f"v = {source} @ w_v + b_v", bound=bound_kv)
     # Each head a view: the heads of q, k, v (and so the products) have one layout
