@@ -367,7 +367,7 @@ def within_values(output: FloatArray, v: FloatArray, dtype: np.dtype[Any]) -> No
     """
     if output.dtype == dtype and every_finite(output):
         return  # in its own dtype, past the top is inf
-    beyond = ~(np.abs(output) <= float(np.finfo(dtype).max))  # inf, or past the top
+    beyond = ~(np.abs(output) <= largest(dtype))  # inf, or past the top
     if not beyond.any():
         return
     low = np.min(v, axis=-2, keepdims=True)  # (..., m, d_v) -> (..., 1, d_v)

@@ -21,6 +21,7 @@ from attention_from_scratch._checks import (
     check_bool,
     check_qkv,
     finite_real,
+    largest,
     positive_int,
     working_dtype,
 )
@@ -243,7 +244,7 @@ def tiled_attention(
     v_w = as_working(v_arr)  # (..., m, d_v)
     # o = sum_j e^(s_j - m) v_j reaches m max|v|: near the top of the range accumulate
     # o / l instead (see _online_softmax_block)
-    normalised = peak_v >= float(np.finfo(dtype).max) / (4 * m)
+    normalised = peak_v >= largest(dtype) / (4 * m)
     output = np.empty((*batch, n, d_v), dtype=dtype)  # (..., n, d_v)
     # Even blocks, then odd ones: with the causal mask the later blocks see more keys,
     # and cut in two (for two threads) each half then holds a fair share of the work.

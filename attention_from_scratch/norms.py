@@ -56,7 +56,6 @@ from attention_from_scratch._checks import (
     Float64Like,
     FloatArray,
     IntArray,
-    arrays_peak,
     as_float_array,
     as_gradient,
     as_working,
@@ -71,6 +70,7 @@ from attention_from_scratch._checks import (
     fits,
     frozen,
     gradient_peak,
+    named_peak,
     non_negative_finite,
     normalize_axis,
     peak,
@@ -960,11 +960,7 @@ def _layer_norm_from(
     arr = stats.x
     g = _elementwise_array(gamma, "gamma", arr)
     b = _elementwise_array(beta, "beta", arr)
-    top = arrays_peak([p for p in (g, b) if p is not None])  # both in one pass: NaN if not finite
-    if not math.isfinite(top):
-        for name, p in (("gamma", g), ("beta", b)):
-            if p is not None:
-                check_finite(p, name)  # raises, naming it
+    top = named_peak({"gamma": g, "beta": b})  # both validated in one pass
     peak_g, peak_b = (1.0 if g is None else top), (0.0 if b is None else top)
     x_hat = stats._x_hat_w  # working dtype, read-only: not written to
     proven = fits(sum_bound(1, 2.0 * math.sqrt(arr.shape[-1]), peak_g) + 2.0 * peak_b, arr.dtype)

@@ -88,6 +88,7 @@ from attention_from_scratch._checks import (
     float_dtype,
     frozen,
     gradient_peak,
+    named_peak,
     peak,
     positive_int,
     read_only,
@@ -659,10 +660,7 @@ class AttentionParams:
                 check_same_dtype(**{name: param, what: out})
             new[name] = out
         updated = {name: arr for name, arr in new.items() if arr is not None}
-        top = arrays_peak(list(updated.values()))  # NaN if one is not finite
-        if not math.isfinite(top):
-            for name, arr in updated.items():  # one is not finite: name it
-                check_finite(arr, f"fn(params.{name}, grads.{name})")
+        top = named_peak(updated, "fn(params.{0}, grads.{0})")
         for name, arr in updated.items():
             if not (arr is getattr(self, name) or arr is getattr(grads, name)):
                 new[name] = read_only(arr)  # a copy of its own, so no caller can change it

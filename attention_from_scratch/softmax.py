@@ -33,7 +33,6 @@ tokens ``x = [[1, 0, 1, 0], [0, 2, 0, 2], [1, 1, 1, 1]]`` attending to each othe
 
 from __future__ import annotations
 
-import math
 from typing import Any, overload
 
 import numpy as np
@@ -58,6 +57,7 @@ from attention_from_scratch._checks import (
     finite_result,
     fits,
     gradient_peak,
+    largest_entry,
     normalize_axis,
     positive_finite,
     silenced,
@@ -840,9 +840,7 @@ def log_softmax_vjp(log_p: ArrayLike, grad: ArrayLike, /, *, axis: int = -1) -> 
     _at_least_1d(lp, "log_p")
     ax = normalize_axis(axis, lp.ndim)
     g_arr, peak_g = gradient_peak(grad, lp.shape, lp.dtype, "log_p")
-    top = float(np.maximum.reduce(lp.reshape(-1))) if lp.size else -math.inf  # NaN propagates
-    if not top < math.inf:  # a NaN or a +inf (-inf is allowed: p = 0)
-        check_finite(lp, "log_p", allow_neg_inf=True)  # raises, naming the first
+    top = largest_entry(lp, "log_p")  # no NaN, no +inf (-inf is allowed: p = 0)
     work = as_working(lp)
     g = as_working(g_arr)
     # log p <= 0: |g_j - p_j sum_i g_i| <= max|g| + m max|g|, and nothing can overflow

@@ -29,7 +29,14 @@ import attention_from_scratch.norms as norms_module
 import attention_from_scratch.projections as projections_module
 import attention_from_scratch.self_attention as self_attention_module
 import attention_from_scratch.softmax as softmax_module
-from attention_from_scratch._checks import fits, largest, peak, sum_bound
+from attention_from_scratch._checks import (
+    fits,
+    largest,
+    largest_entry,
+    named_peak,
+    peak,
+    sum_bound,
+)
 from attention_from_scratch._checks.finite import MOST_TERMS
 from attention_from_scratch.norms import layer_norm, layer_norm_stats, layer_norm_vjp
 from attention_from_scratch.projections import AttentionParams, linear, linear_vjp
@@ -64,6 +71,17 @@ def test_peak_is_max_abs_and_validates() -> None:
     assert peak(np.zeros((0, 3)), "x") == 0.0
     with pytest.raises(ValueError, match=r"x must be finite: found NaN at index \(1,\)"):
         peak(np.array([1.0, np.nan]), "x")
+
+
+def test_named_peak_and_largest_entry_validate_and_name() -> None:
+    gamma, beta = np.array([0.5, -2.0]), np.array([1.0, np.inf])
+    assert named_peak({"gamma": gamma, "beta": None}) == 2.0
+    with pytest.raises(ValueError, match=r"fn\(beta\) must be finite: found \+inf"):
+        named_peak({"gamma": gamma, "beta": beta}, "fn({})")
+    assert largest_entry(np.array([-np.inf, -1.0]), "log_p") == -1.0
+    assert largest_entry(np.zeros(0), "log_p") == -math.inf
+    with pytest.raises(ValueError, match="log_p must be finite"):
+        largest_entry(np.array([-1.0, np.nan]), "log_p")
 
 
 def _guarded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -29,6 +29,8 @@ __all__ = [
     "finite_results",
     "fits",
     "largest",
+    "largest_entry",
+    "named_peak",
     "overflow_advice",
     "peak",
     "silenced",
@@ -187,6 +189,34 @@ def arrays_peak(arrays: Sequence[FloatArray]) -> float:
         if not math.isfinite(high):
             return math.nan
         top = max(top, high)
+    return top
+
+
+def named_peak(arrays: Mapping[str, FloatArray | None], label: str = "{}") -> float:
+    """``max |entry|`` over the arrays present (:func:`arrays_peak`), validating them.
+
+    :class:`ValueError` naming the first array, in the mapping's order, that holds a
+    NaN or an infinity (:func:`check_finite`), as ``label.format(key)``: the label is
+    only formatted for the error.
+    """
+    present = {name: arr for name, arr in arrays.items() if arr is not None}
+    top = arrays_peak(list(present.values()))
+    if not math.isfinite(top):
+        for name, arr in present.items():
+            check_finite(arr, label.format(name))  # raises for the first that is not finite
+    return top
+
+
+def largest_entry(arr: FloatArray, name: str) -> float:
+    """The largest entry of ``arr`` (``-inf`` if empty), which may hold ``-inf`` only.
+
+    One reduction: the maximum is NaN when ``arr`` holds a NaN and ``+inf`` when it
+    holds ``+inf``, and then :class:`ValueError` names the first such entry; ``-inf``
+    entries (log-probabilities of 0) are allowed.
+    """
+    top = float(np.maximum.reduce(arr, axis=None)) if arr.size else -math.inf
+    if not top < math.inf:  # NaN or +inf
+        check_finite(arr, name, allow_neg_inf=True)  # raises, naming the first
     return top
 
 
