@@ -74,11 +74,14 @@ __all__ = [
     "check_overflow",
     "divide_by_root",
     "kernel_threads",
+    "layer_norm_bound",
     "layer_norm_grads_rows",
     "layer_norm_rows",
     "layer_norm_stats",
+    "layer_norm_vjp_bound",
     "layer_norm_vjp_rows",
     "linear_bound",
+    "linear_vjp_bound",
     "masked_softmax",
     "matmul_rows",
     "max_along",
@@ -586,6 +589,17 @@ def linear_bound(d_in: int, peak_x: float, peak_w: float, peak_b: float) -> floa
     Through :func:`sum_bound` (rounding included), the bias counted as one more term.
     """
     return sum_bound(d_in, peak_x, peak_w) + 2.0 * peak_b
+
+
+def linear_vjp_bound(rows: int, d_out: int, peak_x: float, peak_w: float, peak_g: float) -> float:
+    """A bound of every gradient of :func:`~attention_from_scratch.projections.linear_vjp`.
+
+    With ``rows`` rows: ``|dX| <= d_out max|dY| max|W|``, ``|dW| <= rows max|X| max|dY|``
+    and ``|db| <= rows max|dY|``, each through :func:`sum_bound` (rounding included).
+    """
+    return max(
+        sum_bound(d_out, peak_g, peak_w), sum_bound(rows, peak_x, peak_g), sum_bound(rows, peak_g)
+    )
 
 
 def affine(
@@ -1097,6 +1111,32 @@ def layer_norm_vjp_rows(
     d_x, d_gamma, d_beta = layer_norm_grads_rows(x_hat, rstd, grad, gamma)
     batch = x.shape[:-1]
     return d_x.reshape(x.shape), d_gamma, d_beta, mean.reshape(batch), rstd.reshape(batch)
+
+
+def layer_norm_bound(d: int, peak_gamma: float, peak_beta: float) -> float:
+    """A bound of the computed ``x_hat * gamma + beta`` (:func:`sum_bound`'s rules).
+
+    ``|x_hat| <= sqrt(d)``: the Cauchy-Schwarz inequality on a centred row of ``d``
+    entries (twice that for the rounding of ``x_hat``).
+    """
+    return sum_bound(1, 2.0 * math.sqrt(d), peak_gamma) + 2.0 * peak_beta
+
+
+def layer_norm_vjp_bound(d: int, rows: int, eps: float, peak_g: float, peak_gamma: float) -> float:
+    """A bound of every array ``layer_norm_vjp`` computes (:func:`sum_bound`'s rules).
+
+    From ``|x_hat| <= sqrt(d)``, ``rstd <= 1 / sqrt(eps)``, ``max |grad|`` and
+    ``max |gamma|``: ``dx = rstd (g - mean(g) - x_hat mean(g x_hat))`` with
+    ``g = grad * gamma``, ``dgamma`` and ``dbeta`` sums over the ``rows``; ``inf`` when
+    ``eps = 0`` (nothing bounds ``rstd``).
+    """
+    if eps <= 0.0:
+        return math.inf
+    x_hat = 2.0 * math.sqrt(d)
+    g = sum_bound(1, peak_g, peak_gamma)  # grad * gamma
+    inner = 2.0 * (g + sum_bound(1, x_hat, sum_bound(d, g, x_hat)) + sum_bound(d, g))
+    d_x = sum_bound(1, inner, 2.0 / math.sqrt(eps))
+    return max(d_x, sum_bound(rows, peak_g, x_hat), sum_bound(rows, peak_g))
 
 
 def layer_norm_grads_rows(

@@ -77,13 +77,14 @@ from attention_from_scratch._checks import (
     positive_finite,
     read_only,
     silenced,
-    sum_bound,
     working_dtype,
 )
 from attention_from_scratch._kernel import (
     divide_by_root,
+    layer_norm_bound,
     layer_norm_grads_rows,
     layer_norm_rows,
+    layer_norm_vjp_bound,
     layer_norm_vjp_rows,
     reciprocal_root,
     scaled_rows,
@@ -963,7 +964,7 @@ def _layer_norm_from(
     top = named_peak({"gamma": g, "beta": b})  # both validated in one pass
     peak_g, peak_b = (1.0 if g is None else top), (0.0 if b is None else top)
     x_hat = stats._x_hat_w  # working dtype, read-only: not written to
-    proven = fits(sum_bound(1, 2.0 * math.sqrt(arr.shape[-1]), peak_g) + 2.0 * peak_b, arr.dtype)
+    proven = fits(layer_norm_bound(arr.shape[-1], peak_g, peak_b), arr.dtype)
     with silenced(proven):  # otherwise reported by finite_result
         out = np.array(x_hat) if g is None else x_hat * g.astype(x_hat.dtype, copy=False)
         if b is not None:
@@ -1307,12 +1308,13 @@ def _layer_norm_vjp_from(
     """:func:`layer_norm_vjp` from kept statistics: its lines after the statistics.
 
     ``peaks`` are ``max |grad|`` and ``max |gamma|`` (1 without one): where
-    :func:`_layer_norm_vjp_bound` fits the dtype, nothing can overflow and nothing is scanned.
+    the kernel's ``layer_norm_vjp_bound`` fits the dtype, nothing can overflow and
+    nothing is scanned.
     """
     x_hat = stats._x_hat_w  # x's shape, working dtype
     rstd = stats._rstd_w  # (..., 1), working dtype
     d = x_hat.shape[-1]
-    proven = fits(_layer_norm_vjp_bound(d, x_hat.size // d, stats.eps, *peaks), stats.x.dtype)
+    proven = fits(layer_norm_vjp_bound(d, x_hat.size // d, stats.eps, *peaks), stats.x.dtype)
     if stats._rows:  # made by the kernel: its backward lines
         d_x, d_gamma, d_beta = layer_norm_grads_rows(
             x_hat.reshape(-1, d), rstd.reshape(-1, 1), g_arr, gam, proven=proven
@@ -1330,25 +1332,6 @@ def _layer_norm_vjp_from(
         )
     d_x, d_gamma, d_beta = (frozen(result) for result in results)
     return LayerNormGrads(d_x, d_gamma, d_beta, mean=stats.mean, rstd=stats.rstd)
-
-
-def _layer_norm_vjp_bound(
-    d: int, rows: int, eps: float, peak_g: float, peak_gamma: float
-) -> float:
-    """A bound of every array :func:`layer_norm_vjp` computes (:func:`sum_bound`'s rules).
-
-    From ``|x_hat| <= sqrt(d)``, ``rstd <= 1 / sqrt(eps)``, ``max |grad|`` and
-    ``max |gamma|``: ``dx = rstd (g - mean(g) - x_hat mean(g x_hat))`` with
-    ``g = grad * gamma``, ``dgamma`` and ``dbeta`` sums over the ``rows``; ``inf`` when
-    ``eps = 0`` (nothing bounds ``rstd``).
-    """
-    if eps <= 0.0:
-        return math.inf
-    x_hat = 2.0 * math.sqrt(d)
-    g = sum_bound(1, peak_g, peak_gamma)  # grad * gamma
-    inner = 2.0 * (g + sum_bound(1, x_hat, sum_bound(d, g, x_hat)) + sum_bound(d, g))
-    d_x = sum_bound(1, inner, 2.0 / math.sqrt(eps))
-    return max(d_x, sum_bound(rows, peak_g, x_hat), sum_bound(rows, peak_g))
 
 
 def rms_norm_vjp(

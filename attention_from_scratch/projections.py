@@ -93,9 +93,14 @@ from attention_from_scratch._checks import (
     positive_int,
     read_only,
     silenced,
-    sum_bound,
 )
-from attention_from_scratch._kernel import affine, linear_bound, matmul_rows, ones
+from attention_from_scratch._kernel import (
+    affine,
+    linear_bound,
+    linear_vjp_bound,
+    matmul_rows,
+    ones,
+)
 
 __all__ = [
     "AttentionParams",
@@ -350,11 +355,8 @@ def linear_vjp(x: ArrayLike, weight: ArrayLike, grad: ArrayLike, /) -> LinearGra
     rows_x = xw.reshape(-1, xw.shape[-1])  # (N, d_in): every row of every batch entry
     rows_g = g.reshape(-1, g.shape[-1])  # (N, d_out)
     n, d_out = rows_g.shape
-    # |dX| <= d_out max|dY| max|W|, |dW| <= N max|X| max|dY|, |db| <= N max|dY|
-    bound = max(
-        sum_bound(d_out, peak_g, peak_w), sum_bound(n, peak_x, peak_g), sum_bound(n, peak_g)
-    )
-    proven = fits(bound, x_arr.dtype)  # no gradient can overflow: nothing to scan
+    # no gradient can overflow where the bound fits: nothing to scan
+    proven = fits(linear_vjp_bound(n, d_out, peak_x, peak_w, peak_g), x_arr.dtype)
     with silenced(proven):  # otherwise an overflow is reported by finite_results
         d_x = matmul_rows(g, ww.T)  # dX = dY W^T: (..., d_out) @ (d_out, d_in) -> (..., d_in)
         d_w = rows_x.T @ rows_g  # dW = X^T dY: (d_in, N) @ (N, d_out) -> (d_in, d_out)
